@@ -1,0 +1,51 @@
+# `make run` and `make test` set everything up themselves: a virtual environment in .venv with
+# the torch build this machine wants (CUDA where nvidia-smi sees a GPU, the CPU wheel elsewhere).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+STAMP := $(VENV)/.installed
+# The device machine has torch but no network: `make gpu-check GPU_PYTHON=python3` skips the venv.
+GPU_PYTHON ?=
+
+.PHONY: setup run test lint fmt gpu-check clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	@if nvidia-smi -L >/dev/null 2>&1 || [ "$$(uname -s)" = Darwin ]; then \
+		echo "installing torch $(TORCH_VERSION) (default build)"; \
+		$(BIN)/pip install -q torch==$(TORCH_VERSION); \
+	else \
+		echo "no CUDA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+		$(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu 2>/dev/null \
+		|| $(BIN)/pip install -q torch==$(TORCH_VERSION)+cpu --extra-index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The main job: offline, on the shipped gpt target.
+run: $(STAMP)
+	$(BIN)/python -m evo eval targets/gpt
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Two 60 s evaluations of the gpt target on CUDA with different seeds.
+gpu-check: $(if $(GPU_PYTHON),,$(STAMP))
+	for seed in 1 2; do \
+		$(or $(GPU_PYTHON),$(BIN)/python) -m evo eval targets/gpt --device cuda --budget 60 --seed $$seed || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
