@@ -1,0 +1,94 @@
+"""The contract between evo's sandbox and a target's fixed entry point.
+
+evo runs a target's `entry` command in a fresh working copy with the environment variables
+below, and nothing else of its own (no API keys, no secrets). The target's fixed part calls
+`request()` *before* it imports any mutable code, does its work, and reports the metric with
+`report()` (or `report_invalid()` when the variant fails a correctness check).
+
+The result travels through a JSON file whose path only the fixed part knows: `request()` removes
+it from the environment, so text that mutable code prints is never read as the metric, and a
+variant that exits early without the fixed part reporting gets status `invalid`.
+
+This module uses the standard library only, so a target can import it without evo's heavier
+dependencies (the sandbox puts evo on the child's PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+BUDGET_SECONDS = "EVO_BUDGET_SECONDS"
+DEVICE = "EVO_DEVICE"
+SEED = "EVO_SEED"
+THREADS = "EVO_THREADS"
+CACHE_DIR = "EVO_CACHE_DIR"
+RESULT_PATH = "EVO_RESULT_PATH"
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "evo"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the sandbox asks of one evaluation.
+
+    budget_seconds: the training (or work) budget the fixed part must enforce.
+    device: "cpu" or "cuda"; chosen by the sandbox, CUDA only where the evaluator holds a GPU.
+    seed: drives every random choice of the evaluation (data order, initialisation).
+    threads: CPU threads the evaluation may use.
+    cache_dir: where a target keeps data that outlives one evaluation (corpora, inputs).
+    result_path: where `report` writes; None when the entry point runs by hand (prints instead).
+    """
+
+    budget_seconds: float
+    device: str
+    seed: int
+    threads: int
+    cache_dir: Path
+    result_path: Path | None
+
+
+def request(default_budget_seconds: float) -> Request:
+    """Read (and hide) the sandbox's request; by hand, without evo, fall back to defaults."""
+    env = os.environ
+    result_path = env.pop(RESULT_PATH, None)
+    return Request(
+        budget_seconds=float(env.get(BUDGET_SECONDS, default_budget_seconds)),
+        device=env.get(DEVICE, "cpu"),
+        seed=int(env.get(SEED, "0")),
+        threads=int(env.get(THREADS, str(os.cpu_count() or 1))),
+        cache_dir=Path(env.get(CACHE_DIR, DEFAULT_CACHE_DIR)),
+        result_path=Path(result_path) if result_path else None,
+    )
+
+
+def report(req: Request, metric: float, **details: float | int | str | None) -> None:
+    """Report the metric with target-specific details (train_seconds, tokens, ...)."""
+    _write(req, {"status": "ok", "metric": _finite_or_none(metric), **details})
+
+
+def report_invalid(req: Request, reason: str, **details: float | int | str | None) -> None:
+    """Report that the variant ran but must not be scored (wrong output, broken budget, ...)."""
+    _write(req, {"status": "invalid", "reason": reason, **details})
+
+
+def _finite_or_none(value: float) -> float | None:
+    # JSON has no NaN; None tells the sandbox the metric was not finite.
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _write(req: Request, payload: dict) -> None:
+    text = json.dumps(payload)
+    if req.result_path is None:
+        print(text, file=sys.stdout)
+        return
+    fd, tmp = tempfile.mkstemp(dir=req.result_path.parent, prefix=".result-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, req.result_path)

@@ -1,0 +1,106 @@
+"""The outcome of one evaluation: the record the CLI prints and the engine logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+OK = "ok"
+CRASH = "crash"
+TIMEOUT = "timeout"
+INVALID = "invalid"
+STATUSES = (OK, CRASH, TIMEOUT, INVALID)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """One evaluation of one variant.
+
+    status: ok (finite metric), crash (non-zero exit, no verdict), timeout (killed at the hard
+        limit), invalid (ran, but the metric is NaN/inf, was never reported, or the fixed part
+        refused it: a failed correctness check, a broken budget, a non-causal model).
+    metric: the fixed part's measurement; set only when status is ok.
+    train_seconds: time the fixed part counted against the budget, when it reported one.
+    wall_seconds: the evaluation's whole life, start-up and final evaluation included.
+    peak_rss_mb: peak resident memory of the evaluation's main process.
+    reason: one line saying why a non-ok evaluation failed.
+    stderr_tail: the end of stderr (the traceback of a crash).
+    details: what else the fixed part reported (tokens, steps, params, MFU, GPU memory, ...).
+    """
+
+    status: str
+    metric_name: str
+    metric: float | None
+    seed: int
+    device: str
+    budget_seconds: float
+    train_seconds: float | None
+    wall_seconds: float
+    peak_rss_mb: float | None
+    reason: str = ""
+    stderr_tail: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The one-line form the CLI prints."""
+        head = f"{self.status} {self.metric_name}="
+        head += f"{self.metric:.4f}" if self.metric is not None else "-"
+        parts = [head, f"train={_seconds(self.train_seconds)}", f"wall={self.wall_seconds:.1f}s"]
+        if self.peak_rss_mb is not None:
+            parts.append(f"rss={self.peak_rss_mb:.0f}MB")
+        parts += [f"{key}={_short(value)}" for key, value in self.details.items()]
+        parts += [f"seed={self.seed}", f"device={self.device}"]
+        if self.reason:
+            parts.append(f"reason: {self.reason}")
+        return " ".join(parts)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def classify(
+    reported: dict[str, Any] | None, exit_code: int, timed_out: bool, stderr_tail: str
+) -> tuple[str, float | None, str]:
+    """Status, metric and reason from what the run left behind.
+
+    Only the fixed part's report can make a result ok; the exit code and stderr only explain
+    failures.
+    """
+    if timed_out:
+        return TIMEOUT, None, "killed at the hard timeout"
+    if reported is not None and reported.get("status") == INVALID:
+        return INVALID, None, str(reported.get("reason") or "refused by the fixed part")
+    if exit_code < 0:
+        return CRASH, None, f"killed by {signal.Signals(-exit_code).name}"
+    if exit_code > 0:
+        return CRASH, None, _last_line(stderr_tail) or f"exited with status {exit_code}"
+    if reported is None:
+        return INVALID, None, "the metric was never reported"
+    metric = reported.get("metric")
+    if reported.get("status") != OK or not (metric is None or _is_number(metric)):
+        return INVALID, None, "the report is malformed"
+    if metric is None or not math.isfinite(metric):
+        return INVALID, None, "the metric is not finite"
+    return OK, float(metric), ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

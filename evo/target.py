@@ -1,0 +1,188 @@
+"""A target: the folder evo improves, described by its `target.toml`.
+
+The protocol is documented for users in targets/README.md. Loading validates everything up front
+so that a mistake in `target.toml` costs a one-line error, not an hour of failed evaluations.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evo.errors import UsageError
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Static rules for the mutable code, checked before a variant is evaluated.
+
+    required_names: top-level names every variant must keep defining (the fixed part calls them).
+    forbidden_imports: modules a variant may not import (prefix match: "os" covers "os.path").
+    forbidden_names: identifiers a variant may not use, as a name or an attribute.
+    """
+
+    required_names: tuple[str, ...] = ()
+    forbidden_imports: tuple[str, ...] = ()
+    forbidden_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A loaded, validated target.
+
+    root: the target folder; every file in it except `mutable` is fixed.
+    mutable: paths relative to root of the only files an operator may change.
+    entry: argv of the fixed entry point, run in a working copy of root.
+    budget_seconds: default training budget, enforced by the fixed part.
+    timeout_seconds: hard wall-clock limit at the default budget; the sandbox kills the
+        evaluation's whole process group past it. A different budget moves it by the same amount.
+    """
+
+    name: str
+    root: Path
+    mutable: tuple[str, ...]
+    entry: tuple[str, ...]
+    metric: str
+    direction: str
+    budget_seconds: float
+    timeout_seconds: float
+    description: str = ""
+    instructions: str | None = None
+    rules: Rules = field(default_factory=Rules)
+
+    def timeout_for(self, budget_seconds: float) -> float:
+        return budget_seconds + (self.timeout_seconds - self.budget_seconds)
+
+    def is_better(self, a: float, b: float) -> bool:
+        """True when metric value a is strictly better than b."""
+        return a < b if self.direction == "minimize" else a > b
+
+    def read_mutable(self) -> dict[str, str]:
+        """The target's own mutable sources: the seed program."""
+        return {rel: (self.root / rel).read_text() for rel in self.mutable}
+
+
+_TOP_KEYS = {"name", "description", "mutable", "entry", "instructions", "metric", "budget", "rules"}
+_METRIC_KEYS = {"name", "direction"}
+_BUDGET_KEYS = {"seconds", "timeout_seconds"}
+_RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
+
+
+def load_target(path: str | Path) -> Target:
+    """Load and validate a target folder (or its target.toml); raise UsageError on any problem."""
+    path = Path(path)
+    root = path.parent if path.name == "target.toml" else path
+    toml_path = root / "target.toml"
+    if not root.is_dir():
+        raise UsageError(f"target folder {root} does not exist; pass a folder holding target.toml")
+    if not toml_path.is_file():
+        raise UsageError(f"{toml_path} is missing; every target needs one (see targets/README.md)")
+    try:
+        data = tomllib.loads(toml_path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{toml_path} is not valid TOML ({e}); fix the syntax there") from None
+
+    where = str(toml_path)
+    _reject_unknown(data, _TOP_KEYS, where)
+    metric = _table(data, "metric", where)
+    budget = _table(data, "budget", where)
+    rules = data.get("rules", {})
+    if not isinstance(rules, dict):
+        raise UsageError(f"{where}: [rules] must be a table; see targets/README.md")
+    _reject_unknown(metric, _METRIC_KEYS, f"{where} [metric]")
+    _reject_unknown(budget, _BUDGET_KEYS, f"{where} [budget]")
+    _reject_unknown(rules, _RULES_KEYS, f"{where} [rules]")
+
+    mutable = _strings(data, "mutable", where, required=True)
+    for rel in mutable:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise UsageError(f"{where}: mutable file {rel!r} must be a path inside the target")
+        if not (root / rel).is_file():
+            raise UsageError(f"mutable file {root / rel} is missing; create it or fix 'mutable'")
+
+    direction = _string(metric, "direction", f"{where} [metric]")
+    if direction not in DIRECTIONS:
+        raise UsageError(
+            f"{where} [metric]: direction {direction!r} is unknown; use 'minimize' or 'maximize'"
+        )
+    budget_seconds = _positive(budget, "seconds", f"{where} [budget]")
+    timeout_seconds = _positive(budget, "timeout_seconds", f"{where} [budget]")
+    if timeout_seconds <= budget_seconds:
+        raise UsageError(
+            f"{where} [budget]: timeout_seconds ({timeout_seconds:g}) must exceed seconds "
+            f"({budget_seconds:g}) to leave time for start-up and evaluation"
+        )
+
+    instructions = data.get("instructions")
+    if instructions is not None and not (root / str(instructions)).is_file():
+        raise UsageError(f"instructions file {root / str(instructions)} is missing; create it")
+
+    return Target(
+        name=_string(data, "name", where),
+        root=root.resolve(),
+        mutable=mutable,
+        entry=_entry_argv(_string(data, "entry", where)),
+        metric=_string(metric, "name", f"{where} [metric]"),
+        direction=direction,
+        budget_seconds=budget_seconds,
+        timeout_seconds=timeout_seconds,
+        description=str(data.get("description", "")),
+        instructions=str(instructions) if instructions is not None else None,
+        rules=Rules(
+            required_names=_strings(rules, "required_names", f"{where} [rules]"),
+            forbidden_imports=_strings(rules, "forbidden_imports", f"{where} [rules]"),
+            forbidden_names=_strings(rules, "forbidden_names", f"{where} [rules]"),
+        ),
+    )
+
+
+def _entry_argv(entry: str) -> tuple[str, ...]:
+    # "python" means the interpreter evo runs under, so the variant sees the same packages.
+    argv = shlex.split(entry)
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return tuple(argv)
+
+
+def _reject_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown key {unknown[0]!r}; known keys are {', '.join(sorted(known))}"
+        )
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: the [{key}] table is missing; see targets/README.md")
+    return value
+
+
+def _string(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{where}: '{key}' must be a non-empty string")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str, where: str, required: bool = False) -> tuple[str, ...]:
+    value = data.get(key, None if required else [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{where}: '{key}' must be a list of strings")
+    if required and not value:
+        raise UsageError(f"{where}: '{key}' must name at least one file")
+    return tuple(value)
+
+
+def _positive(data: dict[str, Any], key: str, where: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise UsageError(f"{where}: '{key}' must be a number of seconds > 0")
+    return float(value)
