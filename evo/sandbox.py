@@ -44,7 +44,8 @@ from typing import Any
 import evo
 from evo import protocol
 from evo.errors import UsageError
-from evo.result import EvalResult, classify
+from evo.result import INVALID, OK, EvalResult, classify
+from evo.rules import violations
 from evo.target import Target
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -91,6 +92,7 @@ def evaluate(
     threads: int | None = None,
     cache_dir: Path | None = None,
     log_dir: Path | None = None,
+    check_rules: bool = True,
 ) -> EvalResult:
     """Evaluate one variant of `target` and return its result; never raises for a bad variant.
 
@@ -98,6 +100,8 @@ def evaluate(
     budget_seconds / timeout_seconds: default to the target's (the timeout moves with the budget).
     device: "cpu" or "cuda" (already resolved; see resolve_device).
     log_dir: where to keep the run's stdout.log and stderr.log; by default they are discarded.
+    check_rules: refuse a variant that breaks the target's static rules without running it.
+        Only tests of the sandbox itself, which must hold even behind broken rules, turn it off.
     """
     unknown = sorted(set(sources or {}) - set(target.mutable))
     if unknown:
@@ -110,6 +114,22 @@ def evaluate(
     if budget <= 0 or timeout <= 0:
         raise UsageError("the budget and the timeout must be > 0 seconds")
     threads = threads or os.cpu_count() or 1
+    problems = (
+        violations(target.rules, target.read_mutable() | (sources or {})) if check_rules else []
+    )
+    if problems:
+        return EvalResult(
+            status=INVALID,
+            metric_name=target.metric,
+            metric=None,
+            seed=seed,
+            device=device,
+            budget_seconds=float(budget),
+            train_seconds=None,
+            wall_seconds=0.0,
+            peak_rss_mb=None,
+            reason="static rules: " + "; ".join(problems),
+        )
 
     with tempfile.TemporaryDirectory(prefix="evo-eval-") as scratch_name:
         scratch = Path(scratch_name)
@@ -158,7 +178,7 @@ def evaluate(
         wall_seconds=wall_seconds,
         peak_rss_mb=peak_rss_mb,
         reason=reason,
-        stderr_tail="" if status == "ok" else stderr_tail,
+        stderr_tail="" if status == OK else stderr_tail,
         details=details,
     )
 
