@@ -35,7 +35,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +66,7 @@ _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".*")
 
 
 def resolve_device(device: str) -> str:
-    """ "cpu" or "cuda" from a user's choice; "auto" takes CUDA where torch sees a GPU."""
+    """Turn a user's choice into "cpu" or "cuda"; "auto" takes CUDA where torch sees a GPU."""
     if device not in DEVICES:
         raise UsageError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
     if device == "cpu":
@@ -117,18 +116,21 @@ def evaluate(
     problems = (
         violations(target.rules, target.read_mutable() | (sources or {})) if check_rules else []
     )
+    common = {
+        "metric_name": target.metric,
+        "seed": seed,
+        "device": device,
+        "budget_seconds": float(budget),
+    }
     if problems:
         return EvalResult(
             status=INVALID,
-            metric_name=target.metric,
             metric=None,
-            seed=seed,
-            device=device,
-            budget_seconds=float(budget),
             train_seconds=None,
             wall_seconds=0.0,
             peak_rss_mb=None,
             reason="static rules: " + "; ".join(problems),
+            **common,
         )
 
     with tempfile.TemporaryDirectory(prefix="evo-eval-") as scratch_name:
@@ -169,17 +171,14 @@ def evaluate(
     }
     return EvalResult(
         status=status,
-        metric_name=target.metric,
         metric=metric,
-        seed=seed,
-        device=device,
-        budget_seconds=float(budget),
         train_seconds=float(train_seconds) if isinstance(train_seconds, int | float) else None,
         wall_seconds=wall_seconds,
         peak_rss_mb=peak_rss_mb,
         reason=reason,
         stderr_tail="" if status == OK else stderr_tail,
         details=details,
+        **common,
     )
 
 
@@ -223,28 +222,38 @@ def _run(
     deadline = time.monotonic() + timeout
     delay = 0.001
     timed_out = False
+    peak_rss_mb = None
     try:
-        while True:
-            # wait4, not Popen.wait: it also gives this child's own peak memory.
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
+        while proc.poll() is None:
+            peak_rss_mb = _peak_rss_mb(proc.pid) or peak_rss_mb
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 _kill_group(proc.pid)
-                pid, status, usage = os.wait4(proc.pid, 0)
+                proc.wait()
                 break
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.01)
-    except BaseException:
-        _kill_group(proc.pid)
+    finally:
+        _kill_group(proc.pid)  # on exit: children the variant left behind; on error: everything
         proc.wait()
-        raise
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    _kill_group(proc.pid)  # children the variant left behind
-    kilobytes = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss
-    return proc.returncode, timed_out, kilobytes / 1024
+    return proc.returncode, timed_out, peak_rss_mb
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory so far (Linux), or None where it cannot be read.
+
+    Read from /proc while it runs, not from wait4's ru_maxrss: that one also counts the memory
+    of evo's own process, which the child shared before it exec'd the entry command.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _kill_group(pgid: int) -> None:

@@ -1,0 +1,144 @@
+"""The gpt target's fixed part: corpus building from every source, the clock, the metric."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+DOCS = [f"document {i}: " + "abc " * (5 * i) + "\n" for i in range(40)]  # 2 held out
+
+
+def expected_split(docs: list[str]) -> dict[str, bytes]:
+    val = [d for i, d in enumerate(docs) if i % 20 == 19]
+    train = [d for i, d in enumerate(docs) if i % 20 != 19]
+    return {
+        split: b"".join(d.encode() + b"\0" for d in part)
+        for split, part in (("train", train), ("val", val))
+    }
+
+
+def write_sources(folder, kind):
+    folder.mkdir()
+    if kind == "text":
+        for i, doc in enumerate(DOCS):
+            (folder / f"{i:03d}.txt").write_text(doc)
+        return str(folder)
+    if kind == "jsonl":
+        path = folder / "docs.jsonl"
+        path.write_text(
+            "".join(json.dumps({"text": d, "id": i}) + "\n" for i, d in enumerate(DOCS))
+        )
+        return str(path)
+    path = folder / "docs.parquet"
+    pq.write_table(pa.table({"id": list(range(40)), "text": DOCS}), path, row_group_size=7)
+    return f"file://{path}" if kind == "parquet-url" else str(path)
+
+
+@pytest.mark.parametrize("kind", ["text", "jsonl", "parquet", "parquet-url"])
+def test_corpus_from_local_files_and_urls(gpt_prepare, tmp_path, kind):
+    source = write_sources(tmp_path / "src", kind)
+    out = tmp_path / "cache" / "gpt" / "mine"
+    documents = gpt_prepare.documents_from([source], "text", tmp_path / "downloads")
+    meta = gpt_prepare.build_corpus(documents, out)
+    expected = expected_split(DOCS)
+    assert meta["documents"] == {"train": 38, "val": 2}
+    for split in ("train", "val"):
+        assert (out / f"{split}.bin").read_bytes() == expected[split]
+        assert meta["bytes"][split] == len(expected[split])
+
+
+def test_a_corpus_too_small_is_refused(gpt_prepare, tmp_path):
+    with pytest.raises(ValueError, match="corpus too small"):
+        gpt_prepare.build_corpus([b"tiny"] * 3, tmp_path / "small")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_corpus_is_deterministic(gpt_prepare, cache_dir):
+    first = gpt_prepare.load_split(cache_dir, "val")
+    meta = json.loads((gpt_prepare.corpus_dir(cache_dir) / "meta.json").read_text())
+    assert meta["bytes"]["val"] == len(first) > 200_000
+    rebuilt = gpt_prepare.build_corpus(gpt_prepare.stdlib_documents(), cache_dir / "again")
+    assert rebuilt["sha256"] == meta["sha256"]
+
+
+class Uniform(torch.nn.Module):
+    def forward(self, idx):
+        return torch.zeros(*idx.shape, 256)
+
+
+class Peeking(torch.nn.Module):
+    def forward(self, idx):
+        return 50.0 * torch.nn.functional.one_hot(idx.roll(-1, dims=1), 256).float()
+
+
+def test_a_uniform_model_scores_exactly_8_bits_per_byte(gpt_prepare):
+    rng = np.random.default_rng(0)
+    val = rng.integers(0, 256, size=300_000).astype(np.uint8)
+    windows = gpt_prepare.eval_windows(val)
+    assert windows.shape == (gpt_prepare.EVAL_TOKENS // 256, 257)
+    assert gpt_prepare.evaluate_bpb(Uniform(), windows, torch.device("cpu")) == pytest.approx(
+        8.0,
+        abs=1e-6,  # the logits' fp32 log-sum-exp
+    )
+
+
+def test_separators_count_no_bytes(gpt_prepare):
+    windows = torch.zeros(4, 257, dtype=torch.int64)
+    windows[:, 1::2] = 65  # half the targets are separators (0), half the letter A
+    # A model sure of the letter and unsure of the separator: only the letter counts.
+    logits = torch.full((256,), -1e9)
+    logits[65] = 0.0
+
+    class SureOfA(torch.nn.Module):
+        def forward(self, idx):
+            return logits.expand(*idx.shape, 256)
+
+    assert gpt_prepare.evaluate_bpb(SureOfA(), windows, torch.device("cpu")) == 0.0
+
+
+def test_causality_check(gpt_prepare):
+    windows = torch.randint(0, 256, (8, 257))
+    gpt_prepare.check_causal(Uniform(), windows, torch.device("cpu"))
+    with pytest.raises(gpt_prepare.Refused, match="not causal"):
+        gpt_prepare.check_causal(Peeking(), windows, torch.device("cpu"))
+
+
+def test_wrong_logit_shapes_are_refused(gpt_prepare):
+    class Flat(torch.nn.Module):
+        def forward(self, idx):
+            return torch.zeros(idx.shape[0], 256)
+
+    with pytest.raises(
+        gpt_prepare.Refused, match=r"logits of shape \(4, 256, 256\), not \(4, 256\)"
+    ):
+        gpt_prepare.check_causal(
+            Flat(), torch.zeros(4, 257, dtype=torch.int64), torch.device("cpu")
+        )
+
+
+def test_the_clock_stops_batches_once_the_budget_is_spent(gpt_prepare):
+    data = np.arange(10_000, dtype=np.uint8)
+    run = gpt_prepare.Run(data, torch.device("cpu"), seed=1, budget=0.3)
+    progress = []
+    for inputs, targets in run.batches(4, 16):
+        assert torch.equal(inputs[:, 1:], targets[:, :-1])
+        progress.append(run.progress())
+    assert progress[0] == 0.0 and progress == sorted(progress) and progress[-1] <= 1.0
+    assert run.elapsed() >= 0.3
+    assert run.tokens == run.steps * 4 * 16 == len(progress) * 64
+
+
+def test_one_seed_gives_one_data_order(gpt_prepare):
+    data = np.arange(10_000, dtype=np.uint8)
+
+    def first_batch(seed):
+        run = gpt_prepare.Run(data, torch.device("cpu"), seed=seed, budget=1.0)
+        return next(run.batches(4, 16))[0]
+
+    assert torch.equal(first_batch(1), first_batch(1))
+    assert not torch.equal(first_batch(1), first_batch(2))

@@ -1,0 +1,95 @@
+"""Loading target.toml: the shipped targets load, and each mistake gets its own clear message."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from evo.errors import UsageError
+from evo.target import load_target
+
+VALID = """
+name = "demo"
+mutable = ["solve.py"]
+entry = "python run.py --fast"
+[metric]
+name = "score"
+direction = "maximize"
+[budget]
+seconds = 5
+timeout_seconds = 20
+"""
+
+
+def make_target(folder: Path, toml: str | None, files=("solve.py",)) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name in files:
+        (folder / name).write_text("x = 1\n")
+    if toml is not None:
+        (folder / "target.toml").write_text(toml)
+    return folder
+
+
+def test_shipped_targets_load(gpt, sort_target):
+    assert (gpt.name, gpt.mutable, gpt.metric, gpt.direction) == (
+        "gpt",
+        ("train.py",),
+        "val_bpb",
+        "minimize",
+    )
+    assert (gpt.budget_seconds, gpt.timeout_seconds, gpt.timeout_for(30)) == (60, 300, 270)
+    assert gpt.entry == (sys.executable, "prepare.py")
+    assert gpt.rules.required_names == ("train",)
+    assert "os" in gpt.rules.forbidden_imports and "open" in gpt.rules.forbidden_names
+    assert (sort_target.metric, sort_target.mutable) == ("runtime_ms", ("sort.py",))
+
+
+def test_a_valid_target(tmp_path):
+    target = load_target(make_target(tmp_path / "demo", VALID) / "target.toml")
+    assert target.entry == (sys.executable, "run.py", "--fast")
+    assert target.is_better(2.0, 1.0) and not target.is_better(1.0, 1.0)
+    assert target.read_mutable() == {"solve.py": "x = 1\n"}
+    assert target.rules.forbidden_imports == ()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: "name = [", "is not valid TOML"),
+        (lambda t: t.replace('name = "demo"\n', ""), "'name' must be a non-empty string"),
+        (lambda t: "budjet = 3\n" + t, "unknown key 'budjet'; known keys are budget, description"),
+        (lambda t: t.replace('"maximize"', '"max"'), "direction 'max' is unknown; use 'minimize'"),
+        (
+            lambda t: t.replace("seconds = 5", "seconds = 0"),
+            "'seconds' must be a number of seconds > 0",
+        ),
+        (lambda t: t.replace("seconds = 5", 'seconds = "5"'), "'seconds' must be a number"),
+        (lambda t: t.replace("timeout_seconds = 20", "timeout_seconds = 5"), "must exceed seconds"),
+        (lambda t: t.replace('["solve.py"]', "[]"), "'mutable' must name at least one file"),
+        (lambda t: t.replace('["solve.py"]', '"solve.py"'), "'mutable' must be a list of strings"),
+        (lambda t: t.replace('["solve.py"]', '["../x.py"]'), "must be a path inside the target"),
+        (lambda t: t.replace('["solve.py"]', '["gone.py"]'), "mutable file"),
+        (
+            lambda t: t.split("[metric]")[0] + "[budget]" + t.split("[budget]")[1],
+            "[metric] table is missing",
+        ),
+        (lambda t: t + "[rules]\nforbidden_names = 'open'\n", "'forbidden_names' must be a list"),
+        (lambda t: t + "[rules]\nrequired = ['x']\n", "unknown key 'required'"),
+        (lambda t: 'instructions = "nope.md"\n' + t, "instructions file"),
+    ],
+)
+def test_each_mistake_gets_a_clear_message(tmp_path, edit, message):
+    folder = make_target(tmp_path / "demo", edit(VALID))
+    with pytest.raises(UsageError) as caught:
+        load_target(folder)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_folder_and_missing_toml(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_target(tmp_path / "nowhere")
+    with pytest.raises(UsageError, match="target.toml is missing; every target needs one"):
+        load_target(make_target(tmp_path / "empty", None))
