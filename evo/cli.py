@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 
@@ -30,28 +31,58 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate one variant of a target in a fresh, killable subprocess and print "
         "a one-line result.",
     )
-    ev.add_argument(
+    _add_variant_arguments(ev)
+    ev.add_argument("--budget", type=float, help="training budget in seconds (default: target's)")
+    ev.add_argument("--timeout", type=float, help="hard timeout in seconds (default: target's)")
+    ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    ev.add_argument("--json", action="store_true", help="print the whole result record as JSON")
+    ev.set_defaults(handler=_eval)
+
+    pr = commands.add_parser(
+        "propose",
+        help="propose one validated child of a variant",
+        description="Ask a mutation operator for one hypothesis and edit, validate the child, "
+        "and print the hypothesis and its unified diff (or every rejection reason; exit 1).",
+    )
+    _add_variant_arguments(pr)
+    pr.add_argument(
+        "--operator",
+        default="auto",
+        help="offline, anthropic, openai, or auto: anthropic when ANTHROPIC_API_KEY is set, "
+        "else offline (default: auto)",
+    )
+    pr.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]",
+        help="a model of the ensemble, repeatable (default for anthropic: haiku 0.7, sonnet 0.3)",
+    )
+    pr.add_argument("--base-url", help="the model server (required for openai)")
+    pr.add_argument("--max-tokens", type=int, default=4096, help="reply length cap (4096)")
+    pr.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
+    pr.add_argument("--spend-cap", type=float, default=10.0, help="USD cap for the calls (10)")
+    pr.set_defaults(handler=_propose)
+    return parser
+
+
+def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "target",
         nargs="?",
         type=Path,
         default=DEFAULT_TARGET,
         help="target folder holding target.toml (default: the shipped gpt target)",
     )
-    ev.add_argument(
+    parser.add_argument(
         "--file",
         action="append",
         default=[],
         metavar="[REL=]PATH",
         help="a variant of a mutable file; REL= names which one when the target has several",
     )
-    ev.add_argument("--budget", type=float, help="training budget in seconds (default: target's)")
-    ev.add_argument("--timeout", type=float, help="hard timeout in seconds (default: target's)")
-    ev.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
-    ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    ev.add_argument("--json", action="store_true", help="print the whole result record as JSON")
-    ev.set_defaults(handler=_eval)
-    return parser
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +121,63 @@ def _eval(args: argparse.Namespace) -> int:
     if result.status != "ok" and result.stderr_tail and not args.json:
         print(result.stderr_tail.rstrip(), file=sys.stderr)
     return 0
+
+
+def _propose(args: argparse.Namespace) -> int:
+    from evo.llm import LLMConfig
+    from evo.operator import make_operator
+    from evo.proposal import Validator
+    from evo.sandbox import resolve_device
+    from evo.target import load_target
+
+    target = load_target(args.target)
+    parent = target.read_mutable() | _variant_sources(args.file, target.mutable)
+    config = LLMConfig(
+        backend=args.operator if args.operator == "openai" else "anthropic",
+        base_url=args.base_url,
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        spend_cap_usd=args.spend_cap,
+        **({"models": tuple(_model_weight(spec) for spec in args.model)} if args.model else {}),
+    )
+    if config.backend == "openai" and not args.model:
+        raise UsageError("the openai operator needs --model NAME (the server's model name)")
+    operator = make_operator(
+        args.operator, Validator(target), args.seed, resolve_device(args.device), config
+    )
+    proposal = operator.propose(parent)
+    print(
+        f"operator: {proposal.operator}" + (f"  model: {proposal.model}" if proposal.model else "")
+    )
+    for reason in proposal.rejections:
+        print(f"rejected: {reason}")
+    if proposal.usage.input_tokens or proposal.usage.output_tokens:
+        u = proposal.usage
+        print(
+            f"tokens: input {u.input_tokens}, output {u.output_tokens}, cache write "
+            f"{u.cache_write_tokens}, cache read {u.cache_read_tokens}; "
+            f"cost ${u.cost_usd:.4f}; {u.latency_seconds:.1f}s"
+        )
+    if not proposal.valid:
+        return 1
+    print(f"hypothesis: {proposal.hypothesis}")
+    for name in target.mutable:
+        diff = difflib.unified_diff(
+            parent[name].splitlines(keepends=True),
+            proposal.child[name].splitlines(keepends=True),
+            f"a/{name}",
+            f"b/{name}",
+        )
+        sys.stdout.writelines(diff)
+    return 0
+
+
+def _model_weight(spec: str) -> tuple[str, float]:
+    name, _, weight = spec.partition(":")
+    try:
+        return name, float(weight or 1.0)
+    except ValueError:
+        raise UsageError(f"--model {spec!r}: the weight after ':' must be a number") from None
 
 
 def _variant_sources(files: list[str], mutable: tuple[str, ...]) -> dict[str, str]:

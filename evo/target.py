@@ -42,6 +42,8 @@ class Target:
     budget_seconds: default training budget, enforced by the fixed part.
     timeout_seconds: hard wall-clock limit at the default budget; the sandbox kills the
         evaluation's whole process group past it. A different budget moves it by the same amount.
+    choices: module-level names of the mutable code and the alternatives an operator may swap
+        among (e.g. ACTIVATION: relu2 | gelu).
     """
 
     name: str
@@ -55,6 +57,7 @@ class Target:
     description: str = ""
     instructions: str | None = None
     rules: Rules = field(default_factory=Rules)
+    choices: dict[str, tuple[str | int | float | bool, ...]] = field(default_factory=dict)
 
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
@@ -68,7 +71,17 @@ class Target:
         return {rel: (self.root / rel).read_text() for rel in self.mutable}
 
 
-_TOP_KEYS = {"name", "description", "mutable", "entry", "instructions", "metric", "budget", "rules"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "mutable",
+    "entry",
+    "instructions",
+    "metric",
+    "budget",
+    "rules",
+    "choices",
+}
 _METRIC_KEYS = {"name", "direction"}
 _BUDGET_KEYS = {"seconds", "timeout_seconds"}
 _RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
@@ -123,6 +136,13 @@ def load_target(path: str | Path) -> Target:
     if instructions is not None and not (root / str(instructions)).is_file():
         raise UsageError(f"instructions file {root / str(instructions)} is missing; create it")
 
+    choices = data.get("choices", {})
+    if not isinstance(choices, dict) or not all(
+        isinstance(v, list) and len(v) >= 2 and all(isinstance(x, str | int | float) for x in v)
+        for v in choices.values()
+    ):
+        raise UsageError(f"{where}: [choices] must map names to lists of 2 or more values")
+
     return Target(
         name=_string(data, "name", where),
         root=root.resolve(),
@@ -139,6 +159,7 @@ def load_target(path: str | Path) -> Target:
             forbidden_imports=_strings(rules, "forbidden_imports", f"{where} [rules]"),
             forbidden_names=_strings(rules, "forbidden_names", f"{where} [rules]"),
         ),
+        choices={name: tuple(values) for name, values in choices.items()},
     )
 
 

@@ -168,7 +168,8 @@ def lr_scale(progress):
 
 def train(run):
     size = CUDA_SIZE if run.device.type == "cuda" else CPU_SIZE
-    model = GPT(run.vocab_size, size["depth"], size["d_model"], size["n_heads"], run.seq_len)
+    max_seq_len = max(SEQ_LEN, run.seq_len)  # train on SEQ_LEN, measured at run.seq_len
+    model = GPT(run.vocab_size, size["depth"], size["d_model"], size["n_heads"], max_seq_len)
     model.to(run.device)
     optimizers = build_optimizers(model)
     cuda = run.device.type == "cuda"

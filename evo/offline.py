@@ -1,0 +1,229 @@
+"""The offline operator: one typed change to one module-level constant, no LLM needed.
+
+It reads the mutable files with libcst and finds the knobs: module-level assignments of literal
+numbers, booleans and strings, and numbers inside literal tuples and dicts (`ADAM_BETAS[1]`,
+`CPU_SIZE['depth']`). Each proposal changes one knob:
+- an int >= 1: x2 or //2, and +1 or -1 when it is at most 16 (a count, not a size), staying >= 1;
+- a float below 0.5: x2 or x0.5; from 0.5 to 1 (momentum-like): halve or double its distance
+  to 1; 1 or more: x2 or x0.5 (zero and negative numbers are left alone);
+- a boolean: flipped;
+- a name the target declares in [choices]: another of its alternatives.
+Knobs named for the other device (CUDA_* while evaluating on CPU, CPU_* on CUDA) are left alone:
+changing them cannot change the metric. One seed gives one sequence of proposals.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import libcst as cst
+
+from evo.edits import EditError, ReplaceDefinition
+from evo.proposal import Proposal, Validator
+
+Value = int | float | bool | str
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One literal the operator may change: `name` alone, or `name[key]` inside a tuple/dict."""
+
+    file: str
+    name: str
+    key: int | str | None
+    value: Value
+
+    @property
+    def label(self) -> str:
+        return self.name if self.key is None else f"{self.name}[{self.key!r}]"
+
+
+class OfflineOperator:
+    name = "offline"
+
+    def __init__(self, validator: Validator, seed: int = 0, device: str = "cpu"):
+        self.validator = validator
+        self.target = validator.target
+        self.rng = random.Random(seed)
+        self.device = device
+
+    def propose(self, parent: dict[str, str], **_context: object) -> Proposal:
+        """One valid child of `parent`, or a Proposal without child saying why there is none.
+
+        Knobs are tried in a random order, and each knob's alternatives in a random order, until
+        one gives a valid child that is new to the run.
+        """
+        knobs = [k for k in find_knobs(parent) if self._applies(k) and self._alternatives(k)]
+        self.rng.shuffle(knobs)
+        rejections: list[str] = []
+        duplicates = 0
+        for knob in knobs:
+            values = self._alternatives(knob)
+            self.rng.shuffle(values)
+            for new in values:
+                code = _render(parent[knob.file], knob, new)
+                edit = ReplaceDefinition(knob.file, knob.name, code)
+                try:
+                    child = self.validator.child_of(parent, [edit])
+                except EditError as e:
+                    if "duplicates a program" in str(e):
+                        duplicates += 1
+                    else:
+                        rejections.append(f"{knob.label} -> {new!r}: {e}")
+                    continue
+                why = hypothesis(knob, new)
+                return Proposal(self.name, None, why, (edit,), child, tuple(rejections))
+        summary = (
+            f"no new one-step change: {len(knobs)} knobs, {duplicates} changes already proposed"
+        )
+        return Proposal(self.name, None, "", (), None, (*rejections, summary))
+
+    def _applies(self, knob: Knob) -> bool:
+        other = "CPU" if self.device == "cuda" else "CUDA"
+        return other not in knob.name.upper().split("_")
+
+    def _alternatives(self, knob: Knob) -> list[Value]:
+        declared = self.target.choices.get(knob.name) if knob.key is None else None
+        if declared is not None:
+            return [v for v in declared if v != knob.value]
+        return alternatives(knob.value)
+
+
+def alternatives(value: Value) -> list[Value]:
+    """The values one step away from `value`, within the bounds the module docstring gives."""
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        if value < 1:
+            return []
+        steps = {value * 2, value // 2} | ({value + 1, value - 1} if value <= 16 else set())
+        return sorted({v for v in steps if v >= 1} - {value})
+    if isinstance(value, float) and value > 0:
+        if 0.5 <= value < 1:
+            steps = (1 - (1 - value) / 2, 1 - (1 - value) * 2)
+        else:
+            steps = (value * 2, value / 2)
+        return sorted({float(f"{v:.6g}") for v in steps if v > 0} - {value})
+    return []
+
+
+def find_knobs(sources: dict[str, str]) -> list[Knob]:
+    """Every knob of the mutable files, in file and line order."""
+    return [knob for file in sorted(sources) for knob in _knobs(file, sources[file])]
+
+
+def _knobs(file: str, source: str) -> Iterator[Knob]:
+    module = cst.parse_module(source)
+    for statement in module.body:
+        assignment = _single_assignment(statement)
+        if assignment is None:
+            continue
+        name, node = assignment
+        try:
+            value = ast.literal_eval(module.code_for_node(node))
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, int | float | str):
+            yield Knob(file, name, None, value)
+        elif isinstance(value, tuple | dict):
+            items = enumerate(value) if isinstance(value, tuple) else value.items()
+            for key, leaf in items:
+                if isinstance(leaf, int | float) and isinstance(key, int | str):
+                    yield Knob(file, name, key, leaf)
+
+
+def _single_assignment(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target = small.targets[0].target
+    elif isinstance(small, cst.AnnAssign) and small.value is not None:
+        target = small.target
+    else:
+        return None
+    return (target.value, small.value) if isinstance(target, cst.Name) else None
+
+
+def _render(source: str, knob: Knob, new: Value) -> str:
+    """The knob's whole statement, with only its literal replaced (comments and layout kept)."""
+    module = cst.parse_module(source)
+    for statement in module.body:
+        assignment = _single_assignment(statement)
+        if assignment is None or assignment[0] != knob.name:
+            continue
+        leaf = _leaf(module, assignment[1], knob.key)
+        replacement = cst.parse_expression(_literal(new))
+        return module.code_for_node(statement.deep_replace(leaf, replacement))
+    raise EditError(f"{knob.label} is no longer a module-level literal")
+
+
+def _leaf(module: cst.Module, node: cst.BaseExpression, key: int | str | None) -> cst.CSTNode:
+    if key is None:
+        return node
+    if isinstance(node, cst.Tuple):
+        return node.elements[key].value
+    for element in node.elements:
+        if ast.literal_eval(module.code_for_node(element.key)) == key:
+            return element.value
+    raise EditError(f"key {key!r} not found")
+
+
+def _literal(value: Value) -> str:
+    if isinstance(value, float):
+        text = repr(value)
+        return text if any(c in text for c in ".en") else text + ".0"
+    return repr(value)
+
+
+_WHY = [
+    # (name fragments, why larger, why smaller)
+    (
+        ("LR",),
+        "larger steps may converge faster within the budget",
+        "smaller steps may train more stably",
+    ),
+    (
+        ("DEPTH", "D_MODEL", "WIDTH", "HEADS", "RATIO", "HIDDEN"),
+        "more capacity may learn more per step",
+        "a smaller model takes more steps within the budget",
+    ),
+    (
+        ("BATCH",),
+        "larger batches give less noisy gradients",
+        "smaller batches take more optimiser steps within the budget",
+    ),
+    (
+        ("SEQ", "CONTEXT"),
+        "longer contexts give more to learn from per window",
+        "shorter windows make steps cheaper",
+    ),
+    (
+        ("WARMUP", "WARMDOWN"),
+        "a longer ramp may stabilise that phase of training",
+        "a shorter ramp leaves more of the budget at full learning rate",
+    ),
+    (("MOMENTUM", "BETA"), "more momentum smooths noisy updates", "less momentum reacts faster"),
+    (("DECAY",), "more regularisation may generalise better", "less regularisation may fit faster"),
+    (("CLIP",), "a looser clip lets large useful updates through", "a tighter clip tames spikes"),
+    (
+        ("THRESHOLD", "CUTOFF"),
+        "a larger cut-off may suit the inputs better",
+        "a smaller cut-off may suit the inputs better",
+    ),
+]
+
+
+def hypothesis(knob: Knob, new: Value) -> str:
+    """A one-line hypothesis for changing `knob` to `new`."""
+    head = f"{knob.label} {knob.value!r} -> {new!r}"
+    if isinstance(new, bool | str):
+        return f"{head}: the alternative may suit this budget and machine better"
+    label = f"{knob.name}_{knob.key}".upper() if knob.key is not None else knob.name.upper()
+    for fragments, larger, smaller in _WHY:
+        if any(fragment in label for fragment in fragments):
+            return f"{head}: {larger if new > knob.value else smaller}"
+    return f"{head}: tests whether the metric is sensitive to {knob.label}"

@@ -1,0 +1,50 @@
+"""The mutation operator interface, and the choice of one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+from evo.errors import UsageError
+from evo.llm import LLMConfig, LLMOperator
+from evo.offline import OfflineOperator
+from evo.prompt import Attempt, Inspiration
+from evo.proposal import Proposal, Validator
+
+KINDS = ("auto", "offline", "anthropic", "openai")
+
+
+class Operator(Protocol):
+    name: str
+
+    def propose(
+        self,
+        parent: dict[str, str],
+        metric: float | None = None,
+        history: Sequence[Attempt] = (),
+        inspirations: Sequence[Inspiration] = (),
+    ) -> Proposal:
+        """One proposal for a child of `parent`: a validated child, or the reasons it has none."""
+
+
+def make_operator(
+    kind: str, validator: Validator, seed: int, device: str, config: LLMConfig | None = None
+) -> Operator:
+    """The operator `kind` names; "auto" is anthropic with an API key in the environment, else
+    offline."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown operator {kind!r}; use one of: {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+    if kind == "offline":
+        return OfflineOperator(validator, seed=seed, device=device)
+    config = config or LLMConfig(backend=kind)
+    if kind == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise UsageError(
+            "the anthropic operator needs ANTHROPIC_API_KEY in the environment; set it, "
+            "or use --operator offline"
+        )
+    if kind == "openai" and not config.base_url:
+        raise UsageError("the openai operator needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    return LLMOperator(validator, config, seed=seed)
