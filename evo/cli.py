@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--base-url", help="the model server (required for openai)")
     pr.add_argument("--max-tokens", type=int, default=4096, help="reply length cap (4096)")
-    pr.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
+    pr.add_argument("--temperature", type=float, help="sampling temperature (model's default)")
     pr.add_argument("--spend-cap", type=float, default=10.0, help="USD cap for the calls (10)")
     pr.set_defaults(handler=_propose)
     return parser

@@ -166,7 +166,10 @@ def _replace_definition(source: str, edit: ReplaceDefinition, number: int) -> st
     if len(hits) > 1:
         raise EditError(f"{where}: {edit.name} is defined {len(hits)} times at the top level")
     body = list(module.body)
-    body[hits[0] : hits[0] + 1] = new.body
+    replacement = list(new.body)
+    if not replacement[0].leading_lines:  # keep the blank lines and comments above the old one
+        replacement[0] = replacement[0].with_changes(leading_lines=body[hits[0]].leading_lines)
+    body[hits[0] : hits[0] + 1] = replacement
     return module.with_changes(body=body).code
 
 

@@ -59,7 +59,7 @@ class LLMConfig:
     backend: str = "anthropic"
     models: tuple[tuple[str, float], ...] = (("claude-haiku-4-5", 0.7), ("claude-sonnet-4-5", 0.3))
     base_url: str | None = None
-    temperature: float = 1.0
+    temperature: float | None = None  # None: the model's own default
     max_tokens: int = 4096
     max_retries: int = 2
     timeout_seconds: float = 120.0
@@ -127,13 +127,16 @@ class AnthropicBackend:
             reply = self.client.messages.create(
                 model=model,
                 max_tokens=self.config.max_tokens,
-                temperature=self.config.temperature,
+                # Recent SDKs take no sampling parameters as arguments; the API still reads them.
+                extra_body=_temperature(self.config),
                 system=[{"type": "text", "text": system, "cache_control": cached}],
                 messages=messages,
             )
+            text = "".join(block.text for block in reply.content if block.type == "text")
         except self._errors as e:
             raise BackendError(f"{type(e).__name__}: {e}") from None
-        text = "".join(block.text for block in reply.content if block.type == "text")
+        except (ValueError, TypeError, AttributeError) as e:  # the SDK does not check bodies
+            raise BackendError(f"malformed reply: {type(e).__name__}: {e}") from None
         u = reply.usage
         return Completion(
             text,
@@ -172,7 +175,7 @@ class OpenAIBackend:
                 "model": model,
                 "messages": messages,
                 "max_tokens": self.config.max_tokens,
-                "temperature": self.config.temperature,
+                **_temperature(self.config),
             }
         ).encode()
         reply = self._post(body)
@@ -210,6 +213,10 @@ class OpenAIBackend:
             except json.JSONDecodeError:
                 raise BackendError("the reply is not JSON") from None
         raise BackendError(problem)
+
+
+def _temperature(config: LLMConfig) -> dict[str, float]:
+    return {} if config.temperature is None else {"temperature": config.temperature}
 
 
 BACKENDS = {"anthropic": AnthropicBackend, "openai": OpenAIBackend}

@@ -17,24 +17,30 @@ from __future__ import annotations
 import ast
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
 from evo.edits import EditError, ReplaceDefinition
-from evo.proposal import Proposal, Validator
+from evo.proposal import Proposal, Validator, program_hash
 
 Value = int | float | bool | str
 
 
 @dataclass(frozen=True)
 class Knob:
-    """One literal the operator may change: `name` alone, or `name[key]` inside a tuple/dict."""
+    """One literal the operator may change: `name` alone, or `name[key]` inside a tuple/dict.
+
+    module, statement, leaf: where it is, so that a change needs no second parse.
+    """
 
     file: str
     name: str
     key: int | str | None
     value: Value
+    module: cst.Module | None = field(default=None, compare=False, repr=False)
+    statement: cst.CSTNode | None = field(default=None, compare=False, repr=False)
+    leaf: cst.CSTNode | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -49,6 +55,7 @@ class OfflineOperator:
         self.target = validator.target
         self.rng = random.Random(seed)
         self.device = device
+        self._tried: set[tuple[str, str, str]] = set()  # (parent, knob, value) already proposed
 
     def propose(self, parent: dict[str, str], **_context: object) -> Proposal:
         """One valid child of `parent`, or a Proposal without child saying why there is none.
@@ -58,14 +65,19 @@ class OfflineOperator:
         """
         knobs = [k for k in find_knobs(parent) if self._applies(k) and self._alternatives(k)]
         self.rng.shuffle(knobs)
+        parent_hash = program_hash(parent)
         rejections: list[str] = []
         duplicates = 0
         for knob in knobs:
             values = self._alternatives(knob)
             self.rng.shuffle(values)
             for new in values:
-                code = _render(parent[knob.file], knob, new)
-                edit = ReplaceDefinition(knob.file, knob.name, code)
+                change = (parent_hash, knob.label, repr(new))
+                if change in self._tried:
+                    duplicates += 1
+                    continue
+                self._tried.add(change)
+                edit = ReplaceDefinition(knob.file, knob.name, _render(knob, new))
                 try:
                     child = self.validator.child_of(parent, [edit])
                 except EditError as e:
@@ -127,12 +139,17 @@ def _knobs(file: str, source: str) -> Iterator[Knob]:
         except (ValueError, SyntaxError):
             continue
         if isinstance(value, int | float | str):
-            yield Knob(file, name, None, value)
+            yield Knob(file, name, None, value, module, statement, node)
         elif isinstance(value, tuple | dict):
-            items = enumerate(value) if isinstance(value, tuple) else value.items()
-            for key, leaf in items:
+            leaves = (
+                zip(range(len(value)), node.elements, strict=True)
+                if isinstance(value, tuple)
+                else ((ast.literal_eval(module.code_for_node(e.key)), e) for e in node.elements)
+            )
+            for key, element in leaves:
+                leaf = value[key]
                 if isinstance(leaf, int | float) and isinstance(key, int | str):
-                    yield Knob(file, name, key, leaf)
+                    yield Knob(file, name, key, leaf, module, statement, element.value)
 
 
 def _single_assignment(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression] | None:
@@ -148,28 +165,10 @@ def _single_assignment(statement: cst.CSTNode) -> tuple[str, cst.BaseExpression]
     return (target.value, small.value) if isinstance(target, cst.Name) else None
 
 
-def _render(source: str, knob: Knob, new: Value) -> str:
+def _render(knob: Knob, new: Value) -> str:
     """The knob's whole statement, with only its literal replaced (comments and layout kept)."""
-    module = cst.parse_module(source)
-    for statement in module.body:
-        assignment = _single_assignment(statement)
-        if assignment is None or assignment[0] != knob.name:
-            continue
-        leaf = _leaf(module, assignment[1], knob.key)
-        replacement = cst.parse_expression(_literal(new))
-        return module.code_for_node(statement.deep_replace(leaf, replacement))
-    raise EditError(f"{knob.label} is no longer a module-level literal")
-
-
-def _leaf(module: cst.Module, node: cst.BaseExpression, key: int | str | None) -> cst.CSTNode:
-    if key is None:
-        return node
-    if isinstance(node, cst.Tuple):
-        return node.elements[key].value
-    for element in node.elements:
-        if ast.literal_eval(module.code_for_node(element.key)) == key:
-            return element.value
-    raise EditError(f"key {key!r} not found")
+    replacement = cst.parse_expression(_literal(new))
+    return knob.module.code_for_node(knob.statement.deep_replace(knob.leaf, replacement))
 
 
 def _literal(value: Value) -> str:

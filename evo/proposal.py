@@ -113,7 +113,7 @@ def _parse_errors(name: str, source: str) -> list[str]:
     try:
         cst.parse_module(source)
     except cst.ParserSyntaxError as e:
-        return [f"{name}:{e.raw_line}:{e.raw_column}: does not parse: {e.message}"]
+        return [f"{name}:{e.raw_line}: does not parse: {e.message}"]
     return []
 
 

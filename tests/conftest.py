@@ -75,3 +75,13 @@ def dead_soon(pid: int, within: float = 5.0) -> bool:
 
 def cpu_threads() -> int:
     return min(2, os.cpu_count() or 1)
+
+
+@pytest.fixture(scope="session")
+def model_server():
+    """One scripted model server on loopback for the session; each test resets its script."""
+    from llm_server import ModelServer
+
+    server = ModelServer()
+    yield server
+    server.close()
