@@ -44,6 +44,7 @@ def test_shipped_targets_load(gpt, sort_target):
     assert gpt.rules.required_names == ("train",)
     assert "os" in gpt.rules.forbidden_imports and "open" in gpt.rules.forbidden_names
     assert (sort_target.metric, sort_target.mutable) == ("runtime_ms", ("sort.py",))
+    assert gpt.choices == {"ACTIVATION": ("relu2", "gelu"), "OPTIMIZER": ("muon", "adamw")}
 
 
 def test_a_valid_target(tmp_path):
@@ -51,7 +52,7 @@ def test_a_valid_target(tmp_path):
     assert target.entry == (sys.executable, "run.py", "--fast")
     assert target.is_better(2.0, 1.0) and not target.is_better(1.0, 1.0)
     assert target.read_mutable() == {"solve.py": "x = 1\n"}
-    assert target.rules.forbidden_imports == ()
+    assert target.rules.forbidden_imports == () and target.choices == {}
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,10 @@ def test_a_valid_target(tmp_path):
     [
         (lambda t: "name = [", "is not valid TOML"),
         (lambda t: t.replace('name = "demo"\n', ""), "'name' must be a non-empty string"),
-        (lambda t: "budjet = 3\n" + t, "unknown key 'budjet'; known keys are budget, description"),
+        (
+            lambda t: "budjet = 3\n" + t,
+            "unknown key 'budjet'; known keys are budget, choices, description",
+        ),
         (lambda t: t.replace('"maximize"', '"max"'), "direction 'max' is unknown; use 'minimize'"),
         (
             lambda t: t.replace("seconds = 5", "seconds = 0"),
@@ -78,6 +82,8 @@ def test_a_valid_target(tmp_path):
         (lambda t: t + "[rules]\nforbidden_names = 'open'\n", "'forbidden_names' must be a list"),
         (lambda t: t + "[rules]\nrequired = ['x']\n", "unknown key 'required'"),
         (lambda t: 'instructions = "nope.md"\n' + t, "instructions file"),
+        (lambda t: t + "[choices]\nACT = ['relu']\n", "[choices] must map names to lists of 2"),
+        (lambda t: t + "[choices]\nACT = 'relu'\n", "[choices] must map names to lists of 2"),
     ],
 )
 def test_each_mistake_gets_a_clear_message(tmp_path, edit, message):
