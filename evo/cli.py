@@ -63,7 +63,65 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--temperature", type=float, help="sampling temperature (model's default)")
     pr.add_argument("--spend-cap", type=float, default=10.0, help="USD cap for the calls (10)")
     pr.set_defaults(handler=_propose)
+
+    rn = commands.add_parser(
+        "run",
+        help="run the evolutionary search (islands, evaluators, lineage, checkpoints)",
+        description="Run evo: islands of programs evolve by proposals and evaluations until a "
+        "stop condition. Settings come from the defaults, then --preset, then --config, then "
+        "these options; the effective configuration is saved in the run folder.",
+    )
+    for flag, kind, text in [
+        ("--target", str, "target folder (default: the shipped gpt target)"),
+        ("--islands", int, "number of islands (4)"),
+        ("--population", int, "programs kept per island (8)"),
+        ("--evaluators", int, "evaluator actors; 0 = one per GPU, or one without GPUs (0)"),
+        ("--gpus-per-eval", float, "GPUs per evaluator, fractions allowed (1)"),
+        ("--budget", float, "training budget per evaluation in seconds (target's)"),
+        ("--max-evals", int, "stop after this many evaluations (40)"),
+        ("--max-hours", float, "stop after this many hours"),
+        ("--max-cost", float, "stop once the operator has spent this many USD"),
+        ("--operator", str, "auto, offline, anthropic or openai (auto: anthropic with a key)"),
+        ("--seed", int, "seed of every random choice of the run (0)"),
+        ("--out", str, "where run folders are created (runs)"),
+        ("--address", str, "Ray cluster to join, e.g. auto; default: start a local Ray"),
+    ]:
+        rn.add_argument(flag, type=kind, help=text)
+    rn.add_argument("--preset", help="island preset: ring, explore, single-chain or a .toml file")
+    rn.add_argument("--config", type=Path, help="a TOML file of settings")
+    rn.add_argument("--resume", type=Path, metavar="DIR", help="go on with the run in DIR")
+    rn.set_defaults(handler=_run)
     return parser
+
+
+_RUN_SETTINGS = (
+    "target",
+    "islands",
+    "population",
+    "evaluators",
+    "gpus_per_eval",
+    "budget",
+    "max_evals",
+    "max_hours",
+    "max_cost",
+    "operator",
+    "seed",
+    "out",
+    "address",
+)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from evo.run import new_run, resume_run
+
+    overrides = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
+    if args.resume:
+        if args.preset or args.config:
+            raise UsageError("--resume keeps the run's settings; drop --preset and --config")
+        resume_run(args.resume, overrides)
+    else:
+        new_run(overrides, args.preset, args.config)
+    return 0
 
 
 def _add_variant_arguments(parser: argparse.ArgumentParser) -> None:

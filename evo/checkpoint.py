@@ -1,0 +1,41 @@
+"""Atomic checkpoints of a run: everything the driver needs to go on after a crash.
+
+Written as checkpoint.json through a temporary file, fsync and rename; the previous one is kept as
+checkpoint.prev.json. A checkpoint also names how many lineage part files it covers: files
+written after it belong to work that resume redoes, and are discarded then.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+NAME = "checkpoint.json"
+PREVIOUS = "checkpoint.prev.json"
+
+
+def save(run_dir: Path, state: dict[str, Any]) -> None:
+    path = run_dir / NAME
+    tmp = run_dir / f".{NAME}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"version": VERSION, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    if path.exists():
+        os.replace(path, run_dir / PREVIOUS)
+    os.replace(tmp, path)
+
+
+def load(run_dir: Path) -> dict[str, Any] | None:
+    """The newest readable checkpoint, or None when the run has none yet."""
+    for name in (NAME, PREVIOUS):
+        try:
+            state = json.loads((run_dir / name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        if state.get("version") == VERSION:
+            return state
+    return None

@@ -1,0 +1,490 @@
+"""The driver of a run: island and evaluator actors, the scheduling loop, lineage and checkpoints.
+
+Scheduling: every evaluator is kept busy. Each island has at most one proposal in flight, and
+proposals are requested while fewer candidates wait than there are evaluators (plus one), so
+mutation (an LLM's latency included) overlaps with evaluation. Results are handled in completion
+order (`ray.wait`). Re-evaluations that decide a champion go first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from evo import checkpoint
+from evo.actors import Evaluator, IslandActor
+from evo.config import RunConfig
+from evo.errors import UsageError
+from evo.island import ACCEPT, REPEAT, Island, Member, Selection
+from evo.lineage import LineageWriter
+from evo.progress import Progress
+from evo.prompt import Inspiration
+from evo.proposal import program_hash
+from evo.target import Target
+
+
+@dataclass
+class Candidate:
+    id: int
+    island: int
+    parent_id: int | None
+    generation: int
+    sources: dict[str, str]
+    operator: str = "seed"
+    model: str | None = None
+    hypothesis: str = ""
+    edit: str = ""
+    usage: dict = field(default_factory=dict)
+    mutation_s: float = 0.0
+    created_at: float = field(default_factory=time.time)
+    metrics: dict[int, float] = field(default_factory=dict)
+    evals: list[dict] = field(default_factory=list)
+
+    def as_member(self) -> dict:
+        return {
+            "id": self.id,
+            "sources": self.sources,
+            "metrics": self.metrics,
+            "generation": self.generation,
+        }
+
+
+class Engine:
+    def __init__(self, config: RunConfig, target: Target, run_dir: Path):
+        self.config = config
+        self.target = target
+        self.run_dir = run_dir
+        self.run_id = run_dir.name
+        self.lineage = LineageWriter(run_dir / "lineage")
+        self.selection = Selection(
+            config.population,
+            config.tournament,
+            config.explore,
+            config.noise_k,
+            config.max_repeats,
+            target.direction == "minimize",
+        )
+        self.queue: deque[tuple[Candidate, int]] = deque()
+        self.running: dict[Any, tuple[int, Candidate, int, float]] = {}
+        self.proposing: dict[Any, int] = {}
+        self.next_id = 1
+        self.evals_done = 0
+        self.spent = 0.0
+        self.elapsed_before = 0.0
+        self.busy_seconds = 0.0
+        self.sigma = 0.0
+        self.champions: dict[int, dict] = {}
+        self.best: dict | None = None
+        self.seen: set[str] = set()
+        self.stopping = False
+        self._proposals_asked: dict[int, int] = {}  # per island, so that islands take turns
+
+    # ------------------------------------------------------------------ start-up
+
+    def start(self, resume: dict | None) -> None:
+        import ray
+
+        self.ray = ray
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
+        if not ray.is_initialized():
+            ray.init(
+                address=self.config.address or None,
+                include_dashboard=False,
+                logging_level="warning",
+                log_to_driver=False,
+            )
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0)
+        self.device = "cuda" if gpus else "cpu"
+        count = self.config.evaluators or (
+            max(1, int(gpus // self.config.gpus_per_eval)) if gpus else 1
+        )
+        threads = max(1, int(resources.get("CPU", 1)) // count) if not gpus else 1
+        options = (
+            {"num_gpus": self.config.gpus_per_eval, "num_cpus": 1}
+            if gpus
+            else {"num_cpus": threads}
+        )
+        remote = ray.remote(max_restarts=-1)(Evaluator).options(**options)
+        self.evaluators = [
+            remote.remote(f"evaluator-{i}", str(self.target.root), self.device, threads)
+            for i in range(count)
+        ]
+        self.idle = list(range(count))
+        self.started = time.monotonic()
+        if resume:
+            self._restore(resume)
+        else:
+            self._measure_noise()
+
+    def _island_actor(self, state: dict):
+        remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor)
+        return remote.remote(
+            str(self.target.root),
+            self.config.operator,
+            self.selection,
+            self.config.seed,
+            self.device,
+            state,
+            sorted(self.seen),
+        )
+
+    def _measure_noise(self) -> None:
+        """Evaluate the seed program noise_repeats times, in parallel; sigma is their spread."""
+        seed = Candidate(0, 0, None, 0, self.target.read_mutable(), hypothesis="the seed program")
+        refs = {}
+        for index in range(self.config.noise_repeats):
+            evaluator = self.evaluators[index % len(self.evaluators)]
+            refs[evaluator.evaluate.remote(seed.sources, self._seed(index), self._budget())] = index
+        for ref, index in refs.items():
+            outcome = self.ray.get(ref)
+            self.evals_done += 1
+            self.busy_seconds += outcome["result"]["wall_seconds"]
+            self._record_eval(seed, index, outcome)
+        failures = [e for e in seed.evals if e["status"] != "ok"]
+        if failures:
+            raise UsageError(
+                f"the seed program fails its own evaluation ({failures[0]['status']}: "
+                f"{failures[0]['reason']}); fix the target, then run again"
+            )
+        values = list(seed.metrics.values())
+        self.sigma = statistics.stdev(values) if len(values) > 1 else 0.0
+        self.seen.add(program_hash(seed.sources))
+        self._finish(seed, "accepted", "")
+        member = seed.as_member()
+        self._set_champion(0, member)
+        self.islands = []
+        for index in range(self.config.islands):
+            island = Island(index, self.selection, self.sigma, self.config.seed)
+            island.population = [Member(0, seed.sources, dict(seed.metrics), 0)]
+            island.champion = island.population[0]
+            self.islands.append(self._island_actor(island.state()))
+            self.champions[index] = member
+        self._checkpoint()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        previous = signal.signal(signal.SIGINT, self._interrupt)
+        progress = Progress(self)
+        try:
+            while self.running or self.proposing or (not self._should_stop() and not self.stopping):
+                if not self.stopping and not self._should_stop():
+                    self._request_proposals()
+                    self._dispatch()
+                refs = [*self.running, *self.proposing]
+                if not refs:
+                    break
+                done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+                for ref in done:
+                    if ref in self.proposing:
+                        self._proposed(ref)
+                    else:
+                        self._evaluated(ref)
+                progress.maybe_print()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._checkpoint()
+            progress.print()
+
+    def _interrupt(self, *_: object) -> None:
+        if self.stopping:
+            raise KeyboardInterrupt
+        self.stopping = True
+        print("\nstopping: finishing the evaluations in flight (Ctrl-C again to stop now)")
+
+    def _should_stop(self) -> bool:
+        c = self.config
+        return bool(
+            (c.max_evals and self.evals_done + len(self.running) >= c.max_evals)
+            or (c.max_hours and self.elapsed() >= c.max_hours * 3600)
+            or (c.max_cost and self.spent >= c.max_cost)
+        )
+
+    def _request_proposals(self) -> None:
+        wanted = len(self.idle) + 1 - len(self.queue) - len(self.proposing)
+        waiting = [i for i in range(len(self.islands)) if i not in self.proposing.values()]
+        inspirations = [
+            Inspiration(m["sources"], _fitness(m), island) for island, m in self.champions.items()
+        ]
+        for index in sorted(waiting, key=lambda i: self._proposals_asked.get(i, 0))[
+            : max(0, wanted)
+        ]:
+            self._proposals_asked[index] = self._proposals_asked.get(index, 0) + 1
+            self.proposing[self.islands[index].propose.remote(inspirations)] = index
+
+    def _dispatch(self) -> None:
+        while self.idle and self.queue and not self._should_stop():
+            candidate, index = self.queue.popleft()
+            slot = self.idle.pop(0)
+            ref = self.evaluators[slot].evaluate.remote(
+                candidate.sources, self._seed(index), self._budget()
+            )
+            self.running[ref] = (slot, candidate, index, time.time())
+
+    def _proposed(self, ref) -> None:
+        island = self.proposing.pop(ref)
+        made = self.ray.get(ref)
+        usage = made["usage"]
+        self.spent += usage.get("cost_usd", 0.0)
+        candidate = Candidate(
+            self.next_id,
+            island,
+            made["parent_id"],
+            made["generation"],
+            made["sources"] or {},
+            made["operator"],
+            made["model"],
+            made["hypothesis"],
+            made["edit"],
+            usage,
+            made["mutation_s"],
+        )
+        self.next_id += 1
+        digest = program_hash(candidate.sources) if made["sources"] else ""
+        if not made["sources"] or digest in self.seen:
+            reason = made["reason"] or "duplicates a program already proposed on another island"
+            self._finish(candidate, "refused", reason)
+            return
+        self.seen.add(digest)
+        self.queue.append((candidate, 0))
+
+    def _evaluated(self, ref) -> None:
+        slot, candidate, index, started = self.running.pop(ref)
+        self.idle.append(slot)
+        try:
+            outcome = self.ray.get(ref)
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
+            print(f"evaluator-{slot} died ({type(e).__name__}); candidate {candidate.id} re-queued")
+            self.queue.appendleft((candidate, index))
+            return
+        self.busy_seconds += time.time() - started
+        self.evals_done += 1
+        self._record_eval(candidate, index, outcome, queued=started - candidate.created_at)
+        last = candidate.evals[-1]
+        island = self.islands[candidate.island]
+        if last["status"] != "ok":
+            self._settle(candidate, last["status"], last["reason"], None)
+            return
+        verdict = self.ray.get(island.judge.remote(candidate.as_member()))
+        if verdict == REPEAT and not self._should_stop():
+            self.queue.appendleft((candidate, index + 1))
+            return
+        if verdict == REPEAT:
+            verdict = "rejected"
+        self._settle(candidate, verdict, "", verdict)
+
+    def _settle(self, candidate: Candidate, status: str, reason: str, verdict: str | None) -> None:
+        parent = self._champion_fitness(candidate.island)
+        fitness = _mean(candidate.metrics)
+        delta = None if fitness is None or parent is None else fitness - parent
+        attempt = {
+            "hypothesis": candidate.hypothesis,
+            "edit": candidate.edit,
+            "status": status,
+            "delta": delta,
+            "reason": reason,
+        }
+        self.ray.get(
+            self.islands[candidate.island].settle.remote(
+                candidate.as_member(), verdict or "failed", attempt
+            )
+        )
+        if verdict == ACCEPT:
+            self._set_champion(candidate.island, candidate.as_member())
+        self._finish(candidate, status, reason)
+        self._after_evaluation()
+
+    def _after_evaluation(self) -> None:
+        c = self.config
+        if (
+            c.migration_interval
+            and len(self.islands) > 1
+            and self.evals_done % c.migration_interval == 0
+        ):
+            self._migrate()
+        if c.stagnation and len(self.islands) > 1:
+            self._reset_stagnant()
+        if self.evals_done % c.checkpoint_every == 0:
+            self._checkpoint()
+
+    # ------------------------------------------------------------------ migration and resets
+
+    def _migrate(self) -> None:
+        count = self.config.migration_count
+        outgoing = self.ray.get([island.best.remote(count) for island in self.islands])
+        for source, migrants in enumerate(outgoing):
+            dest = (source + 1) % len(self.islands)
+            for migrant in migrants:
+                verdict = self.ray.get(self.islands[dest].receive.remote(migrant))
+                if verdict == ACCEPT:
+                    self._set_champion(dest, migrant)
+                self._event("migration", migrant["id"], source, dest, verdict)
+
+    def _reset_stagnant(self) -> None:
+        stalled = self.ray.get([island.since_improvement.remote() for island in self.islands])
+        for index, since in enumerate(stalled):
+            if since < self.config.stagnation or self.best is None or self.best["island"] == index:
+                continue
+            self.ray.get(self.islands[index].reset.remote(self.best["member"]))
+            self._set_champion(index, self.best["member"])
+            self._event("reset", self.best["member"]["id"], self.best["island"], index, "reset")
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _set_champion(self, island: int, member: dict) -> None:
+        self.champions[island] = member
+        fitness = _fitness(member)
+        better = self.best is None or (
+            fitness < self.best["fitness"]
+            if self.selection.minimize
+            else fitness > self.best["fitness"]
+        )
+        if better:
+            self.best = {"island": island, "member": member, "fitness": fitness}
+
+    def _champion_fitness(self, island: int) -> float | None:
+        member = self.champions.get(island)
+        return _fitness(member) if member else None
+
+    def _record_eval(
+        self, candidate: Candidate, index: int, outcome: dict, queued: float = 0.0
+    ) -> None:
+        result = outcome["result"]
+        if result["status"] == "ok":
+            candidate.metrics[index] = result["metric"]
+        candidate.evals.append(
+            {
+                "seed": self._seed(index),
+                "status": result["status"],
+                "metric": result["metric"],
+                "reason": result["reason"],
+                "wall": result["wall_seconds"],
+                "queued": max(0.0, queued),
+                "evaluator": outcome["evaluator"],
+                "node": outcome["node"],
+                "gpu": outcome["gpu"],
+            }
+        )
+
+    def _finish(self, candidate: Candidate, status: str, reason: str) -> None:
+        evals, usage = candidate.evals, candidate.usage
+        self.lineage.add(
+            {
+                "run_id": self.run_id,
+                "event": "candidate",
+                "candidate_id": candidate.id,
+                "parent_id": candidate.parent_id,
+                "island": candidate.island,
+                "generation": candidate.generation,
+                "operator": candidate.operator,
+                "model": candidate.model,
+                "hypothesis": candidate.hypothesis,
+                "edit": candidate.edit,
+                "code_hash": program_hash(candidate.sources) if candidate.sources else None,
+                "sources": json.dumps(candidate.sources) if candidate.sources else None,
+                "status": status,
+                "reason": reason,
+                "metrics": [e["metric"] for e in evals],
+                "seeds": [e["seed"] for e in evals],
+                "eval_statuses": [e["status"] for e in evals],
+                "fitness": _mean(candidate.metrics),
+                "accepted": status == ACCEPT,
+                "evaluator": ",".join(sorted({e["evaluator"] for e in evals})) or None,
+                "node": ",".join(sorted({e["node"] for e in evals})) or None,
+                "gpu": ",".join(sorted({e["gpu"] for e in evals if e["gpu"]})) or None,
+                "queued_s": evals[0]["queued"] if evals else None,
+                "mutation_s": candidate.mutation_s,
+                "evaluation_s": sum(e["wall"] for e in evals) if evals else None,
+                "input_tokens": usage.get("input_tokens"),
+                "output_tokens": usage.get("output_tokens"),
+                "cache_write_tokens": usage.get("cache_write_tokens"),
+                "cache_read_tokens": usage.get("cache_read_tokens"),
+                "cost_usd": usage.get("cost_usd"),
+                "created_at": _utc(candidate.created_at),
+                "finished_at": _utc(time.time()),
+            }
+        )
+
+    def _event(self, kind: str, candidate_id: int, source: int, dest: int, status: str) -> None:
+        self.lineage.add(
+            {
+                "run_id": self.run_id,
+                "event": kind,
+                "candidate_id": candidate_id,
+                "island": dest,
+                "from_island": source,
+                "to_island": dest,
+                "status": status,
+                "accepted": status == ACCEPT,
+                "created_at": _utc(time.time()),
+                "finished_at": _utc(time.time()),
+            }
+        )
+
+    def _seed(self, index: int) -> int:
+        return self.config.seed * 1000 + index
+
+    def _budget(self) -> float | None:
+        return self.config.budget or None
+
+    def elapsed(self) -> float:
+        started = getattr(self, "started", None)
+        return self.elapsed_before + (time.monotonic() - started if started else 0.0)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _checkpoint(self) -> None:
+        self.lineage.flush()
+        pending = [(c, i) for c, i in self.queue] + [(c, i) for _, c, i, _ in self.running.values()]
+        checkpoint.save(
+            self.run_dir,
+            {
+                "run_id": self.run_id,
+                "target": str(self.target.root),
+                "lineage_parts": self.lineage.parts,
+                "next_id": self.next_id,
+                "evals_done": self.evals_done,
+                "spent": self.spent,
+                "sigma": self.sigma,
+                "elapsed": self.elapsed(),
+                "busy_seconds": self.busy_seconds,
+                "islands": self.ray.get([island.state.remote() for island in self.islands]),
+                "champions": {str(k): v for k, v in self.champions.items()},
+                "best": self.best,
+                "pending": [[asdict(c), i] for c, i in pending],
+                "seen": sorted(self.seen),
+            },
+        )
+
+    def _restore(self, state: dict) -> None:
+        self.lineage.discard_parts_after(state["lineage_parts"])
+        self.next_id, self.evals_done = state["next_id"], state["evals_done"]
+        self.spent, self.sigma = state["spent"], state["sigma"]
+        self.elapsed_before, self.busy_seconds = state["elapsed"], state["busy_seconds"]
+        self.champions = {int(k): v for k, v in state["champions"].items()}
+        self.best, self.seen = state["best"], set(state["seen"])
+        for data, index in state["pending"]:
+            data["metrics"] = {int(k): v for k, v in data["metrics"].items()}
+            self.queue.append((Candidate(**data), index))
+        self.islands = [self._island_actor(s) for s in state["islands"]]
+
+
+def _fitness(member: dict) -> float:
+    return _mean({int(k): v for k, v in member["metrics"].items()})
+
+
+def _mean(metrics: dict) -> float | None:
+    return sum(metrics.values()) / len(metrics) if metrics else None
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

@@ -1,0 +1,175 @@
+"""An island: a bounded population, its champion, its history and its own RNG.
+
+Pure logic, no Ray: the engine wraps it in an actor and rebuilds it from checkpoints.
+
+Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
+and the champion it must beat are compared on the same seeds (paired), and a change of seed
+alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
+exceeds k * sigma / sqrt(n) (sigma: the noise measured on the seed program, n: shared
+evaluations). A smaller positive gain earns another evaluation, up to max_repeats; after that the
+candidate may still join the population, but does not become the champion.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+from evo.prompt import Attempt
+
+ACCEPT, REPEAT, KEEP, REJECT = "accepted", "repeat", "kept", "rejected"
+HISTORY = 20  # attempts an island remembers for its prompts
+
+
+@dataclass
+class Member:
+    """A program of a population with its evaluations (seed index -> metric)."""
+
+    id: int
+    sources: dict[str, str]
+    metrics: dict[int, float] = field(default_factory=dict)
+    generation: int = 0
+
+    @property
+    def fitness(self) -> float:
+        return sum(self.metrics.values()) / len(self.metrics)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Parent choice and acceptance settings (see RunConfig for their meaning)."""
+
+    population: int
+    tournament: int
+    explore: float
+    noise_k: float
+    max_repeats: int
+    minimize: bool
+
+
+class Island:
+    def __init__(self, index: int, selection: Selection, sigma: float, seed: int):
+        self.index = index
+        self.selection = selection
+        self.sigma = sigma
+        self.rng = random.Random(f"{seed}-{index}")
+        self.population: list[Member] = []
+        self.champion: Member | None = None
+        self.history: deque[Attempt] = deque(maxlen=HISTORY)
+        self.evaluations = 0
+        self.since_improvement = 0
+
+    # ------------------------------------------------------------------ choosing parents
+
+    def select_parent(self) -> Member:
+        if self.rng.random() < self.selection.explore:
+            return self.rng.choice(self.population)
+        size = min(self.selection.tournament, len(self.population))
+        return min(self.rng.sample(self.population, size), key=self._rank)
+
+    def _rank(self, member: Member) -> float:
+        return member.fitness if self.selection.minimize else -member.fitness
+
+    # ------------------------------------------------------------------ judging children
+
+    def gain(self, candidate: Member, incumbent: Member) -> tuple[float, int]:
+        """Mean improvement of candidate over incumbent on their shared seeds (> 0 is better)."""
+        shared = sorted(set(candidate.metrics) & set(incumbent.metrics))
+        if shared:
+            mine = sum(candidate.metrics[i] for i in shared) / len(shared)
+            theirs = sum(incumbent.metrics[i] for i in shared) / len(shared)
+        else:
+            mine, theirs = candidate.fitness, incumbent.fitness
+        difference = theirs - mine if self.selection.minimize else mine - theirs
+        return difference, max(1, len(shared))
+
+    def judge(self, candidate: Member) -> str:
+        """accepted (new champion), repeat (evaluate again), kept (joins), or rejected."""
+        gain, shared = self.gain(candidate, self.champion)
+        if gain > self.selection.noise_k * self.sigma / math.sqrt(shared):
+            return ACCEPT
+        if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
+            return REPEAT
+        room = len(self.population) < self.selection.population
+        worst = max(self.population, key=self._rank)
+        return KEEP if room or self._rank(candidate) < self._rank(worst) else REJECT
+
+    def settle(self, candidate: Member, verdict: str) -> None:
+        """Apply a final verdict: the population and champion change, counters move."""
+        self.evaluations += len(candidate.metrics)
+        self.since_improvement += len(candidate.metrics)
+        if verdict == ACCEPT:
+            self.champion = candidate
+            self.since_improvement = 0
+        if verdict in (ACCEPT, KEEP):
+            self._insert(candidate)
+
+    def _insert(self, member: Member) -> None:
+        self.population = [m for m in self.population if m.id != member.id] + [member]
+        while len(self.population) > self.selection.population:
+            removable = [m for m in self.population if m is not self.champion]
+            self.population.remove(max(removable, key=self._rank))
+
+    # ------------------------------------------------------------------ migration and resets
+
+    def best(self, count: int = 1) -> list[Member]:
+        others = sorted((m for m in self.population if m is not self.champion), key=self._rank)
+        return ([self.champion] + others)[:count]
+
+    def receive(self, migrant: Member) -> str:
+        """A program from another island: it may become champion, join, or be turned away."""
+        if any(m.id == migrant.id for m in self.population):
+            return REJECT
+        verdict = self.judge(migrant)
+        verdict = KEEP if verdict == REPEAT else verdict
+        if verdict == ACCEPT:
+            self.champion = migrant
+            self.since_improvement = 0
+        if verdict in (ACCEPT, KEEP):
+            self._insert(migrant)
+        return verdict
+
+    def reset(self, founder: Member) -> None:
+        """Start again from another island's champion (this island stagnated)."""
+        self.population = [founder]
+        self.champion = founder
+        self.since_improvement = 0
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state(self) -> dict:
+        version, internal, gauss = self.rng.getstate()
+        return {
+            "index": self.index,
+            "sigma": self.sigma,
+            "rng": [version, list(internal), gauss],
+            "population": [_member_state(m) for m in self.population],
+            "champion": self.champion.id if self.champion else None,
+            "history": [asdict(a) for a in self.history],
+            "evaluations": self.evaluations,
+            "since_improvement": self.since_improvement,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, selection: Selection) -> Island:
+        island = cls(state["index"], selection, state["sigma"], seed=0)
+        version, internal, gauss = state["rng"]
+        island.rng.setstate((version, tuple(internal), gauss))
+        island.population = [_member(m) for m in state["population"]]
+        island.champion = next(m for m in island.population if m.id == state["champion"])
+        island.history.extend(Attempt(**a) for a in state["history"])
+        island.evaluations = state["evaluations"]
+        island.since_improvement = state["since_improvement"]
+        return island
+
+
+def _member_state(member: Member) -> dict:
+    return {**asdict(member), "metrics": [[k, v] for k, v in member.metrics.items()]}
+
+
+def _member(state: dict) -> Member:
+    return Member(
+        state["id"], state["sources"], {int(k): v for k, v in state["metrics"]}, state["generation"]
+    )

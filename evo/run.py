@@ -1,0 +1,129 @@
+"""A run folder: its configuration, starting or resuming the engine in it, and its outputs.
+
+runs/<id>/
+  config.toml        the effective configuration (a resume reads it back)
+  checkpoint.json    the latest checkpoint (checkpoint.prev.json: the one before)
+  lineage/           one Parquet file per flush, every candidate of the run
+  best/              at the end: the best program, its diff against the seed, its ancestry
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from evo import checkpoint
+from evo.config import RunConfig, preset_path, read_toml
+from evo.engine import Engine
+from evo.errors import UsageError
+from evo.lineage import read_lineage
+from evo.target import Target, load_target
+
+# What a resume may change: how long it goes on, and where it runs.
+RESUMABLE = {"max_evals", "max_hours", "max_cost", "address"}
+
+
+def new_run(overrides: dict[str, Any], preset: str | None, config_file: Path | None) -> Path:
+    config = RunConfig()
+    if preset:
+        path = preset_path(preset)
+        config = config.with_overrides(read_toml(path), str(path))
+    if config_file:
+        config = config.with_overrides(read_toml(config_file), str(config_file))
+    config = config.with_overrides(overrides, "the command line")
+    target = load_target(config.target)
+    config = config.with_overrides({"target": str(target.root)}, "the target")
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    run_dir = Path(config.out) / run_id
+    try:
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.toml").write_text(config.to_toml())
+    except OSError as e:
+        raise UsageError(
+            f"cannot create the run folder {run_dir} ({e}); pass a writable --out"
+        ) from None
+    print(f"run {run_id}: {run_dir}")
+    _go(config, target, run_dir, None)
+    return run_dir
+
+
+def resume_run(run_dir: Path, overrides: dict[str, Any]) -> Path:
+    if not (run_dir / "config.toml").is_file():
+        raise UsageError(f"{run_dir} is not a run folder (no config.toml); pass runs/<id>")
+    config = RunConfig().with_overrides(read_toml(run_dir / "config.toml"), str(run_dir))
+    changed = {k for k, v in overrides.items() if getattr(config, k.replace("-", "_")) != v}
+    if changed - RESUMABLE:
+        raise UsageError(
+            f"a resumed run keeps its settings; {', '.join(sorted(changed - RESUMABLE))} cannot "
+            f"change (only {', '.join(sorted(RESUMABLE))} can); start a new run instead"
+        )
+    config = config.with_overrides(overrides, "the command line")
+    state = checkpoint.load(run_dir)
+    if state is None:
+        raise UsageError(f"{run_dir} has no readable checkpoint; start a new run instead")
+    target = load_target(config.target)
+    print(f"resuming run {run_dir.name} at evaluation {state['evals_done']}")
+    _go(config, target, run_dir, state)
+    return run_dir
+
+
+def _go(config: RunConfig, target: Target, run_dir: Path, state: dict | None) -> None:
+    engine = Engine(config, target, run_dir)
+    engine.start(state)
+    engine.run()
+    if engine.best:
+        write_best(run_dir, target, engine.best["member"]["id"])
+        seed_fitness = _seed_fitness(run_dir)
+        best = engine.best["fitness"]
+        print(
+            f"best {target.metric} {best:.4f} (#{engine.best['member']['id']}, island "
+            f"{engine.best['island']}); seed {seed_fitness:.4f}, noise sigma {engine.sigma:.4f}; "
+            f"{engine.evals_done} evaluations; results in {run_dir / 'best'}"
+        )
+    print(f"to go on: python -m evo run --resume {run_dir}")
+
+
+def write_best(run_dir: Path, target: Target, best_id: int) -> None:
+    """best/: the program's files, its diff against the seed, and its chain of ancestors."""
+    rows = {
+        row["candidate_id"]: row
+        for row in read_lineage(run_dir / "lineage").to_pylist()
+        if row["event"] == "candidate"
+    }
+    folder = run_dir / "best"
+    folder.mkdir(exist_ok=True)
+    sources = json.loads(rows[best_id]["sources"])
+    seed = json.loads(rows[0]["sources"])
+    diff = []
+    for name, text in sources.items():
+        (folder / name).write_text(text)
+        diff += difflib.unified_diff(
+            seed[name].splitlines(keepends=True),
+            text.splitlines(keepends=True),
+            f"seed/{name}",
+            f"best/{name}",
+        )
+    (folder / "seed.diff").write_text("".join(diff))
+    chain, node = [], best_id
+    while node is not None:
+        chain.append(rows[node])
+        node = rows[node]["parent_id"]
+    lines = [f"# Ancestry of candidate {best_id} ({target.metric}, {target.direction})", ""]
+    for row in reversed(chain):
+        lines.append(
+            f"- #{row['candidate_id']} island {row['island']} {target.metric} "
+            f"{row['fitness']:.4f} ({len(row['metrics'])} evaluations): {row['hypothesis']}"
+        )
+    (folder / "ancestry.md").write_text("\n".join(lines) + "\n")
+
+
+def _seed_fitness(run_dir: Path) -> float:
+    table = read_lineage(run_dir / "lineage")
+    seed = next(
+        r for r in table.to_pylist() if r["candidate_id"] == 0 and r["event"] == "candidate"
+    )
+    return seed["fitness"]

@@ -1,0 +1,182 @@
+"""Whole runs with Ray really started, on fixture targets whose evaluations take 0.1 s."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+from conftest import ROOT
+
+from evo.config import RunConfig, preset_path, read_toml
+from evo.engine import Engine
+from evo.lineage import part_files, read_lineage
+from evo.target import load_target
+
+QUAD = ROOT / "tests" / "fixtures" / "quad"
+NOISE = ROOT / "tests" / "fixtures" / "noise"
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_engine(tmp_path, target_dir, on_progress=None, **settings) -> tuple[Engine, list[dict]]:
+    config = RunConfig().with_overrides(
+        {"target": str(target_dir), "operator": "offline", "out": str(tmp_path), **settings}, "test"
+    )
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    engine = Engine(config, load_target(target_dir), run_dir)
+    engine.start(None)
+    if on_progress:
+        threading.Thread(target=on_progress, args=(engine,), daemon=True).start()
+    engine.run()
+    return engine, read_lineage(run_dir / "lineage").to_pylist()
+
+
+def candidates(rows):
+    return [r for r in rows if r["event"] == "candidate"]
+
+
+def assert_complete(rows, engine):
+    """Every candidate id appears exactly once, and every parent id resolves."""
+    ids = [r["candidate_id"] for r in candidates(rows)]
+    assert len(ids) == len(set(ids))
+    pending = {c.id for c, _ in engine.queue}
+    assert set(ids) | pending == set(range(engine.next_id))
+    known = set(ids) | pending
+    assert all(r["parent_id"] in known for r in candidates(rows) if r["candidate_id"] != 0)
+
+
+def test_a_full_run(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=3, max_evals=40, migration_interval=6)
+    assert engine.evals_done == 40
+    assert_complete(rows, engine)
+    statuses = Counter(r["status"] for r in candidates(rows))
+    assert statuses["accepted"] >= 2 and set(statuses) <= {
+        "accepted",
+        "kept",
+        "rejected",
+        "refused",
+    }
+    evaluated = [r for r in candidates(rows) if r["metrics"]]
+    assert sum(len(r["metrics"]) for r in evaluated) == 40  # the seed's 3 included
+    assert all(
+        len(r["metrics"]) == len(r["seeds"]) == len(r["eval_statuses"]) for r in candidates(rows)
+    )
+    assert {r["node"] for r in evaluated} == {ray_session.get_runtime_context().get_node_id()}
+    migrations = [r for r in rows if r["event"] == "migration"]
+    assert len(migrations) >= 3  # 3 per migration round: one each way round the ring
+    assert {(r["from_island"], r["to_island"]) for r in migrations} == {(0, 1), (1, 2), (2, 0)}
+    # the champion of the run only ever gets better
+    accepted = sorted(
+        (r for r in candidates(rows) if r["accepted"]), key=lambda r: r["finished_at"]
+    )
+    best = [min(r["fitness"] for r in accepted[: i + 1]) for i in range(len(accepted))]
+    assert best == sorted(best, reverse=True)
+    assert engine.best["fitness"] == best[-1] < rows[0]["fitness"]
+
+
+def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, NOISE, islands=2, max_evals=25)
+    assert engine.sigma > 0.05  # the seed's three evaluations differ
+    accepted = [r["candidate_id"] for r in candidates(rows) if r["accepted"]]
+    assert accepted == [0]
+    assert engine.best["member"]["id"] == 0
+
+
+def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
+    preset = read_toml(preset_path("single-chain"))
+    engine, rows = run_engine(tmp_path, QUAD, max_evals=20, **preset)
+    assert {r["island"] for r in rows} == {0}
+    assert set(Counter(r["status"] for r in candidates(rows))) <= {
+        "accepted",
+        "rejected",
+        "refused",
+    }
+    champions = {r["candidate_id"] for r in candidates(rows) if r["accepted"]}
+    assert {r["parent_id"] for r in candidates(rows) if r["candidate_id"]} <= champions
+    assert not [r for r in rows if r["event"] != "candidate"]
+
+
+def test_a_killed_evaluator_requeues_its_candidate(ray_session, tmp_path, capsys):
+    def kill_once(engine):
+        while engine.evals_done < 8:
+            time.sleep(0.01)
+        ray_session.kill(engine.evaluators[0], no_restart=False)
+
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=24, on_progress=kill_once)
+    assert "evaluator-0 died (" in capsys.readouterr().out
+    assert engine.evals_done == 24
+    assert_complete(rows, engine)
+
+
+def run_cli(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "evo", "run", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_resume_after_sigkill_of_the_driver(tmp_path):
+    out = tmp_path / "runs"
+    driver = run_cli(
+        "--target",
+        str(QUAD),
+        "--islands",
+        "2",
+        "--max-evals",
+        "60",
+        "--operator",
+        "offline",
+        "--out",
+        str(out),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        parts = list(out.glob("*/lineage/part-*.parquet"))
+        if len(parts) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and every Ray process it started
+    driver.wait()
+    [run_dir] = out.iterdir()
+    before = read_lineage(run_dir / "lineage").to_pylist()
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    assert 0 < state["evals_done"] < 60
+
+    resumed = run_cli("--resume", str(run_dir))
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert f"resuming run {run_dir.name} at evaluation {state['evals_done']}" in output
+    rows = read_lineage(run_dir / "lineage").to_pylist()
+    ids = [r["candidate_id"] for r in candidates(rows)]
+    assert len(ids) == len(set(ids))  # nothing duplicated
+    kept_before = {r["candidate_id"] for r in candidates(before)} & set(range(state["next_id"]))
+    assert kept_before - {c[0]["id"] for c in state["pending"]} <= set(ids)  # nothing lost
+    final = json.loads((run_dir / "checkpoint.json").read_text())
+    assert final["evals_done"] == 60
+    assert set(ids) | {c[0]["id"] for c in final["pending"]} == set(range(final["next_id"]))
+    assert ids.count(0) == 1  # the seed program is not added again
+    assert (run_dir / "best" / "params.py").is_file() and (
+        run_dir / "best" / "ancestry.md"
+    ).is_file()
+    assert part_files(run_dir / "lineage")
