@@ -8,19 +8,18 @@ order (`ray.wait`). Re-evaluations that decide a champion go first.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import statistics
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from evo import checkpoint
 from evo.actors import Evaluator, IslandActor
+from evo.candidate import Candidate, candidate_row, event_row, member_fitness
 from evo.config import RunConfig
 from evo.errors import UsageError
 from evo.island import ACCEPT, REPEAT, Island, Member, Selection
@@ -29,32 +28,6 @@ from evo.progress import Progress
 from evo.prompt import Inspiration
 from evo.proposal import program_hash
 from evo.target import Target
-
-
-@dataclass
-class Candidate:
-    id: int
-    island: int
-    parent_id: int | None
-    generation: int
-    sources: dict[str, str]
-    operator: str = "seed"
-    model: str | None = None
-    hypothesis: str = ""
-    edit: str = ""
-    usage: dict = field(default_factory=dict)
-    mutation_s: float = 0.0
-    created_at: float = field(default_factory=time.time)
-    metrics: dict[int, float] = field(default_factory=dict)
-    evals: list[dict] = field(default_factory=list)
-
-    def as_member(self) -> dict:
-        return {
-            "id": self.id,
-            "sources": self.sources,
-            "metrics": self.metrics,
-            "generation": self.generation,
-        }
 
 
 class Engine:
@@ -148,7 +121,7 @@ class Engine:
             outcome = self.ray.get(ref)
             self.evals_done += 1
             self.busy_seconds += outcome["result"]["wall_seconds"]
-            self._record_eval(seed, index, outcome)
+            seed.add_evaluation(index, self._seed(index), outcome, queued=0.0)
         failures = [e for e in seed.evals if e["status"] != "ok"]
         if failures:
             raise UsageError(
@@ -158,7 +131,7 @@ class Engine:
         values = list(seed.metrics.values())
         self.sigma = statistics.stdev(values) if len(values) > 1 else 0.0
         self.seen.add(program_hash(seed.sources))
-        self._finish(seed, "accepted", "")
+        self.lineage.add(candidate_row(self.run_id, seed, "accepted", ""))
         member = seed.as_member()
         self._set_champion(0, member)
         self.islands = []
@@ -213,7 +186,8 @@ class Engine:
         wanted = len(self.idle) + 1 - len(self.queue) - len(self.proposing)
         waiting = [i for i in range(len(self.islands)) if i not in self.proposing.values()]
         inspirations = [
-            Inspiration(m["sources"], _fitness(m), island) for island, m in self.champions.items()
+            Inspiration(m["sources"], member_fitness(m), island)
+            for island, m in self.champions.items()
         ]
         for index in sorted(waiting, key=lambda i: self._proposals_asked.get(i, 0))[
             : max(0, wanted)
@@ -252,7 +226,7 @@ class Engine:
         digest = program_hash(candidate.sources) if made["sources"] else ""
         if not made["sources"] or digest in self.seen:
             reason = made["reason"] or "duplicates a program already proposed on another island"
-            self._finish(candidate, "refused", reason)
+            self.lineage.add(candidate_row(self.run_id, candidate, "refused", reason))
             return
         self.seen.add(digest)
         self.queue.append((candidate, 0))
@@ -268,7 +242,7 @@ class Engine:
             return
         self.busy_seconds += time.time() - started
         self.evals_done += 1
-        self._record_eval(candidate, index, outcome, queued=started - candidate.created_at)
+        candidate.add_evaluation(index, self._seed(index), outcome, started - candidate.created_at)
         last = candidate.evals[-1]
         island = self.islands[candidate.island]
         if last["status"] != "ok":
@@ -284,7 +258,7 @@ class Engine:
 
     def _settle(self, candidate: Candidate, status: str, reason: str, verdict: str | None) -> None:
         parent = self._champion_fitness(candidate.island)
-        fitness = _mean(candidate.metrics)
+        fitness = candidate.fitness
         delta = None if fitness is None or parent is None else fitness - parent
         attempt = {
             "hypothesis": candidate.hypothesis,
@@ -300,7 +274,7 @@ class Engine:
         )
         if verdict == ACCEPT:
             self._set_champion(candidate.island, candidate.as_member())
-        self._finish(candidate, status, reason)
+        self.lineage.add(candidate_row(self.run_id, candidate, status, reason))
         self._after_evaluation()
 
     def _after_evaluation(self) -> None:
@@ -327,7 +301,9 @@ class Engine:
                 verdict = self.ray.get(self.islands[dest].receive.remote(migrant))
                 if verdict == ACCEPT:
                     self._set_champion(dest, migrant)
-                self._event("migration", migrant["id"], source, dest, verdict)
+                self.lineage.add(
+                    event_row(self.run_id, "migration", migrant["id"], source, dest, verdict)
+                )
 
     def _reset_stagnant(self) -> None:
         stalled = self.ray.get([island.since_improvement.remote() for island in self.islands])
@@ -336,13 +312,22 @@ class Engine:
                 continue
             self.ray.get(self.islands[index].reset.remote(self.best["member"]))
             self._set_champion(index, self.best["member"])
-            self._event("reset", self.best["member"]["id"], self.best["island"], index, "reset")
+            self.lineage.add(
+                event_row(
+                    self.run_id,
+                    "reset",
+                    self.best["member"]["id"],
+                    self.best["island"],
+                    index,
+                    "reset",
+                )
+            )
 
     # ------------------------------------------------------------------ bookkeeping
 
     def _set_champion(self, island: int, member: dict) -> None:
         self.champions[island] = member
-        fitness = _fitness(member)
+        fitness = member_fitness(member)
         better = self.best is None or (
             fitness < self.best["fitness"]
             if self.selection.minimize
@@ -353,82 +338,7 @@ class Engine:
 
     def _champion_fitness(self, island: int) -> float | None:
         member = self.champions.get(island)
-        return _fitness(member) if member else None
-
-    def _record_eval(
-        self, candidate: Candidate, index: int, outcome: dict, queued: float = 0.0
-    ) -> None:
-        result = outcome["result"]
-        if result["status"] == "ok":
-            candidate.metrics[index] = result["metric"]
-        candidate.evals.append(
-            {
-                "seed": self._seed(index),
-                "status": result["status"],
-                "metric": result["metric"],
-                "reason": result["reason"],
-                "wall": result["wall_seconds"],
-                "queued": max(0.0, queued),
-                "evaluator": outcome["evaluator"],
-                "node": outcome["node"],
-                "gpu": outcome["gpu"],
-            }
-        )
-
-    def _finish(self, candidate: Candidate, status: str, reason: str) -> None:
-        evals, usage = candidate.evals, candidate.usage
-        self.lineage.add(
-            {
-                "run_id": self.run_id,
-                "event": "candidate",
-                "candidate_id": candidate.id,
-                "parent_id": candidate.parent_id,
-                "island": candidate.island,
-                "generation": candidate.generation,
-                "operator": candidate.operator,
-                "model": candidate.model,
-                "hypothesis": candidate.hypothesis,
-                "edit": candidate.edit,
-                "code_hash": program_hash(candidate.sources) if candidate.sources else None,
-                "sources": json.dumps(candidate.sources) if candidate.sources else None,
-                "status": status,
-                "reason": reason,
-                "metrics": [e["metric"] for e in evals],
-                "seeds": [e["seed"] for e in evals],
-                "eval_statuses": [e["status"] for e in evals],
-                "fitness": _mean(candidate.metrics),
-                "accepted": status == ACCEPT,
-                "evaluator": ",".join(sorted({e["evaluator"] for e in evals})) or None,
-                "node": ",".join(sorted({e["node"] for e in evals})) or None,
-                "gpu": ",".join(sorted({e["gpu"] for e in evals if e["gpu"]})) or None,
-                "queued_s": evals[0]["queued"] if evals else None,
-                "mutation_s": candidate.mutation_s,
-                "evaluation_s": sum(e["wall"] for e in evals) if evals else None,
-                "input_tokens": usage.get("input_tokens"),
-                "output_tokens": usage.get("output_tokens"),
-                "cache_write_tokens": usage.get("cache_write_tokens"),
-                "cache_read_tokens": usage.get("cache_read_tokens"),
-                "cost_usd": usage.get("cost_usd"),
-                "created_at": _utc(candidate.created_at),
-                "finished_at": _utc(time.time()),
-            }
-        )
-
-    def _event(self, kind: str, candidate_id: int, source: int, dest: int, status: str) -> None:
-        self.lineage.add(
-            {
-                "run_id": self.run_id,
-                "event": kind,
-                "candidate_id": candidate_id,
-                "island": dest,
-                "from_island": source,
-                "to_island": dest,
-                "status": status,
-                "accepted": status == ACCEPT,
-                "created_at": _utc(time.time()),
-                "finished_at": _utc(time.time()),
-            }
-        )
+        return member_fitness(member) if member else None
 
     def _seed(self, index: int) -> int:
         return self.config.seed * 1000 + index
@@ -476,15 +386,3 @@ class Engine:
             data["metrics"] = {int(k): v for k, v in data["metrics"].items()}
             self.queue.append((Candidate(**data), index))
         self.islands = [self._island_actor(s) for s in state["islands"]]
-
-
-def _fitness(member: dict) -> float:
-    return _mean({int(k): v for k, v in member["metrics"].items()})
-
-
-def _mean(metrics: dict) -> float | None:
-    return sum(metrics.values()) / len(metrics) if metrics else None
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from evo.candidate import member_fitness
+
 INTERVAL = 10.0  # seconds between lines
 
 
@@ -32,7 +34,9 @@ def line(engine: Any) -> str:
         if best
         else "best -"
     )
-    champions = "/".join(f"{_fitness(engine.champions[i]):.4f}" for i in sorted(engine.champions))
+    champions = "/".join(
+        f"{member_fitness(engine.champions[i]):.4f}" for i in sorted(engine.champions)
+    )
     capacity = len(engine.evaluators) * max(elapsed, 1e-9)
     utilisation = f"util {100 * engine.busy_seconds / capacity:.0f}%"
     parts = [
@@ -46,11 +50,6 @@ def line(engine: Any) -> str:
     if c.max_hours:
         parts.append(f"left {_clock(max(0.0, c.max_hours * 3600 - elapsed))}")
     return "  ".join(parts)
-
-
-def _fitness(member: dict) -> float:
-    values = list(member["metrics"].values())
-    return sum(values) / len(values)
 
 
 def _clock(seconds: float) -> str:
