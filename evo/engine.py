@@ -113,6 +113,11 @@ class Engine:
     def _measure_noise(self) -> None:
         """Evaluate the seed program noise_repeats times, in parallel; sigma is their spread."""
         seed = Candidate(0, 0, None, 0, self.target.read_mutable(), hypothesis="the seed program")
+        print(
+            f"measuring the noise: {self.config.noise_repeats} evaluations of the seed program "
+            f"on {len(self.evaluators)} {self.device} evaluator(s)",
+            flush=True,
+        )
         refs = {}
         for index in range(self.config.noise_repeats):
             evaluator = self.evaluators[index % len(self.evaluators)]

@@ -38,7 +38,9 @@ def line(engine: Any) -> str:
         f"{member_fitness(engine.champions[i]):.4f}" for i in sorted(engine.champions)
     )
     capacity = len(engine.evaluators) * max(elapsed, 1e-9)
-    utilisation = f"util {100 * engine.busy_seconds / capacity:.0f}%"
+    now = time.time()
+    busy = engine.busy_seconds + sum(now - started for *_, started in engine.running.values())
+    utilisation = f"util {100 * min(1.0, busy / capacity):.0f}%"
     parts = [
         f"[{_clock(elapsed)}]",
         done,
