@@ -66,6 +66,7 @@ class Engine:
         import ray
 
         self.ray = ray
+        self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
         if not ray.is_initialized():
             ray.init(
@@ -151,7 +152,6 @@ class Engine:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        previous = signal.signal(signal.SIGINT, self._interrupt)
         progress = Progress(self)
         try:
             while self.running or self.proposing or (not self._should_stop() and not self.stopping):
@@ -169,7 +169,7 @@ class Engine:
                         self._evaluated(ref)
                 progress.maybe_print()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, self._previous_handler)
             self._checkpoint()
             progress.print()
 

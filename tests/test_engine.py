@@ -180,3 +180,90 @@ def test_resume_after_sigkill_of_the_driver(tmp_path):
         run_dir / "best" / "ancestry.md"
     ).is_file()
     assert part_files(run_dir / "lineage")
+
+
+def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_path):
+    out = tmp_path / "runs"
+    driver = run_cli(
+        "--target",
+        str(QUAD),
+        "--islands",
+        "2",
+        "--max-evals",
+        "500",
+        "--operator",
+        "offline",
+        "--out",
+        str(out),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("*/lineage/part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 0, output
+    assert "stopping: finishing the evaluations in flight" in output
+    [run_dir] = out.iterdir()
+    assert f"to go on: python -m evo run --resume {run_dir}" in output
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    rows = candidates(read_lineage(run_dir / "lineage").to_pylist())
+    assert 0 < state["evals_done"] < 500
+    assert sum(len(r["metrics"]) for r in rows) == state["evals_done"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--resume", "tests"], "tests is not a run folder (no config.toml); pass runs/<id>"),
+        (["--islands", "0"], "islands must be at least 1, not 0"),
+        (["--preset", "nope"], "preset nope does not exist"),
+        (["--target", "nowhere"], "target folder nowhere does not exist"),
+        (["--max-evals", "0"], "set a stop condition"),
+    ],
+)
+def test_run_refuses_bad_input_in_one_line(args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "evo", "run", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("evo: error: ") and message in line
+
+
+def test_a_resume_keeps_the_run_settings(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text(RunConfig().to_toml())
+    done = subprocess.run(
+        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir), "--islands", "7"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "islands cannot change (only address, max_cost, max_evals, max_hours can)" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        done.stderr
+        == f"evo: error: {run_dir} has no readable checkpoint; start a new run instead\n"
+    )
+
+
+def test_the_lineage_folder_reads_as_one_dataset(tmp_path, ray_session):
+    import pyarrow.dataset as ds
+
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=8)
+    table = ds.dataset(tmp_path / "run" / "lineage", format="parquet").to_table()
+    assert table.num_rows == len(rows)
