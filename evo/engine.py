@@ -98,6 +98,8 @@ class Engine:
             self._restore(resume)
         else:
             self._measure_noise()
+        # The evaluation count at the last migration and checkpoint.
+        self._last = {"migration": self.evals_done, "checkpoint": self.evals_done}
 
     def _island_actor(self, state: dict):
         remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor)
@@ -188,7 +190,8 @@ class Engine:
         )
 
     def _request_proposals(self) -> None:
-        wanted = len(self.idle) + 1 - len(self.queue) - len(self.proposing)
+        # One candidate ready per evaluator, plus one, so that no evaluator waits on a proposal.
+        wanted = len(self.evaluators) + 1 - len(self.queue) - len(self.proposing)
         waiting = [i for i in range(len(self.islands)) if i not in self.proposing.values()]
         inspirations = [
             Inspiration(m["sources"], member_fitness(m), island)
@@ -249,17 +252,17 @@ class Engine:
         self.evals_done += 1
         candidate.add_evaluation(index, self._seed(index), outcome, started - candidate.created_at)
         last = candidate.evals[-1]
-        island = self.islands[candidate.island]
         if last["status"] != "ok":
             self._settle(candidate, last["status"], last["reason"], None)
-            return
-        verdict = self.ray.get(island.judge.remote(candidate.as_member()))
-        if verdict == REPEAT and not self._should_stop():
-            self.queue.appendleft((candidate, index + 1))
-            return
-        if verdict == REPEAT:
-            verdict = "rejected"
-        self._settle(candidate, verdict, "", verdict)
+        else:
+            verdict = self.ray.get(
+                self.islands[candidate.island].judge.remote(candidate.as_member())
+            )
+            if verdict == REPEAT:  # first in line; a run that stops here keeps it pending
+                self.queue.appendleft((candidate, index + 1))
+            else:
+                self._settle(candidate, verdict, "", verdict)
+        self._after_evaluation()
 
     def _settle(self, candidate: Candidate, status: str, reason: str, verdict: str | None) -> None:
         parent = self._champion_fitness(candidate.island)
@@ -280,20 +283,23 @@ class Engine:
         if verdict == ACCEPT:
             self._set_champion(candidate.island, candidate.as_member())
         self.lineage.add(candidate_row(self.run_id, candidate, status, reason))
-        self._after_evaluation()
 
     def _after_evaluation(self) -> None:
         c = self.config
-        if (
-            c.migration_interval
-            and len(self.islands) > 1
-            and self.evals_done % c.migration_interval == 0
-        ):
+        several = len(self.islands) > 1
+        if several and c.migration_interval and self._due("migration", c.migration_interval):
             self._migrate()
-        if c.stagnation and len(self.islands) > 1:
+        if several and c.stagnation:
             self._reset_stagnant()
-        if self.evals_done % c.checkpoint_every == 0:
+        if self._due("checkpoint", c.checkpoint_every):
             self._checkpoint()
+
+    def _due(self, what: str, interval: int) -> bool:
+        """Whether `interval` evaluations have passed since `what` last happened."""
+        if self.evals_done - self._last.get(what, 0) < interval:
+            return False
+        self._last[what] = self.evals_done
+        return True
 
     # ------------------------------------------------------------------ migration and resets
 
