@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # The device machine has torch but no network: `make gpu-check GPU_PYTHON=python3` skips the venv.
 GPU_PYTHON ?=
 
-.PHONY: setup run test lint fmt gpu-check clean
+.PHONY: setup run test lint fmt gpu-check browser clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,15 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/python -m evo run --islands 4 --budget 15 --max-evals 20 --operator offline
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
+
+# The report's test renders it in a real headless Chromium (Debian's package; needs root).
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the report's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	} || { echo "make test needs chromium: install it (apt-get install chromium) as root"; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

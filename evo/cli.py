@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -91,7 +92,164 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--config", type=Path, help="a TOML file of settings")
     rn.add_argument("--resume", type=Path, metavar="DIR", help="go on with the run in DIR")
     rn.set_defaults(handler=_run)
+
+    li = commands.add_parser(
+        "lineage",
+        help="what was tried, what won, why: a summary of one or more runs",
+        description="Summarise runs from their Parquet lineage, filter candidates, follow an "
+        "ancestry, or run DuckDB SQL over the table `lineage`.",
+    )
+    li.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (runs/*)")
+    li.add_argument("--island", type=int, help="list the candidates of this island")
+    li.add_argument("--status", help="list the candidates with this status")
+    li.add_argument("--operator", help="list the candidates of this operator")
+    li.add_argument("--ancestry", type=int, metavar="ID", help="the chain of ancestors of ID")
+    li.add_argument("--sql", help='DuckDB SQL over the table lineage, e.g. "SELECT ..."')
+    li.set_defaults(handler=_lineage)
+
+    sh = commands.add_parser("show", help="one candidate: source, diff, evaluations, verdict")
+    sh.add_argument("run", type=Path)
+    sh.add_argument("candidate", type=int)
+    sh.set_defaults(handler=_show)
+
+    st = commands.add_parser("status", help="the figures of a run, read from its checkpoint")
+    st.add_argument("run", type=Path)
+    st.set_defaults(handler=_status)
+
+    rp = commands.add_parser("report", help="an HTML report with plots of a run")
+    rp.add_argument("run", type=Path)
+    rp.add_argument("--out", type=Path, help="folder of the report (default: RUN/report)")
+    rp.set_defaults(handler=_report)
+
+    ex = commands.add_parser("export", help="the winning lineage as a git repository")
+    ex.add_argument("run", type=Path)
+    ex.add_argument("--git", type=Path, required=True, metavar="DIR", help="a new folder")
+    ex.set_defaults(handler=_export)
+
+    be = commands.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
+    be.add_argument("name", choices=["lineage"], help="lineage: evo lineage/report on N rows")
+    be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
+    be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
+    be.set_defaults(handler=_bench)
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    import platform
+    import time
+
+    from evo.bench import bench_lineage
+
+    if args.rows < 1:
+        raise UsageError(f"--rows must be at least 1, not {args.rows}")
+    results = bench_lineage(args.rows)
+    _print_table(list(results[0]), [tuple(r.values()) for r in results])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    machine = {"machine": platform.platform(), "cpus": os.cpu_count(), "date": time.strftime("%F")}
+    path.write_text(json.dumps({**machine, "results": results}, indent=1))
+    print(f"raw results: {path}")
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    from evo.analysis import Lineage
+
+    lineage = Lineage(args.runs)
+    if args.sql:
+        _print_table(*lineage.table(args.sql))
+        return 0
+    if args.ancestry is not None:
+        for run_id in lineage.runs:
+            chain = lineage.ancestry(run_id, args.ancestry)
+            if not chain:
+                raise UsageError(f"run {run_id} has no candidate {args.ancestry}")
+            _print_table(
+                ["run", "id", "parent", "island", "fitness", "status", "hypothesis"],
+                [(run_id, *row.values()) for row in chain],
+            )
+        return 0
+    filters = [
+        (c, getattr(args, c))
+        for c in ("island", "status", "operator")
+        if getattr(args, c) is not None
+    ]
+    if filters:
+        where = " AND ".join(f"{column} = ?" for column, _ in filters)
+        _print_table(
+            *lineage.table_with(
+                "SELECT run_id AS run, candidate_id AS id, parent_id AS parent, island, status, "
+                "round(fitness, 4) AS fitness, hypothesis FROM lineage WHERE event = 'candidate' "
+                f"AND {where} ORDER BY run_id, candidate_id",
+                [value for _, value in filters],
+            )
+        )
+        return 0
+    for number, run_id in enumerate(lineage.runs):
+        print(("\n" if number else "") + "\n".join(lineage.summary(run_id)))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from evo.analysis import Lineage, show
+
+    lineage = Lineage([args.run])
+    print("\n".join(show(lineage, args.run.name, args.candidate)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import time
+
+    from evo import checkpoint
+    from evo.config import RunConfig, read_toml
+    from evo.progress import Figures
+
+    state = checkpoint.load(args.run)
+    if state is None or not (args.run / "config.toml").is_file():
+        raise UsageError(f"{args.run} has no checkpoint yet; pass a run folder such as runs/<id>")
+    config = RunConfig().with_overrides(read_toml(args.run / "config.toml"), str(args.run))
+    age = time.time() - (args.run / "checkpoint.json").stat().st_mtime
+    print(
+        f"run {args.run.name}: last checkpoint {age:.0f} s ago; "
+        f"{len(state['pending'])} candidates waiting"
+    )
+    print(Figures.of_checkpoint(state, config.max_evals, config.max_hours).line())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from evo.analysis import Lineage
+    from evo.report import write_report
+
+    path = write_report(Lineage([args.run]), args.run.name, args.out or args.run / "report")
+    print(f"report: {path}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from evo.analysis import Lineage
+    from evo.export import export_git
+
+    commits = export_git(Lineage([args.run]), args.run.name, args.git)
+    print(f"{commits} commits in {args.git} (branch evo)")
+    return 0
+
+
+def _print_table(columns: list[str], rows: list[tuple]) -> None:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = "-" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _RUN_SETTINGS = (
@@ -153,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `evo lineage ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -377,6 +377,7 @@ class Engine:
                 "spent": self.spent,
                 "sigma": self.sigma,
                 "elapsed": self.elapsed(),
+                "evaluators": len(self.evaluators),
                 "busy_seconds": self.busy_seconds,
                 "islands": self.ray.get([island.state.remote() for island in self.islands]),
                 "champions": {str(k): v for k, v in self.champions.items()},

@@ -156,7 +156,7 @@ def evaluate(
             threads=threads,
         )
         started = time.monotonic()
-        exit_code, timed_out, peak_rss_mb = _run(target.entry, work, env, logs, timeout)
+        exit_code, timed_out, peak_rss_mb = run_process(target.entry, work, env, logs, timeout)
         wall_seconds = time.monotonic() - started
         stderr_tail = _tail(logs / "stderr.log")
         reported = _read_report(channel / "result.json")
@@ -200,7 +200,7 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
     return env
 
 
-def _run(
+def run_process(
     argv: tuple[str, ...], cwd: Path, env: dict[str, str], logs: Path, timeout: float
 ) -> tuple[int, bool, float | None]:
     """Run argv in its own process group; return (exit code, timed out, peak RSS in MB)."""

@@ -1,0 +1,122 @@
+"""`evo bench`: measurements of evo itself, printed as a table and kept as JSON.
+
+lineage: a synthetic lineage of N rows (default 1,000,000) in a run folder, then `evo lineage`
+and `evo report` on it as separate processes, each timed, with its peak resident memory read the
+way the sandbox reads an evaluation's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evo.config import RunConfig
+from evo.lineage import SCHEMA
+from evo.sandbox import run_process
+
+ROOT = Path(__file__).resolve().parent.parent
+STATUSES = np.array(["accepted", "kept", "rejected", "crash", "invalid", "timeout", "refused"])
+STATUS_SHARE = [0.03, 0.35, 0.42, 0.06, 0.04, 0.02, 0.08]
+
+
+def synthetic_lineage(
+    folder: Path, rows: int, islands: int = 64, seed: int = 0, per_file: int = 100_000
+) -> None:
+    """A run folder whose lineage has `rows` candidates that look like a long run's.
+
+    Statuses in proportions seen in real runs, 1-3 evaluations each, parents among earlier
+    accepted candidates, a metric that improves with noise, and a short source per candidate.
+    """
+    rng = np.random.default_rng(seed)
+    (folder / "lineage").mkdir(parents=True, exist_ok=True)
+    target = ROOT / "tests" / "fixtures" / "quad"
+    (folder / "config.toml").write_text(RunConfig(target=str(target), islands=islands).to_toml())
+    status = rng.choice(STATUSES, size=rows, p=STATUS_SHARE)
+    status[0] = "accepted"
+    evals = np.where(status == "refused", 0, rng.integers(1, 4, size=rows))
+    trend = 3.3 - 1.2 * np.arange(rows) / rows
+    accepted = np.flatnonzero(status == "accepted")
+    latest = np.searchsorted(accepted, np.arange(rows)) - 1  # accepted before each candidate
+    parents = accepted[np.maximum(0, latest - rng.integers(0, 3, rows))]
+    start_ms = int((time.time() - rows * 0.05) * 1000)
+    for part, low in enumerate(range(0, rows, per_file), 1):
+        ids = range(low, min(rows, low + per_file))
+        metrics = [list(trend[i] + rng.normal(0, 0.03, evals[i])) for i in ids]
+        created = [start_ms + 50 * i for i in ids]
+        columns = {
+            "schema_version": [1] * len(ids),
+            "run_id": [folder.name] * len(ids),
+            "event": ["candidate"] * len(ids),
+            "candidate_id": list(ids),
+            "parent_id": [None if i == 0 else int(parents[i]) for i in ids],
+            "island": [i % islands for i in ids],
+            "generation": [i // islands for i in ids],
+            "operator": ["offline"] * len(ids),
+            "hypothesis": [f"KNOB_{i % 23} x2: a hypothesis" for i in ids],
+            "edit": [f"train.py: replace definition of KNOB_{i % 23}" for i in ids],
+            "sources": [json.dumps({"train.py": f"KNOB_{i % 23} = {i}\n"}) for i in ids],
+            "status": status[low : low + len(ids)].tolist(),
+            "metrics": metrics,
+            "seeds": [list(range(len(m))) for m in metrics],
+            "eval_statuses": [["ok"] * len(m) for m in metrics],
+            "fitness": [float(np.mean(m)) if m else None for m in metrics],
+            "accepted": (status[low : low + len(ids)] == "accepted").tolist(),
+            "evaluator": [f"evaluator-{i % 8}" for i in ids],
+            "evaluation_s": [60.0 * len(m) for m in metrics],
+            "cost_usd": rng.uniform(0.005, 0.03, len(ids)).tolist(),
+            "created_at": created,
+            "finished_at": [t + 60_000 for t in created],
+        }
+        table = pa.table(
+            {
+                name: pa.array(columns[name], SCHEMA.field(name).type)
+                if name in columns
+                else pa.nulls(len(ids), SCHEMA.field(name).type)
+                for name in SCHEMA.names
+            },
+            schema=SCHEMA,
+        )
+        pq.write_table(table, folder / "lineage" / f"part-{part:06d}.parquet")
+
+
+def bench_lineage(rows: int) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+        run = Path(scratch) / "bench-run"
+        started = time.monotonic()
+        synthetic_lineage(run, rows)
+        size = sum(p.stat().st_size for p in (run / "lineage").iterdir())
+        took = time.monotonic() - started
+        print(f"generated {rows:,} rows ({size / 2**20:.0f} MiB) in {took:.1f} s", flush=True)
+        env = dict(os.environ)
+        for name, args in (
+            ("evo lineage", ["lineage", str(run)]),
+            ("evo report", ["report", str(run)]),
+        ):
+            tick = time.monotonic()
+            code, _, peak = run_process(
+                (sys.executable, "-m", "evo", *args), ROOT, env, Path(scratch), timeout=600
+            )
+            seconds = time.monotonic() - tick
+            if code != 0:
+                raise SystemExit(
+                    f"{name} failed: {(Path(scratch) / 'stderr.log').read_text()[-500:]}"
+                )
+            results.append(
+                {
+                    "command": name,
+                    "rows": rows,
+                    "seconds": round(seconds, 2),
+                    "peak_rss_mib": round(peak or 0),
+                    "lineage_mib": round(size / 2**20),
+                }
+            )
+    return results

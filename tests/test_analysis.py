@@ -1,0 +1,278 @@
+"""evo lineage / show / status / report / export on a hand-made lineage with exact figures, and
+on a real run of the quad fixture; the report is rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from evo.config import RunConfig
+from evo.lineage import LineageWriter
+
+QUAD = ROOT / "tests" / "fixtures" / "quad"
+
+
+def row(cid, parent, island, status, metrics, hypothesis, minute, **extra):
+    return {
+        "run_id": "fixture",
+        "event": "candidate",
+        "candidate_id": cid,
+        "parent_id": parent,
+        "island": island,
+        "generation": 0 if parent is None else 1,
+        "operator": "offline",
+        "hypothesis": hypothesis,
+        "edit": f"params.py: change {cid}",
+        "status": status,
+        "sources": json.dumps({"params.py": f"X = {cid}\n"}),
+        "metrics": metrics,
+        "seeds": list(range(len(metrics))),
+        "eval_statuses": extra.pop("statuses", ["ok"] * len(metrics)),
+        "fitness": sum(metrics) / len(metrics) if metrics and None not in metrics else None,
+        "accepted": status == "accepted",
+        "evaluator": "evaluator-0" if metrics else None,
+        "evaluation_s": 10.0 * len(metrics) if metrics else None,
+        "created_at": datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
+        "finished_at": datetime(2026, 1, 1, 0, minute + 1, tzinfo=UTC),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("runs") / "fixture"
+    (folder).mkdir()
+    (folder / "config.toml").write_text(RunConfig(target=str(QUAD)).to_toml())
+    writer = LineageWriter(folder / "lineage")
+    for r in [
+        row(0, None, 0, "accepted", [10.0, 10.2, 9.8], "the seed program", 0),
+        row(
+            1,
+            0,
+            0,
+            "accepted",
+            [9.0],
+            "X down",
+            1,
+            cost_usd=0.25,
+            input_tokens=1000,
+            output_tokens=100,
+        ),
+        row(
+            2, 0, 1, "kept", [10.1], "Y up", 2, cost_usd=0.25, input_tokens=1000, output_tokens=100
+        ),
+        row(3, 1, 0, "crash", [None], "X way down", 3, statuses=["crash"], reason="boom"),
+        row(4, 1, 0, "accepted", [8.0, 8.2], "X further down", 4),
+        row(5, 0, 1, "refused", [], "bad edit", 5, reason="SEARCH block 1 matches nothing"),
+    ]:
+        writer.add(r)
+    writer.flush()
+    writer.add(
+        {
+            "run_id": "fixture",
+            "event": "migration",
+            "candidate_id": 4,
+            "island": 1,
+            "from_island": 0,
+            "to_island": 1,
+            "status": "accepted",
+            "accepted": True,
+        }
+    )
+    writer.flush()
+    return folder
+
+
+def evo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "evo", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_summary_figures(fixture_run):
+    done = evo("lineage", str(fixture_run))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "run fixture (loss, lower is better)",
+        "candidates: 6 (accepted 3, crash 1, kept 1, refused 1)",
+        "evaluations: 8 (ok 7, crash 1)",
+        "noise: sigma 0.2 (the seed program's spread over seeds)",
+        "acceptance by island: 0: 2/3 (67%), 1: 0/1 (0%)",
+        "acceptance by operator: offline: 2/4 (50%)",
+        "best per island: 0: 8.1000",
+        "improvement chain of the best (#4, loss 8.1000):",
+        "  #0      10.0000                         the seed program",
+        "  #1      9.0000    -1.0000 (5.0 sigma)  X down",
+        "  #4      8.1000    -0.9000 (4.5 sigma)  X further down",
+        "spend: $0.50 (2000 input, 0 cache-read, 200 output tokens)",
+        # 30 + 10 + 10 + 10 + 20 s of evaluation between minute 0 and minute 6
+        "evaluator utilisation: 22.2% (80 s of evaluation over 1 evaluator(s) x 360 s)",
+    ]
+
+
+def test_filters_ancestry_and_sql(fixture_run):
+    listed = evo("lineage", str(fixture_run), "--island", "0", "--status", "accepted")
+    assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["0", "1", "4"]
+    chain = evo("lineage", str(fixture_run), "--ancestry", "3")
+    assert [line.split()[1] for line in chain.stdout.splitlines()[1:]] == ["0", "1", "3"]
+    sql = evo(
+        "lineage",
+        str(fixture_run),
+        "--sql",
+        "SELECT event, count(*) AS n FROM lineage GROUP BY event ORDER BY event",
+    )
+    assert sql.stdout.splitlines() == ["event      n", "candidate  6", "migration  1"]
+    bad = evo("lineage", str(fixture_run), "--sql", "SELEC 1")
+    assert bad.returncode == 2 and bad.stderr.startswith("evo: error: the SQL failed: Parser Error")
+
+
+def test_several_runs_at_once(fixture_run, tmp_path):
+    twin = tmp_path / "twin"
+    shutil.copytree(fixture_run, twin)
+    done = evo(
+        "lineage",
+        str(fixture_run),
+        str(twin),
+        "--sql",
+        "SELECT count(*) AS rows, count(DISTINCT run_id) AS runs FROM lineage",
+    )
+    assert done.stdout.splitlines()[1].split() == ["14", "1"]  # the copy has the same run id
+    both = evo("lineage", str(fixture_run), str(twin))
+    assert both.stdout.count("improvement chain of the best") == 1
+
+
+def test_show(fixture_run):
+    done = evo("show", str(fixture_run), "4")
+    lines = done.stdout.splitlines()
+    assert lines[:4] == [
+        "candidate 4 of run fixture: island 0, generation 1, parent 1, operator offline",
+        "hypothesis: X further down",
+        "edit: params.py: change 4",
+        "status: accepted",
+    ]
+    assert "  evaluation with seed 1: ok loss=8.2000" in lines
+    assert "fitness (mean over seeds): 8.1000; parent 9.0000, -0.9000 (4.5 sigma)" in lines
+    assert "-X = 1" in lines and "+X = 4" in lines
+    assert evo("show", str(fixture_run), "99").stderr == (
+        "evo: error: run fixture has no candidate 99; see `evo lineage`\n"
+    )
+
+
+def test_bad_run_folders(tmp_path):
+    done = evo("lineage", str(tmp_path))
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"evo: error: {tmp_path} holds no lineage; pass a run folder such as runs/<id>\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("real")
+    done = evo(
+        "run",
+        "--target",
+        str(QUAD),
+        "--islands",
+        "2",
+        "--max-evals",
+        "30",
+        "--operator",
+        "offline",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [folder] = out.iterdir()
+    return folder
+
+
+def test_status_of_a_real_run(real_run):
+    done = evo("status", str(real_run))
+    assert done.returncode == 0
+    first, second = done.stdout.splitlines()
+    assert first.startswith(f"run {real_run.name}: last checkpoint ")
+    assert " evals 30/30  best " in second and "spend $0.00" in second
+
+
+def test_export_the_winning_lineage_to_git(real_run, tmp_path):
+    done = evo("export", str(real_run), "--git", str(tmp_path / "repo"))
+    assert done.returncode == 0, done.stderr
+    log = subprocess.run(
+        ["git", "log", "--format=%s|%(trailers:key=Evo-Metric,valueonly)"],
+        cwd=tmp_path / "repo",
+        capture_output=True,
+        text=True,
+    ).stdout
+    entries = [line for line in log.splitlines() if line.strip()]
+    assert entries[-1].startswith("the seed program|loss=")
+    assert len(entries) == int(done.stdout.split()[0]) >= 2
+    best = (real_run / "best" / "params.py").read_text()
+    assert (tmp_path / "repo" / "params.py").read_text() == best
+    again = evo("export", str(real_run), "--git", str(tmp_path / "repo"))
+    assert again.returncode == 2 and "exists and is not empty" in again.stderr
+
+
+def test_the_report_renders_in_a_real_browser(real_run, tmp_path):
+    import matplotlib.image
+
+    done = evo("report", str(real_run), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "report" / "report.html"
+    assert page.read_text().count('src="data:image/png;base64,') == 5
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is needed for this test: apt-get install chromium"
+    shot = tmp_path / "shot.png"
+    browser = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.is_file(), browser.stderr
+    assert "Uncaught" not in browser.stderr and "ERROR:CONSOLE" not in browser.stderr
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    drawn = (pixels < 0.9).any(axis=2).mean()
+    assert pixels.std() > 0.05 and drawn > 0.02  # plots, not a blank page
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile2'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert dom.count("<img") == 5 and f"evo run {real_run.name}" in dom
+    assert np.isfinite(pixels).all()
