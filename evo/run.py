@@ -65,6 +65,7 @@ def resume_run(run_dir: Path, overrides: dict[str, Any]) -> Path:
     state = checkpoint.load(run_dir)
     if state is None:
         raise UsageError(f"{run_dir} has no readable checkpoint; start a new run instead")
+    (run_dir / "config.toml").write_text(config.to_toml())  # the new stop conditions
     target = load_target(config.target)
     print(f"resuming run {run_dir.name} at evaluation {state['evals_done']}")
     _go(config, target, run_dir, state)
