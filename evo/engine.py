@@ -142,12 +142,13 @@ class Engine:
         self.lineage.add(candidate_row(self.run_id, seed, "accepted", ""))
         member = seed.as_member()
         self._set_champion(0, member)
-        self.islands = []
+        self.islands, self.saved_islands = [], []
         for index in range(self.config.islands):
             island = Island(index, self.selection, self.sigma, self.config.seed)
             island.population = [Member(0, seed.sources, dict(seed.metrics), 0)]
             island.champion = island.population[0]
-            self.islands.append(self._island_actor(island.state()))
+            self.saved_islands.append(island.state())
+            self.islands.append(self._island_actor(self.saved_islands[-1]))
             self.champions[index] = member
         self._checkpoint()
 
@@ -214,7 +215,11 @@ class Engine:
 
     def _proposed(self, ref) -> None:
         island = self.proposing.pop(ref)
-        made = self.ray.get(ref)
+        try:
+            made = self.ray.get(ref)
+        except self.ray.exceptions.RayActorError:
+            self._restart_island(island)
+            return
         usage = made["usage"]
         self.spent += usage.get("cost_usd", 0.0)
         candidate = Candidate(
@@ -255,9 +260,7 @@ class Engine:
         if last["status"] != "ok":
             self._settle(candidate, last["status"], last["reason"], None)
         else:
-            verdict = self.ray.get(
-                self.islands[candidate.island].judge.remote(candidate.as_member())
-            )
+            verdict = self._island(candidate.island, "judge", candidate.as_member())
             if verdict == REPEAT:  # first in line; a run that stops here keeps it pending
                 self.queue.appendleft((candidate, index + 1))
             else:
@@ -275,10 +278,8 @@ class Engine:
             "delta": delta,
             "reason": reason,
         }
-        self.ray.get(
-            self.islands[candidate.island].settle.remote(
-                candidate.as_member(), verdict or "failed", attempt
-            )
+        self._island(
+            candidate.island, "settle", candidate.as_member(), verdict or "failed", attempt
         )
         if verdict == ACCEPT:
             self._set_champion(candidate.island, candidate.as_member())
@@ -301,15 +302,35 @@ class Engine:
         self._last[what] = self.evals_done
         return True
 
+    # ------------------------------------------------------------------ island actors
+
+    def _island(self, index: int, method: str, *args: Any) -> Any:
+        """Call an island actor; one that died is rebuilt from its last checkpointed state."""
+        try:
+            return self.ray.get(getattr(self.islands[index], method).remote(*args))
+        except self.ray.exceptions.RayActorError:
+            self._restart_island(index)
+            return self.ray.get(getattr(self.islands[index], method).remote(*args))
+
+    def _restart_island(self, index: int) -> None:
+        print(f"island {index} died; rebuilt from the last checkpoint", flush=True)
+        self.islands[index] = self._island_actor(self.saved_islands[index])
+        # Its proposal in flight died with it; ask the new actor instead.
+        self.proposing = {ref: i for ref, i in self.proposing.items() if i != index}
+
+    def _island_states(self) -> list[dict]:
+        self.saved_islands = [self._island(i, "state") for i in range(len(self.islands))]
+        return self.saved_islands
+
     # ------------------------------------------------------------------ migration and resets
 
     def _migrate(self) -> None:
         count = self.config.migration_count
-        outgoing = self.ray.get([island.best.remote(count) for island in self.islands])
+        outgoing = [self._island(i, "best", count) for i in range(len(self.islands))]
         for source, migrants in enumerate(outgoing):
             dest = (source + 1) % len(self.islands)
             for migrant in migrants:
-                verdict = self.ray.get(self.islands[dest].receive.remote(migrant))
+                verdict = self._island(dest, "receive", migrant)
                 if verdict == ACCEPT:
                     self._set_champion(dest, migrant)
                 self.lineage.add(
@@ -317,11 +338,11 @@ class Engine:
                 )
 
     def _reset_stagnant(self) -> None:
-        stalled = self.ray.get([island.since_improvement.remote() for island in self.islands])
+        stalled = [self._island(i, "since_improvement") for i in range(len(self.islands))]
         for index, since in enumerate(stalled):
             if since < self.config.stagnation or self.best is None or self.best["island"] == index:
                 continue
-            self.ray.get(self.islands[index].reset.remote(self.best["member"]))
+            self._island(index, "reset", self.best["member"])
             self._set_champion(index, self.best["member"])
             self.lineage.add(
                 event_row(
@@ -379,7 +400,7 @@ class Engine:
                 "elapsed": self.elapsed(),
                 "evaluators": len(self.evaluators),
                 "busy_seconds": self.busy_seconds,
-                "islands": self.ray.get([island.state.remote() for island in self.islands]),
+                "islands": self._island_states(),
                 "champions": {str(k): v for k, v in self.champions.items()},
                 "best": self.best,
                 "pending": [[asdict(c), i] for c, i in pending],
@@ -397,4 +418,5 @@ class Engine:
         for data, index in state["pending"]:
             data["metrics"] = {int(k): v for k, v in data["metrics"].items()}
             self.queue.append((Candidate(**data), index))
-        self.islands = [self._island_actor(s) for s in state["islands"]]
+        self.saved_islands = state["islands"]
+        self.islands = [self._island_actor(s) for s in self.saved_islands]

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from conftest import ROOT
@@ -122,6 +123,23 @@ def test_a_killed_evaluator_requeues_its_candidate(ray_session, tmp_path, capsys
     assert "evaluator-0 died (" in capsys.readouterr().out
     assert engine.evals_done == 24
     assert_complete(rows, engine)
+
+
+def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, capsys):
+    killed = {}
+
+    def kill_once(engine):
+        while engine.evals_done < 10:
+            time.sleep(0.01)
+        ray_session.kill(engine.islands[1])
+        killed["at"] = datetime.now(UTC)
+
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, on_progress=kill_once)
+    assert "island 1 died; rebuilt from the last checkpoint" in capsys.readouterr().out
+    assert engine.evals_done == 30
+    assert_complete(rows, engine)
+    later = [r for r in candidates(rows) if r["island"] == 1 and r["created_at"] > killed["at"]]
+    assert later  # the rebuilt island went on proposing
 
 
 def run_cli(*args, **kwargs) -> subprocess.Popen:
