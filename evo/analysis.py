@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ class Lineage:
         self.runs: dict[str, RunInfo] = {}
         files = []
         for folder in folders:
-            parts = part_files(folder / "lineage")
+            parts = [p for p in part_files(folder / "lineage") if _readable(p)]
             if not parts:
                 raise UsageError(f"{folder} holds no lineage; pass a run folder such as runs/<id>")
             files += [str(p) for p in parts]
@@ -216,6 +217,18 @@ class Lineage:
                 f"({busy:.0f} s of evaluation over {count} evaluator(s) x {span:.0f} s)"
             )
         return lines
+
+
+def _readable(path: Path) -> bool:
+    """Whether a lineage file can be read; a damaged one is skipped with a warning."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except Exception as e:  # pyarrow raises several kinds for a damaged file
+        print(f"warning: skipping {path}: not a readable Parquet file ({e})", file=sys.stderr)
+        return False
+    return True
 
 
 def _run_info(folder: Path) -> RunInfo:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,11 @@ def load(run_dir: Path) -> dict[str, Any] | None:
     for name in (NAME, PREVIOUS):
         try:
             state = json.loads((run_dir / name).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except FileNotFoundError:
             continue
-        if state.get("version") == VERSION:
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            print(f"warning: {run_dir / name} is damaged; trying the one before", file=sys.stderr)
+            continue
+        if isinstance(state, dict) and state.get("version") == VERSION:
             return state
     return None

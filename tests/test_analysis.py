@@ -276,3 +276,14 @@ def test_the_report_renders_in_a_real_browser(real_run, tmp_path):
     ).stdout
     assert dom.count("<img") == 5 and f"evo run {real_run.name}" in dom
     assert np.isfinite(pixels).all()
+
+
+def test_a_truncated_lineage_file_is_skipped_with_a_warning(fixture_run, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(fixture_run, damaged)
+    second = damaged / "lineage" / "part-000002.parquet"
+    second.write_bytes(second.read_bytes()[:100])  # cut by hand
+    done = evo("lineage", str(damaged), "--sql", "SELECT count(*) AS n FROM lineage")
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == ["n", "6"]  # the candidates of the first file
+    assert done.stderr.startswith(f"warning: skipping {second}: not a readable Parquet file")

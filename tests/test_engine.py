@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,3 +286,35 @@ def test_the_lineage_folder_reads_as_one_dataset(tmp_path, ray_session):
     engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=8)
     table = ds.dataset(tmp_path / "run" / "lineage", format="parquet").to_table()
     assert table.num_rows == len(rows)
+
+
+def test_a_seed_program_that_fails_stops_the_run_before_it_starts(tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(QUAD, broken)
+    (broken / "params.py").write_text("X = 1.0\nY = undefined_name\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evo",
+            "run",
+            "--target",
+            str(broken),
+            "--max-evals",
+            "10",
+            "--operator",
+            "offline",
+            "--out",
+            str(tmp_path / "runs"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line == (
+        "evo: error: the seed program fails its own evaluation (crash: NameError: name "
+        "'undefined_name' is not defined); fix the target, then run again"
+    )

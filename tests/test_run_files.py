@@ -119,3 +119,11 @@ def test_checkpoints_are_atomic_and_fall_back_to_the_previous(tmp_path):
     assert checkpoint.load(tmp_path)["evals_done"] == 2
     (tmp_path / "checkpoint.json").write_text('{"evals_done": 3, "trunc')
     assert checkpoint.load(tmp_path)["evals_done"] == 1  # the torn newest is skipped
+
+
+def test_a_damaged_checkpoint_falls_back_with_a_warning(tmp_path, capsys):
+    checkpoint.save(tmp_path, {"evals_done": 4})
+    checkpoint.save(tmp_path, {"evals_done": 5})
+    (tmp_path / "checkpoint.json").write_bytes(b"\x00\xff garbage")
+    assert checkpoint.load(tmp_path)["evals_done"] == 4
+    assert "checkpoint.json is damaged; trying the one before" in capsys.readouterr().err
