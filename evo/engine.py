@@ -29,6 +29,8 @@ from evo.prompt import Inspiration
 from evo.proposal import program_hash
 from evo.target import Target
 
+LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
+
 
 class Engine:
     def __init__(self, config: RunConfig, target: Target, run_dir: Path):
@@ -102,7 +104,12 @@ class Engine:
         self._last = {"migration": self.evals_done, "checkpoint": self.evals_done}
 
     def _island_actor(self, state: dict):
-        remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor)
+        # The operator's credentials go to the island actors (on any node of a cluster), never
+        # to evaluations: the sandbox builds their environment from an allow-list.
+        llm_env = {k: v for k, v in os.environ.items() if k.startswith(LLM_ENV_PREFIXES)}
+        remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor).options(
+            runtime_env={"env_vars": llm_env} if llm_env else None
+        )
         return remote.remote(
             str(self.target.root),
             self.config.operator,
@@ -385,6 +392,15 @@ class Engine:
     # ------------------------------------------------------------------ checkpoints
 
     def _checkpoint(self) -> None:
+        try:
+            self._write_checkpoint()
+        except OSError as e:  # a full disk, a folder made read-only or removed
+            raise UsageError(
+                f"cannot write to the run folder {self.run_dir} ({e.strerror or e}); free space "
+                f"or fix its permissions, then go on: python -m evo run --resume {self.run_dir}"
+            ) from None
+
+    def _write_checkpoint(self) -> None:
         self.lineage.flush()
         pending = [(c, i) for c, i in self.queue] + [(c, i) for _, c, i, _ in self.running.values()]
         checkpoint.save(

@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import ROOT
+from llm_server import Reply
 
 from evo.config import RunConfig, preset_path, read_toml
 from evo.engine import Engine
+from evo.errors import UsageError
 from evo.lineage import part_files, read_lineage
 from evo.target import load_target
 
@@ -141,6 +143,22 @@ def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, c
     assert_complete(rows, engine)
     later = [r for r in candidates(rows) if r["island"] == 1 and r["created_at"] > killed["at"]]
     assert later  # the rebuilt island went on proposing
+
+
+def test_an_unwritable_run_folder_stops_the_run_cleanly(ray_session, tmp_path):
+    def break_folder(engine):
+        while engine.evals_done < 8:
+            time.sleep(0.01)
+        (tmp_path / "run" / "lineage").rename(tmp_path / "saved")
+        (tmp_path / "run" / "lineage").write_text("not a folder any more")
+
+    with pytest.raises(UsageError) as caught:
+        run_engine(tmp_path, QUAD, islands=2, max_evals=400, on_progress=break_folder)
+    message = str(caught.value)
+    assert message.startswith(f"cannot write to the run folder {tmp_path / 'run'} (")
+    assert message.endswith(f"then go on: python -m evo run --resume {tmp_path / 'run'}")
+    rows = read_lineage(tmp_path / "saved").to_pylist()  # what was written is intact
+    assert rows and len({r["candidate_id"] for r in candidates(rows)}) == len(candidates(rows))
 
 
 def run_cli(*args, **kwargs) -> subprocess.Popen:
@@ -318,3 +336,32 @@ def test_a_seed_program_that_fails_stops_the_run_before_it_starts(tmp_path):
         "evo: error: the seed program fails its own evaluation (crash: NameError: name "
         "'undefined_name' is not defined); fix the target, then run again"
     )
+
+
+CHEATS = [
+    ("import score\nscore.loss = 0.0", "imports 'score'"),
+    ("X = open('/etc/passwd').read()", "uses 'open'"),
+    ("import os\nX = len(os.environ)", "imports 'os'"),
+    ("import subprocess\nsubprocess.Popen(['sleep', '1000'])", "imports 'subprocess'"),
+]
+
+
+def test_cheating_proposals_are_refused_and_the_lineage_says_why(
+    ray_session, tmp_path, model_server, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
+    replies = []
+    for code, _ in CHEATS:
+        reply = f"HYPOTHESIS: cheat\nREWRITE params.py\n```python\n{code}\nX = 1.0\nY = 0.5\n```\n"
+        replies += [Reply(reply)] * 3  # the first try and both repairs
+    honest = "HYPOTHESIS: honest\nREPLACE DEFINITION X IN params.py\n```python\nX = 2.0\n```\n"
+    model_server.reset(*replies, Reply(honest))
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=4, operator="anthropic")
+    refused = [r for r in candidates(rows) if r["hypothesis"] == "cheat"]
+    assert len(refused) == len(CHEATS)
+    for row, (_, reason) in zip(refused, CHEATS, strict=True):
+        assert row["status"] == "refused" and row["metrics"] == []
+        assert row["operator"] == "anthropic" and row["reason"].count(reason) == 3
+    [kept] = [r for r in candidates(rows) if r["hypothesis"] == "honest"]
+    assert kept["metrics"] and kept["status"] in ("accepted", "kept")
