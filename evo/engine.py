@@ -30,6 +30,9 @@ from evo.proposal import program_hash
 from evo.target import Target
 
 LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
+# A run whose operator keeps failing (a dead model service, a target with nothing left to change
+# for the offline operator) stops instead of spinning; a resume tries again.
+MAX_REFUSED_IN_A_ROW = 30
 
 
 class Engine:
@@ -60,6 +63,7 @@ class Engine:
         self.best: dict | None = None
         self.seen: set[str] = set()
         self.stopping = False
+        self.refused_in_a_row = 0  # proposals refused since the last valid one
         self._proposals_asked: dict[int, int] = {}  # per island, so that islands take turns
 
     # ------------------------------------------------------------------ start-up
@@ -247,7 +251,17 @@ class Engine:
         if not made["sources"] or digest in self.seen:
             reason = made["reason"] or "duplicates a program already proposed on another island"
             self.lineage.add(candidate_row(self.run_id, candidate, "refused", reason))
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW and not self.stopping:
+                self.stopping = True
+                print(
+                    f"stopping: the last {self.refused_in_a_row} proposals were all refused "
+                    f"(the last because: {reason[:200]}); check the model service or the "
+                    f"target, then go on: python -m evo run --resume {self.run_dir}",
+                    flush=True,
+                )
             return
+        self.refused_in_a_row = 0
         self.seen.add(digest)
         self.queue.append((candidate, 0))
 

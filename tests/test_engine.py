@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -20,7 +22,7 @@ from llm_server import Reply
 from evo.config import RunConfig, preset_path, read_toml
 from evo.engine import Engine
 from evo.errors import UsageError
-from evo.lineage import part_files, read_lineage
+from evo.lineage import read_lineage
 from evo.target import load_target
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
@@ -77,7 +79,8 @@ def test_a_full_run(ray_session, tmp_path):
         "refused",
     }
     evaluated = [r for r in candidates(rows) if r["metrics"]]
-    assert sum(len(r["metrics"]) for r in evaluated) == 40  # the seed's 3 included
+    waiting = sum(len(c.evals) for c, _ in engine.queue)  # a candidate due for a repeat
+    assert sum(len(r["metrics"]) for r in evaluated) + waiting == 40  # the seed's 3 included
     assert all(
         len(r["metrics"]) == len(r["seeds"]) == len(r["eval_statuses"]) for r in candidates(rows)
     )
@@ -172,51 +175,67 @@ def run_cli(*args, **kwargs) -> subprocess.Popen:
     )
 
 
-def test_resume_after_sigkill_of_the_driver(tmp_path):
+def checkpointed(out: Path) -> int:
+    """Evaluations recorded by the newest checkpoint of the one run under `out` (0: none)."""
+    found = list(out.glob("*/checkpoint.json"))
+    return json.loads(found[0].read_text())["evals_done"] if found else 0
+
+
+def test_resume_after_repeated_sigkills_of_the_driver(tmp_path):
+    """Three SIGKILLs at random moments, each followed by a resume; then a resume to the end."""
     out = tmp_path / "runs"
-    driver = run_cli(
+    rng = random.Random(11)
+    args = [
         "--target",
         str(QUAD),
         "--islands",
         "2",
         "--max-evals",
-        "60",
+        "90",
         "--operator",
         "offline",
         "--out",
         str(out),
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        parts = list(out.glob("*/lineage/part-*.parquet"))
-        if len(parts) >= 3:
-            break
-        time.sleep(0.05)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and every Ray process it started
-    driver.wait()
-    [run_dir] = out.iterdir()
-    before = read_lineage(run_dir / "lineage").to_pylist()
-    state = json.loads((run_dir / "checkpoint.json").read_text())
-    assert 0 < state["evals_done"] < 60
+    ]
+    recorded: set[int] = set()  # candidates whose rows a checkpoint has covered
+    done_before = 0
+    for _ in range(3):
+        driver = run_cli(*args, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while checkpointed(out) <= done_before:  # a checkpoint of this driver's own work
+            assert time.monotonic() < deadline and driver.poll() is None
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))  # somewhere between two checkpoints
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and every Ray process it started
+        driver.wait()
+        [run_dir] = out.iterdir()
+        state = json.loads((run_dir / "checkpoint.json").read_text())
+        assert 0 < state["evals_done"] < 90
+        covered = {
+            r["candidate_id"] for r in candidates(read_lineage(run_dir / "lineage").to_pylist())
+        }
+        recorded |= {c for c in covered if c < state["next_id"]} - {
+            c[0]["id"] for c in state["pending"]
+        }
+        args = ["--resume", str(run_dir)]
+        done_before = state["evals_done"]
 
-    resumed = run_cli("--resume", str(run_dir))
+    resumed = run_cli(*args)
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
     assert f"resuming run {run_dir.name} at evaluation {state['evals_done']}" in output
     rows = read_lineage(run_dir / "lineage").to_pylist()
     ids = [r["candidate_id"] for r in candidates(rows)]
     assert len(ids) == len(set(ids))  # nothing duplicated
-    kept_before = {r["candidate_id"] for r in candidates(before)} & set(range(state["next_id"]))
-    assert kept_before - {c[0]["id"] for c in state["pending"]} <= set(ids)  # nothing lost
+    assert recorded <= set(ids)  # nothing a checkpoint had covered was lost
     final = json.loads((run_dir / "checkpoint.json").read_text())
-    assert final["evals_done"] == 60
+    assert final["evals_done"] == 90
+    waiting = sum(len(c[0]["evals"]) for c in final["pending"])  # a repeat still to come
+    assert sum(len(r["metrics"]) for r in candidates(rows)) + waiting == 90
     assert set(ids) | {c[0]["id"] for c in final["pending"]} == set(range(final["next_id"]))
     assert ids.count(0) == 1  # the seed program is not added again
-    assert (run_dir / "best" / "params.py").is_file() and (
-        run_dir / "best" / "ancestry.md"
-    ).is_file()
-    assert part_files(run_dir / "lineage")
+    assert (run_dir / "best" / "params.py").is_file()
+    assert (run_dir / "best" / "ancestry.md").is_file()
 
 
 def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_path):
@@ -246,7 +265,8 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
     state = json.loads((run_dir / "checkpoint.json").read_text())
     rows = candidates(read_lineage(run_dir / "lineage").to_pylist())
     assert 0 < state["evals_done"] < 500
-    assert sum(len(r["metrics"]) for r in rows) == state["evals_done"]
+    waiting = sum(len(c[0]["evals"]) for c in state["pending"])
+    assert sum(len(r["metrics"]) for r in rows) + waiting == state["evals_done"]
 
 
 @pytest.mark.parametrize(
@@ -365,3 +385,48 @@ def test_cheating_proposals_are_refused_and_the_lineage_says_why(
         assert row["operator"] == "anthropic" and row["reason"].count(reason) == 3
     [kept] = [r for r in candidates(rows) if r["hypothesis"] == "honest"]
     assert kept["metrics"] and kept["status"] in ("accepted", "kept")
+
+
+def test_a_dead_model_service_stops_the_run_with_what_to_do(
+    ray_session, tmp_path, model_server, monkeypatch, capsys
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
+    model_server.reset()  # nothing scripted: every request gets a 500
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=50, operator="anthropic")
+    out = capsys.readouterr().out
+    assert "stopping: the last 30 proposals were all refused" in out
+    assert f"then go on: python -m evo run --resume {tmp_path / 'run'}" in out
+    refused = [r for r in candidates(rows) if r["status"] == "refused"]
+    assert len(refused) >= 30
+    assert all(
+        r["reason"].startswith("the model service failed: InternalServerError") for r in refused
+    )
+    assert engine.evals_done == 3  # the seed's; nothing else was paid for
+    assert_complete(rows, engine)
+
+
+def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, tmp_path):
+    killed = []
+
+    def kill_one_evaluation(engine):
+        while engine.evals_done < 6:
+            time.sleep(0.01)
+        while not killed:
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    argv = cmdline.read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"score.py" in argv:
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+                    killed.append(int(cmdline.parent.name))
+                    break
+
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=2, max_evals=20, on_progress=kill_one_evaluation
+    )
+    crashed = [r for r in candidates(rows) if "crash" in r["eval_statuses"]]
+    assert [r["reason"] for r in crashed] == ["killed by SIGKILL"]
+    assert engine.evals_done == 20
+    assert_complete(rows, engine)

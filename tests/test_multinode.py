@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -101,6 +102,7 @@ def test_evaluators_spread_over_both_nodes(cluster, tmp_path):
     rows = [r for r in read_lineage(run_dir / "lineage").to_pylist() if r["event"] == "candidate"]
     nodes = {node for r in rows if r["node"] for node in r["node"].split(",")}
     assert len(nodes) == 2  # one evaluator on each node
-    assert sum(len(r["metrics"]) for r in rows) == 16
+    pending = json.loads((run_dir / "checkpoint.json").read_text())["pending"]
+    assert sum(len(r["metrics"]) for r in rows) + sum(len(c[0]["evals"]) for c in pending) == 16
     evaluators = {e for r in rows if r["evaluator"] for e in r["evaluator"].split(",")}
     assert evaluators == {"evaluator-0", "evaluator-1"}
