@@ -27,6 +27,7 @@ class RunConfig:
     gpus_per_eval: GPUs reserved by each evaluator when GPUs are used (fractions allowed).
     budget: training budget per evaluation in seconds; 0 means the target's.
     max_evals / max_hours / max_cost: stop conditions (0 = no limit); the first reached wins.
+        Evaluations include the seed program's noise measurement.
     operator: auto (anthropic with ANTHROPIC_API_KEY, else offline), offline, anthropic, openai.
     tournament: parent selection draws this many members and takes the best.
     explore: share of parents drawn uniformly instead, to keep weaker lines alive.
