@@ -103,6 +103,10 @@ class Evaluator:
         self.device = device
         self.threads = threads
 
+    def ready(self) -> str:
+        """Answers once the actor runs: after a restart, where Ray found room for it."""
+        return self.name
+
     def evaluate(self, sources: dict[str, str], seed: int, budget: float | None) -> dict:
         import ray  # the actor runs under Ray; its context says where
 

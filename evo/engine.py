@@ -33,6 +33,7 @@ LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 # A run whose operator keeps failing (a dead model service, a target with nothing left to change
 # for the offline operator) stops instead of spinning; a resume tries again.
 MAX_REFUSED_IN_A_ROW = 30
+ISLAND_RESTARTS = 3  # rebuilds of an island actor within one call before the run gives up
 
 
 class Engine:
@@ -53,6 +54,7 @@ class Engine:
         self.queue: deque[tuple[Candidate, int]] = deque()
         self.running: dict[Any, tuple[int, Candidate, int, float]] = {}
         self.proposing: dict[Any, int] = {}
+        self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
         self.next_id = 1
         self.evals_done = 0
         self.spent = 0.0
@@ -108,11 +110,16 @@ class Engine:
         self._last = {"migration": self.evals_done, "checkpoint": self.evals_done}
 
     def _island_actor(self, state: dict):
-        # The operator's credentials go to the island actors (on any node of a cluster), never
-        # to evaluations: the sandbox builds their environment from an allow-list.
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # The operator's credentials go to the island actors, never to evaluations: the sandbox
+        # builds their environment from an allow-list. Islands live on the driver's node, so
+        # losing another node never takes an island with it.
         llm_env = {k: v for k, v in os.environ.items() if k.startswith(LLM_ENV_PREFIXES)}
+        here = self.ray.get_runtime_context().get_node_id()
         remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor).options(
-            runtime_env={"env_vars": llm_env} if llm_env else None
+            runtime_env={"env_vars": llm_env} if llm_env else None,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         )
         return remote.remote(
             str(self.target.root),
@@ -172,13 +179,15 @@ class Engine:
                 if not self.stopping and not self._should_stop():
                     self._request_proposals()
                     self._dispatch()
-                refs = [*self.running, *self.proposing]
+                refs = [*self.running, *self.proposing, *self.recovering]
                 if not refs:
                     break
                 done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
                 for ref in done:
                     if ref in self.proposing:
                         self._proposed(ref)
+                    elif ref in self.recovering:
+                        self._recovered(ref)
                     else:
                         self._evaluated(ref)
                 progress.maybe_print()
@@ -267,13 +276,20 @@ class Engine:
 
     def _evaluated(self, ref) -> None:
         slot, candidate, index, started = self.running.pop(ref)
-        self.idle.append(slot)
         try:
             outcome = self.ray.get(ref)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
-            print(f"evaluator-{slot} died ({type(e).__name__}); candidate {candidate.id} re-queued")
+            print(
+                f"evaluator-{slot} died ({type(e).__name__}); candidate {candidate.id} re-queued; "
+                f"evaluator-{slot} comes back when Ray has restarted it where there is room",
+                flush=True,
+            )
             self.queue.appendleft((candidate, index))
+            # Ray restarts the actor (max_restarts=-1); the slot is used again once it answers,
+            # so that no candidate waits on an evaluator whose node is gone.
+            self.recovering[self.evaluators[slot].ready.remote()] = slot
             return
+        self.idle.append(slot)
         self.busy_seconds += time.time() - started
         self.evals_done += 1
         candidate.add_evaluation(index, self._seed(index), outcome, started - candidate.created_at)
@@ -287,6 +303,16 @@ class Engine:
             else:
                 self._settle(candidate, verdict, "", verdict)
         self._after_evaluation()
+
+    def _recovered(self, ref) -> None:
+        slot = self.recovering.pop(ref)
+        try:
+            self.ray.get(ref)
+        except self.ray.exceptions.RayActorError:  # died again before it could answer
+            self.recovering[self.evaluators[slot].ready.remote()] = slot
+            return
+        print(f"evaluator-{slot} is back", flush=True)
+        self.idle.append(slot)
 
     def _settle(self, candidate: Candidate, status: str, reason: str, verdict: str | None) -> None:
         parent = self._champion_fitness(candidate.island)
@@ -327,11 +353,13 @@ class Engine:
 
     def _island(self, index: int, method: str, *args: Any) -> Any:
         """Call an island actor; one that died is rebuilt from its last checkpointed state."""
-        try:
-            return self.ray.get(getattr(self.islands[index], method).remote(*args))
-        except self.ray.exceptions.RayActorError:
-            self._restart_island(index)
-            return self.ray.get(getattr(self.islands[index], method).remote(*args))
+        for attempt in range(ISLAND_RESTARTS + 1):
+            try:
+                return self.ray.get(getattr(self.islands[index], method).remote(*args))
+            except self.ray.exceptions.RayActorError:
+                if attempt == ISLAND_RESTARTS:
+                    raise
+                self._restart_island(index)
 
     def _restart_island(self, index: int) -> None:
         print(f"island {index} died; rebuilt from the last checkpoint", flush=True)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,22 +55,29 @@ def cluster():
         capture_output=True,
         timeout=120,
     )
+    worker_port = free_port()
     try:
         subprocess.run(
-            [RAY, "start", f"--address=127.0.0.1:{port}", *common],
+            [
+                RAY,
+                "start",
+                f"--address=127.0.0.1:{port}",
+                f"--node-manager-port={worker_port}",
+                *common,
+            ],
             env=env,
             check=True,
             capture_output=True,
             timeout=120,
         )
-        yield f"127.0.0.1:{port}", env
+        yield f"127.0.0.1:{port}", env, worker_port
     finally:
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_evaluators_spread_over_both_nodes(cluster, tmp_path):
-    address, env = cluster
+    address, env, _ = cluster
     out = tmp_path / "runs"
     done = subprocess.run(
         [
@@ -106,3 +115,66 @@ def test_evaluators_spread_over_both_nodes(cluster, tmp_path):
     assert sum(len(r["metrics"]) for r in rows) + sum(len(c[0]["evals"]) for c in pending) == 16
     evaluators = {e for r in rows if r["evaluator"] for e in r["evaluator"].split(",")}
     assert evaluators == {"evaluator-0", "evaluator-1"}
+
+
+def kill_raylet(node_manager_port: int) -> int:
+    """SIGKILL the raylet of the node started with this port: the node is lost."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if (
+            any("raylet" in a for a in argv[:1])
+            and f"--node_manager_port={node_manager_port}" in argv
+        ):
+            os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            return int(cmdline.parent.name)
+    raise AssertionError("the worker node's raylet was not found")
+
+
+def test_a_lost_worker_node_does_not_stop_the_run(cluster, tmp_path):
+    address, env, worker_port = cluster
+    out = tmp_path / "runs"
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "evo",
+            "run",
+            "--target",
+            str(QUAD),
+            "--address",
+            address,
+            "--islands",
+            "2",
+            "--evaluators",
+            "2",
+            "--max-evals",
+            "60",
+            "--operator",
+            "offline",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*/lineage/part-*.parquet"))) < 2:
+        assert time.monotonic() < deadline and driver.poll() is None
+        time.sleep(0.05)
+    kill_raylet(worker_port)
+    output, _ = driver.communicate(timeout=400)
+    assert driver.returncode == 0, output
+    assert "evaluator-1 died (" in output or "evaluator-0 died (" in output
+    [run_dir] = out.iterdir()
+    rows = [r for r in read_lineage(run_dir / "lineage").to_pylist() if r["event"] == "candidate"]
+    ids = [r["candidate_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    assert state["evals_done"] == 60
+    assert set(ids) | {c[0]["id"] for c in state["pending"]} == set(range(state["next_id"]))
