@@ -55,6 +55,8 @@ def resume_run(run_dir: Path, overrides: dict[str, Any]) -> Path:
     if not (run_dir / "config.toml").is_file():
         raise UsageError(f"{run_dir} is not a run folder (no config.toml); pass runs/<id>")
     config = RunConfig().with_overrides(read_toml(run_dir / "config.toml"), str(run_dir))
+    if "target" in overrides:  # the same folder, however it is written
+        overrides = {**overrides, "target": str(Path(overrides["target"]).resolve())}
     changed = {k for k, v in overrides.items() if getattr(config, k.replace("-", "_")) != v}
     if changed - RESUMABLE:
         raise UsageError(

@@ -305,6 +305,31 @@ def test_a_resume_keeps_the_run_settings(tmp_path):
     )
     assert done.returncode == 2
     assert "islands cannot change (only address, max_cost, max_evals, max_hours can)" in done.stderr
+    other = subprocess.run(
+        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir), "--target", str(NOISE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert other.returncode == 2 and "; target cannot change (only " in other.stderr
+    same = subprocess.run(  # the run's own target, written differently, is no change
+        [
+            sys.executable,
+            "-m",
+            "evo",
+            "run",
+            "--resume",
+            str(run_dir),
+            "--target",
+            os.path.relpath(RunConfig().target, ROOT),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "has no readable checkpoint" in same.stderr
     done = subprocess.run(
         [sys.executable, "-m", "evo", "run", "--resume", str(run_dir)],
         cwd=ROOT,
