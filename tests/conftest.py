@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,30 @@ def gpt_prepare():
     finally:
         sys.path.pop(0)
     return prepare
+
+
+def evo(*args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    """`python -m evo ARGS` run from the repository, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "evo", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def evo_started(*args: str, **popen: object) -> subprocess.Popen:
+    """`python -m evo ARGS` started in the background, output (both streams) in a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "evo", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def train_variant(target: Target, head: str = "", tail: str = "") -> dict[str, str]:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, evo
 
 from evo.config import RunConfig
 from evo.lineage import LineageWriter
@@ -89,12 +88,6 @@ def fixture_run(tmp_path_factory) -> Path:
     )
     writer.flush()
     return folder
-
-
-def evo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "evo", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
 
 
 def test_the_summary_figures(fixture_run):

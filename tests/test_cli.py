@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-
-
-def evo(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "evo", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+from conftest import evo
 
 
 def test_help_lists_the_commands():

@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, evo, evo_started
 from llm_server import Reply
 
 from evo.config import RunConfig, preset_path, read_toml
@@ -164,15 +163,8 @@ def test_an_unwritable_run_folder_stops_the_run_cleanly(ray_session, tmp_path):
     assert rows and len({r["candidate_id"] for r in candidates(rows)}) == len(candidates(rows))
 
 
-def run_cli(*args, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "evo", "run", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
+def run_cli(*args: str, **popen: object) -> subprocess.Popen:
+    return evo_started("run", *args, **popen)
 
 
 def checkpointed(out: Path) -> int:
@@ -280,13 +272,7 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
     ],
 )
 def test_run_refuses_bad_input_in_one_line(args, message):
-    done = subprocess.run(
-        [sys.executable, "-m", "evo", "run", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = evo("run", *args)
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert line.startswith("evo: error: ") and message in line
@@ -296,47 +282,16 @@ def test_a_resume_keeps_the_run_settings(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.toml").write_text(RunConfig().to_toml())
-    done = subprocess.run(
-        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir), "--islands", "7"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = evo("run", "--resume", str(run_dir), "--islands", "7")
     assert done.returncode == 2
     assert "islands cannot change (only address, max_cost, max_evals, max_hours can)" in done.stderr
-    other = subprocess.run(
-        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir), "--target", str(NOISE)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    other = evo("run", "--resume", str(run_dir), "--target", str(NOISE))
     assert other.returncode == 2 and "; target cannot change (only " in other.stderr
-    same = subprocess.run(  # the run's own target, written differently, is no change
-        [
-            sys.executable,
-            "-m",
-            "evo",
-            "run",
-            "--resume",
-            str(run_dir),
-            "--target",
-            os.path.relpath(RunConfig().target, ROOT),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    same = evo(
+        "run", "--resume", str(run_dir), "--target", os.path.relpath(RunConfig().target, ROOT)
     )
     assert "has no readable checkpoint" in same.stderr
-    done = subprocess.run(
-        [sys.executable, "-m", "evo", "run", "--resume", str(run_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = evo("run", "--resume", str(run_dir))
     assert (
         done.stderr
         == f"evo: error: {run_dir} has no readable checkpoint; start a new run instead\n"
@@ -355,25 +310,16 @@ def test_a_seed_program_that_fails_stops_the_run_before_it_starts(tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(QUAD, broken)
     (broken / "params.py").write_text("X = 1.0\nY = undefined_name\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evo",
-            "run",
-            "--target",
-            str(broken),
-            "--max-evals",
-            "10",
-            "--operator",
-            "offline",
-            "--out",
-            str(tmp_path / "runs"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = evo(
+        "run",
+        "--target",
+        str(broken),
+        "--max-evals",
+        "10",
+        "--operator",
+        "offline",
+        "--out",
+        str(tmp_path / "runs"),
     )
     assert done.returncode == 2
     [line] = done.stderr.splitlines()

@@ -3,11 +3,8 @@ backend) against a scripted server on 127.0.0.1: formats, repairs, retries, cost
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT
+from conftest import evo
 from llm_server import Reply
 
 from evo.llm import LLMConfig, LLMOperator, Price, SpendCapReached
@@ -247,14 +244,7 @@ def test_propose_command_with_the_anthropic_operator(model_server):
         "ANTHROPIC_API_KEY": "sk-ant-test",
         "ANTHROPIC_BASE_URL": model_server.url,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "evo", "propose", "targets/sort", "--model", "claude-haiku-4-5"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = evo("propose", "targets/sort", "--model", "claude-haiku-4-5", env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "operator: anthropic  model: claude-haiku-4-5"
@@ -271,33 +261,11 @@ def test_propose_command_with_the_anthropic_operator(model_server):
 
 
 def test_propose_command_offline_and_its_errors():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evo",
-            "propose",
-            "targets/sort",
-            "--operator",
-            "offline",
-            "--seed",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = evo("propose", "targets/sort", "--operator", "offline", "--seed", "2", timeout=60)
     assert done.returncode == 0
     assert done.stdout.startswith("operator: offline\nhypothesis: INSERTION_THRESHOLD 8 -> ")
     assert "--- a/sort.py\n+++ b/sort.py\n" in done.stdout
-    failed = subprocess.run(
-        [sys.executable, "-m", "evo", "propose", "targets/sort", "--operator", "openai"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    failed = evo("propose", "targets/sort", "--operator", "openai", timeout=60)
     assert failed.returncode == 2
     assert (
         failed.stderr

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, evo, evo_started
 
 from evo.lineage import read_lineage
 
@@ -76,36 +76,31 @@ def cluster():
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def run_args(address: str, out: Path, max_evals: int) -> list[str]:
+    """`evo run` on the cluster with one evaluator per node (each needs 2 of the 4 CPUs)."""
+    return [
+        "run",
+        "--target",
+        str(QUAD),
+        "--address",
+        address,
+        "--islands",
+        "2",
+        "--evaluators",
+        "2",
+        "--max-evals",
+        str(max_evals),
+        "--operator",
+        "offline",
+        "--out",
+        str(out),
+    ]
+
+
 def test_evaluators_spread_over_both_nodes(cluster, tmp_path):
     address, env, _ = cluster
     out = tmp_path / "runs"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evo",
-            "run",
-            "--target",
-            str(QUAD),
-            "--address",
-            address,
-            "--islands",
-            "2",
-            "--evaluators",
-            "2",
-            "--max-evals",
-            "16",
-            "--operator",
-            "offline",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = evo(*run_args(address, out, max_evals=16), env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     [run_dir] = out.iterdir()
     rows = [r for r in read_lineage(run_dir / "lineage").to_pylist() if r["event"] == "candidate"]
@@ -136,33 +131,7 @@ def kill_raylet(node_manager_port: int) -> int:
 def test_a_lost_worker_node_does_not_stop_the_run(cluster, tmp_path):
     address, env, worker_port = cluster
     out = tmp_path / "runs"
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evo",
-            "run",
-            "--target",
-            str(QUAD),
-            "--address",
-            address,
-            "--islands",
-            "2",
-            "--evaluators",
-            "2",
-            "--max-evals",
-            "60",
-            "--operator",
-            "offline",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = evo_started(*run_args(address, out, max_evals=60), env=env)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*/lineage/part-*.parquet"))) < 2:
         assert time.monotonic() < deadline and driver.poll() is None
