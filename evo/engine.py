@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from evo import checkpoint
-from evo.actors import Evaluator, IslandActor
+from evo.actors import Evaluator
+from evo.archipelago import Archipelago
 from evo.candidate import Candidate, candidate_row, event_row, member_fitness
 from evo.config import RunConfig
 from evo.errors import UsageError
@@ -29,11 +30,9 @@ from evo.prompt import Inspiration
 from evo.proposal import program_hash
 from evo.target import Target
 
-LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 # A run whose operator keeps failing (a dead model service, a target with nothing left to change
 # for the offline operator) stops instead of spinning; a resume tries again.
 MAX_REFUSED_IN_A_ROW = 30
-ISLAND_RESTARTS = 3  # rebuilds of an island actor within one call before the run gives up
 
 
 class Engine:
@@ -53,7 +52,7 @@ class Engine:
         )
         self.queue: deque[tuple[Candidate, int]] = deque()
         self.running: dict[Any, tuple[int, Candidate, int, float]] = {}
-        self.proposing: dict[Any, int] = {}
+        self.proposing: dict[Any, tuple[int, int]] = {}  # ref -> (island, its generation)
         self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
         self.next_id = 1
         self.evals_done = 0
@@ -109,26 +108,17 @@ class Engine:
         # The evaluation count at the last migration and checkpoint.
         self._last = {"migration": self.evals_done, "checkpoint": self.evals_done}
 
-    def _island_actor(self, state: dict):
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        # The operator's credentials go to the island actors, never to evaluations: the sandbox
-        # builds their environment from an allow-list. Islands live on the driver's node, so
-        # losing another node never takes an island with it.
-        llm_env = {k: v for k, v in os.environ.items() if k.startswith(LLM_ENV_PREFIXES)}
-        here = self.ray.get_runtime_context().get_node_id()
-        remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor).options(
-            runtime_env={"env_vars": llm_env} if llm_env else None,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        )
-        return remote.remote(
-            str(self.target.root),
-            self.config.operator,
+    def _archipelago(self, states: list[dict]) -> Archipelago:
+        c = self.config
+        return Archipelago(
+            self.ray,
+            self.target,
+            c.operator,
             self.selection,
-            self.config.seed,
+            c.seed,
             self.device,
-            state,
-            sorted(self.seen),
+            self.seen,
+            states,
         )
 
     def _measure_noise(self) -> None:
@@ -160,14 +150,14 @@ class Engine:
         self.lineage.add(candidate_row(self.run_id, seed, "accepted", ""))
         member = seed.as_member()
         self._set_champion(0, member)
-        self.islands, self.saved_islands = [], []
+        states = []
         for index in range(self.config.islands):
             island = Island(index, self.selection, self.sigma, self.config.seed)
             island.population = [Member(0, seed.sources, dict(seed.metrics), 0)]
             island.champion = island.population[0]
-            self.saved_islands.append(island.state())
-            self.islands.append(self._island_actor(self.saved_islands[-1]))
+            states.append(island.state())
             self.champions[index] = member
+        self.islands = self._archipelago(states)
         self._checkpoint()
 
     # ------------------------------------------------------------------ the loop
@@ -213,7 +203,8 @@ class Engine:
     def _request_proposals(self) -> None:
         # One candidate ready per evaluator, plus one, so that no evaluator waits on a proposal.
         wanted = len(self.evaluators) + 1 - len(self.queue) - len(self.proposing)
-        waiting = [i for i in range(len(self.islands)) if i not in self.proposing.values()]
+        asking = {island for island, _ in self.proposing.values()}
+        waiting = [i for i in range(len(self.islands)) if i not in asking]
         inspirations = [
             Inspiration(m["sources"], member_fitness(m), island)
             for island, m in self.champions.items()
@@ -222,7 +213,8 @@ class Engine:
             : max(0, wanted)
         ]:
             self._proposals_asked[index] = self._proposals_asked.get(index, 0) + 1
-            self.proposing[self.islands[index].propose.remote(inspirations)] = index
+            ref, generation = self.islands.propose(index, inspirations)
+            self.proposing[ref] = (index, generation)
 
     def _dispatch(self) -> None:
         while self.idle and self.queue and not self._should_stop():
@@ -234,11 +226,12 @@ class Engine:
             self.running[ref] = (slot, candidate, index, time.time())
 
     def _proposed(self, ref) -> None:
-        island = self.proposing.pop(ref)
+        island, generation = self.proposing.pop(ref)
         try:
             made = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:
-            self._restart_island(island)
+            if generation == self.islands.generation[island]:  # not rebuilt since it was asked
+                self.islands.rebuild(island)
             return
         usage = made["usage"]
         self.spent += usage.get("cost_usd", 0.0)
@@ -297,7 +290,7 @@ class Engine:
         if last["status"] != "ok":
             self._settle(candidate, last["status"], last["reason"], None)
         else:
-            verdict = self._island(candidate.island, "judge", candidate.as_member())
+            verdict = self.islands.call(candidate.island, "judge", candidate.as_member())
             if verdict == REPEAT:  # first in line; a run that stops here keeps it pending
                 self.queue.appendleft((candidate, index + 1))
             else:
@@ -325,9 +318,8 @@ class Engine:
             "delta": delta,
             "reason": reason,
         }
-        self._island(
-            candidate.island, "settle", candidate.as_member(), verdict or "failed", attempt
-        )
+        member, outcome = candidate.as_member(), verdict or "failed"
+        self.islands.call(candidate.island, "settle", member, outcome, attempt)
         if verdict == ACCEPT:
             self._set_champion(candidate.island, candidate.as_member())
         self.lineage.add(candidate_row(self.run_id, candidate, status, reason))
@@ -349,37 +341,15 @@ class Engine:
         self._last[what] = self.evals_done
         return True
 
-    # ------------------------------------------------------------------ island actors
-
-    def _island(self, index: int, method: str, *args: Any) -> Any:
-        """Call an island actor; one that died is rebuilt from its last checkpointed state."""
-        for attempt in range(ISLAND_RESTARTS + 1):
-            try:
-                return self.ray.get(getattr(self.islands[index], method).remote(*args))
-            except self.ray.exceptions.RayActorError:
-                if attempt == ISLAND_RESTARTS:
-                    raise
-                self._restart_island(index)
-
-    def _restart_island(self, index: int) -> None:
-        print(f"island {index} died; rebuilt from the last checkpoint", flush=True)
-        self.islands[index] = self._island_actor(self.saved_islands[index])
-        # Its proposal in flight died with it; ask the new actor instead.
-        self.proposing = {ref: i for ref, i in self.proposing.items() if i != index}
-
-    def _island_states(self) -> list[dict]:
-        self.saved_islands = [self._island(i, "state") for i in range(len(self.islands))]
-        return self.saved_islands
-
     # ------------------------------------------------------------------ migration and resets
 
     def _migrate(self) -> None:
         count = self.config.migration_count
-        outgoing = [self._island(i, "best", count) for i in range(len(self.islands))]
+        outgoing = [self.islands.call(i, "best", count) for i in range(len(self.islands))]
         for source, migrants in enumerate(outgoing):
             dest = (source + 1) % len(self.islands)
             for migrant in migrants:
-                verdict = self._island(dest, "receive", migrant)
+                verdict = self.islands.call(dest, "receive", migrant)
                 if verdict == ACCEPT:
                     self._set_champion(dest, migrant)
                 self.lineage.add(
@@ -387,11 +357,11 @@ class Engine:
                 )
 
     def _reset_stagnant(self) -> None:
-        stalled = [self._island(i, "since_improvement") for i in range(len(self.islands))]
+        stalled = [self.islands.call(i, "since_improvement") for i in range(len(self.islands))]
         for index, since in enumerate(stalled):
             if since < self.config.stagnation or self.best is None or self.best["island"] == index:
                 continue
-            self._island(index, "reset", self.best["member"])
+            self.islands.call(index, "reset", self.best["member"])
             self._set_champion(index, self.best["member"])
             self.lineage.add(
                 event_row(
@@ -458,7 +428,7 @@ class Engine:
                 "elapsed": self.elapsed(),
                 "evaluators": len(self.evaluators),
                 "busy_seconds": self.busy_seconds,
-                "islands": self._island_states(),
+                "islands": self.islands.states(),
                 "champions": {str(k): v for k, v in self.champions.items()},
                 "best": self.best,
                 "pending": [[asdict(c), i] for c, i in pending],
@@ -476,5 +446,4 @@ class Engine:
         for data, index in state["pending"]:
             data["metrics"] = {int(k): v for k, v in data["metrics"].items()}
             self.queue.append((Candidate(**data), index))
-        self.saved_islands = state["islands"]
-        self.islands = [self._island_actor(s) for s in self.saved_islands]
+        self.islands = self._archipelago(state["islands"])

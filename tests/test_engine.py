@@ -136,7 +136,7 @@ def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, c
     def kill_once(engine):
         while engine.evals_done < 10:
             time.sleep(0.01)
-        ray_session.kill(engine.islands[1])
+        ray_session.kill(engine.islands.actors[1])
         killed["at"] = datetime.now(UTC)
 
     engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, on_progress=kill_once)
