@@ -3,6 +3,8 @@
 lineage: a synthetic lineage of N rows (default 1,000,000) in a run folder, then `evo lineage`
 and `evo report` on it as separate processes, each timed, with its peak resident memory read the
 way the sandbox reads an evaluation's.
+efficiency: the single-chain preset against the 4-island ring, the same number of evaluations,
+the offline operator, several seeds each.
 """
 
 from __future__ import annotations
@@ -119,4 +121,83 @@ def bench_lineage(rows: int) -> list[dict]:
                     "lineage_mib": round(size / 2**20),
                 }
             )
+    return results
+
+
+def bench_efficiency(seeds: int, evals: int, target_dir: Path) -> list[dict]:
+    """The single chain against 4 islands: same evaluations, the offline operator, several seeds.
+
+    For each run: the best fitness after every evaluation. Reported per preset: the final best
+    (median and range over seeds) and how many evaluations each run needed to reach the median
+    final best of the single chain.
+    """
+    import ray
+
+    from evo.config import preset_path, read_toml
+    from evo.engine import Engine
+    from evo.lineage import read_lineage
+    from evo.target import load_target
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
+    target = load_target(target_dir)
+    sign = 1.0 if target.direction == "minimize" else -1.0
+    curves: dict[str, list[np.ndarray]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+            for preset in ("single-chain", "ring"):
+                for seed in range(seeds):
+                    settings = read_toml(preset_path(preset)) | {
+                        "target": str(target.root),
+                        "operator": "offline",
+                        "seed": seed,
+                        "max_evals": evals,
+                        "out": scratch,
+                    }
+                    config = RunConfig().with_overrides(settings, preset)
+                    run_dir = Path(scratch) / f"{preset}-{seed}"
+                    run_dir.mkdir()
+                    engine = Engine(config, target, run_dir)
+                    engine.start(None)
+                    engine.run()
+                    rows = [
+                        r
+                        for r in read_lineage(run_dir / "lineage").to_pylist()
+                        if r["event"] == "candidate" and r["metrics"]
+                    ]
+                    rows.sort(key=lambda r: r["finished_at"])
+                    curve = np.full(evals, np.inf)
+                    done, best = 0, np.inf
+                    for row in rows:
+                        done += len(row["metrics"])
+                        if row["accepted"]:
+                            best = min(best, sign * row["fitness"])
+                        curve[min(done, evals) - 1 :] = best
+                    curves.setdefault(preset, []).append(sign * curve)
+    finally:
+        if ours:
+            ray.shutdown()
+    goal = float(np.median([c[-1] for c in curves["single-chain"]]))
+    results = []
+    for preset, runs in curves.items():
+        finals = [float(c[-1]) for c in runs]
+        reached = [
+            int(np.argmax(sign * c <= sign * goal)) + 1 if (sign * c <= sign * goal).any() else None
+            for c in runs
+        ]
+        hits = [r for r in reached if r is not None]
+        results.append(
+            {
+                "preset": preset,
+                "seeds": seeds,
+                "evaluations": evals,
+                "final_best_median": round(float(np.median(finals)), 4),
+                "final_best_min": round(min(finals), 4),
+                "final_best_max": round(max(finals), 4),
+                "reached_chain_median_best": f"{len(hits)}/{len(runs)}",
+                "evals_to_reach_median": int(np.median(hits)) if hits else None,
+            }
+        )
     return results

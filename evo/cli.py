@@ -127,8 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(handler=_export)
 
     be = commands.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
-    be.add_argument("name", choices=["lineage"], help="lineage: evo lineage/report on N rows")
+    be.add_argument(
+        "name",
+        choices=["lineage", "efficiency"],
+        help="lineage: evo lineage/report on N rows; efficiency: single chain against 4 islands",
+    )
     be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
+    be.add_argument("--seeds", type=int, default=5, help="efficiency: runs per preset (5)")
+    be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
+    be.add_argument("--target", type=Path, help="efficiency: target (default: tests' quad)")
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=_bench)
     return parser
@@ -139,11 +146,16 @@ def _bench(args: argparse.Namespace) -> int:
     import platform
     import time
 
-    from evo.bench import bench_lineage
+    from evo.bench import ROOT, bench_efficiency, bench_lineage
 
-    if args.rows < 1:
-        raise UsageError(f"--rows must be at least 1, not {args.rows}")
-    results = bench_lineage(args.rows)
+    for flag in ("rows", "seeds", "evals"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
+    if args.name == "lineage":
+        results = bench_lineage(args.rows)
+    else:
+        target = args.target or ROOT / "tests" / "fixtures" / "quad"
+        results = bench_efficiency(args.seeds, args.evals, target)
     _print_table(list(results[0]), [tuple(r.values()) for r in results])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
