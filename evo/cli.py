@@ -192,8 +192,8 @@ def _lineage(args: argparse.Namespace) -> int:
         _print_table(
             *lineage.table_with(
                 "SELECT run_id AS run, candidate_id AS id, parent_id AS parent, island, status, "
-                "round(fitness, 4) AS fitness, hypothesis FROM lineage WHERE event = 'candidate' "
-                f"AND {where} ORDER BY run_id, candidate_id",
+                f"round(fitness, 4) AS fitness, hypothesis FROM candidates WHERE {where} "
+                "ORDER BY run_id, candidate_id",
                 [value for _, value in filters],
             )
         )
