@@ -19,6 +19,7 @@ from evo import checkpoint
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.lineage import part_files
+from evo.target import load_target
 
 MISSING = -2  # in a parent array: no candidate has this id
 LISTED = 8  # groups listed one by one; more are summarised by their range
@@ -235,11 +236,11 @@ def _run_info(folder: Path) -> RunInfo:
     metric, minimize = "metric", True
     if (folder / "config.toml").is_file():
         config = RunConfig().with_overrides(read_toml(folder / "config.toml"), str(folder))
-        toml = Path(config.target) / "target.toml"
-        if toml.is_file():
-            data = read_toml(toml)
-            metric = data.get("metric", {}).get("name", metric)
-            minimize = data.get("metric", {}).get("direction", "minimize") == "minimize"
+        try:
+            target = load_target(config.target)
+            metric, minimize = target.metric, target.direction == "minimize"
+        except UsageError:  # the target moved or changed since: its name is not essential
+            pass
     state = checkpoint.load(folder) or {}
     return RunInfo(
         folder.name, folder, metric, minimize, state.get("evaluators"), state.get("sigma")

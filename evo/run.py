@@ -10,17 +10,16 @@ runs/<id>/
 from __future__ import annotations
 
 import difflib
-import json
 import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from evo import checkpoint
+from evo.analysis import Lineage, sources
 from evo.config import RunConfig, preset_path, read_toml
 from evo.engine import Engine
 from evo.errors import UsageError
-from evo.lineage import read_lineage
 from evo.target import Target, load_target
 
 # What a resume may change: how long it goes on, and where it runs.
@@ -79,8 +78,9 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: dict | None) ->
     engine.start(state)
     engine.run()
     if engine.best:
-        write_best(run_dir, target, engine.best["member"]["id"])
-        seed_fitness = _seed_fitness(run_dir)
+        lineage = Lineage([run_dir])
+        write_best(lineage, run_dir.name, target, engine.best["member"]["id"], run_dir / "best")
+        seed_fitness = lineage.candidate(run_dir.name, 0)["fitness"]
         best = engine.best["fitness"]
         print(
             f"best {target.metric} {best:.4f} (#{engine.best['member']['id']}, island "
@@ -90,19 +90,13 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: dict | None) ->
     print(f"to go on: python -m evo run --resume {run_dir}")
 
 
-def write_best(run_dir: Path, target: Target, best_id: int) -> None:
+def write_best(lineage: Lineage, run_id: str, target: Target, best_id: int, folder: Path) -> None:
     """best/: the program's files, its diff against the seed, and its chain of ancestors."""
-    rows = {
-        row["candidate_id"]: row
-        for row in read_lineage(run_dir / "lineage").to_pylist()
-        if row["event"] == "candidate"
-    }
-    folder = run_dir / "best"
     folder.mkdir(exist_ok=True)
-    sources = json.loads(rows[best_id]["sources"])
-    seed = json.loads(rows[0]["sources"])
+    best = sources(lineage.candidate(run_id, best_id))
+    seed = sources(lineage.candidate(run_id, 0))
     diff = []
-    for name, text in sources.items():
+    for name, text in best.items():
         (folder / name).write_text(text)
         diff += difflib.unified_diff(
             seed[name].splitlines(keepends=True),
@@ -111,22 +105,10 @@ def write_best(run_dir: Path, target: Target, best_id: int) -> None:
             f"best/{name}",
         )
     (folder / "seed.diff").write_text("".join(diff))
-    chain, node = [], best_id
-    while node is not None:
-        chain.append(rows[node])
-        node = rows[node]["parent_id"]
     lines = [f"# Ancestry of candidate {best_id} ({target.metric}, {target.direction})", ""]
-    for row in reversed(chain):
+    for step in lineage.ancestry(run_id, best_id):
         lines.append(
-            f"- #{row['candidate_id']} island {row['island']} {target.metric} "
-            f"{row['fitness']:.4f} ({len(row['metrics'])} evaluations): {row['hypothesis']}"
+            f"- #{step['candidate_id']} island {step['island']} {target.metric} "
+            f"{step['fitness']:.4f}: {step['hypothesis']}"
         )
     (folder / "ancestry.md").write_text("\n".join(lines) + "\n")
-
-
-def _seed_fitness(run_dir: Path) -> float:
-    table = read_lineage(run_dir / "lineage")
-    seed = next(
-        r for r in table.to_pylist() if r["candidate_id"] == 0 and r["event"] == "candidate"
-    )
-    return seed["fitness"]
