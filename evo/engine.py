@@ -105,8 +105,8 @@ class Engine:
             self._restore(resume)
         else:
             self._measure_noise()
-        # The evaluation count at the last migration and checkpoint.
-        self._last = {"migration": self.evals_done, "checkpoint": self.evals_done}
+        # The evaluation count when each periodic task last ran.
+        self._last = dict.fromkeys(("migration", "stagnation", "checkpoint"), self.evals_done)
 
     def _archipelago(self, states: list[dict]) -> Archipelago:
         c = self.config
@@ -329,7 +329,9 @@ class Engine:
         several = len(self.islands) > 1
         if several and c.migration_interval and self._due("migration", c.migration_interval):
             self._migrate()
-        if several and c.stagnation:
+        # Stagnation is checked at the migration cadence: asking every island after every
+        # evaluation would cost one round trip per island on the hot path.
+        if several and c.stagnation and self._due("stagnation", c.migration_interval or 10):
             self._reset_stagnant()
         if self._due("checkpoint", c.checkpoint_every):
             self._checkpoint()
