@@ -124,7 +124,7 @@ def bench_lineage(rows: int) -> list[dict]:
     return results
 
 
-def bench_efficiency(seeds: int, evals: int, target_dir: Path) -> list[dict]:
+def bench_efficiency(seeds: int, evals: int, target_dir: Path, budget: float = 0.0) -> list[dict]:
     """The single chain against 4 islands: same evaluations, the offline operator, several seeds.
 
     For each run: the best fitness after every evaluation. Reported per preset: the final best
@@ -154,6 +154,7 @@ def bench_efficiency(seeds: int, evals: int, target_dir: Path) -> list[dict]:
                         "operator": "offline",
                         "seed": seed,
                         "max_evals": evals,
+                        "budget": float(budget),
                         "out": scratch,
                     }
                     config = RunConfig().with_overrides(settings, preset)
@@ -198,6 +199,7 @@ def bench_efficiency(seeds: int, evals: int, target_dir: Path) -> list[dict]:
                 "final_best_max": round(max(finals), 4),
                 "reached_chain_median_best": f"{len(hits)}/{len(runs)}",
                 "evals_to_reach_median": int(np.median(hits)) if hits else None,
+                "best_after_each_evaluation": [[round(float(v), 4) for v in c] for c in runs],
             }
         )
     return results

@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--seeds", type=int, default=5, help="efficiency: runs per preset (5)")
     be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
     be.add_argument("--target", type=Path, help="efficiency: target (default: tests' quad)")
+    be.add_argument(
+        "--budget", type=float, default=0.0, help="efficiency: seconds an evaluation (target's)"
+    )
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=_bench)
     return parser
@@ -151,12 +154,16 @@ def _bench(args: argparse.Namespace) -> int:
     for flag in ("rows", "seeds", "evals"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
+    if args.budget < 0:
+        raise UsageError(f"--budget must be >= 0 (0: the target's), not {args.budget}")
     if args.name == "lineage":
         results = bench_lineage(args.rows)
     else:
         target = args.target or ROOT / "tests" / "fixtures" / "quad"
-        results = bench_efficiency(args.seeds, args.evals, target)
-    _print_table(list(results[0]), [tuple(r.values()) for r in results])
+        results = bench_efficiency(args.seeds, args.evals, target, args.budget)
+    # Lists (per-seed curves and the like) go to the raw results only.
+    columns = [k for k, v in results[0].items() if not isinstance(v, list)]
+    _print_table(columns, [tuple(r[k] for k in columns) for r in results])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     machine = {"machine": platform.platform(), "cpus": os.cpu_count(), "date": time.strftime("%F")}
