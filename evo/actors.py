@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 from evo.edits import describe
@@ -18,12 +20,18 @@ from evo.llm import LLMConfig
 from evo.operator import make_operator
 from evo.prompt import Attempt, Inspiration
 from evo.proposal import Validator
+from evo.result import EvalResult
 from evo.sandbox import evaluate
 from evo.target import load_target
 
 
 class IslandActor:
-    """An island and its mutation operator; proposes children of its own parents."""
+    """An island and its mutation operator; proposes children of its own parents.
+
+    Several proposals may be in flight at once (a threaded actor), so that a slow model service
+    cannot starve the evaluators: the island's state is touched under a lock, the operator's
+    call is not (each operator keeps itself consistent).
+    """
 
     def __init__(
         self,
@@ -38,6 +46,7 @@ class IslandActor:
     ):
         self.target = load_target(target_root)
         self.island = Island.from_state(state, selection)
+        self.lock = threading.Lock()
         validator = Validator(self.target, seen)
         self.operator = make_operator(
             operator, validator, seed + 7919 * state["index"], device, llm
@@ -45,18 +54,23 @@ class IslandActor:
 
     def propose(self, inspirations: list[Inspiration]) -> dict:
         """A child of a parent chosen here, with what the lineage needs to know of it."""
-        parent = self.island.select_parent()
+        with self.lock:
+            parent = self.island.select_parent()
+            history = list(self.island.history)
         started = time.monotonic()
         proposal = self.operator.propose(
             parent.sources,
             metric=parent.fitness,
-            history=list(self.island.history),
+            history=history,
             inspirations=[i for i in inspirations if i.island != self.island.index],
         )
         edit = "; ".join(describe(e) for e in proposal.edits)
         if not proposal.valid:
             reason = proposal.rejections[-1] if proposal.rejections else "no proposal"
-            self.island.history.append(Attempt(proposal.hypothesis, edit, "rejected", None, reason))
+            with self.lock:
+                self.island.history.append(
+                    Attempt(proposal.hypothesis, edit, "rejected", None, reason)
+                )
         return {
             "island": self.island.index,
             "parent_id": parent.id,
@@ -72,36 +86,55 @@ class IslandActor:
         }
 
     def judge(self, candidate: dict) -> str:
-        return self.island.judge(_as_member(candidate))
+        with self.lock:
+            return self.island.judge(_as_member(candidate))
 
     def settle(self, candidate: dict, verdict: str, attempt: dict) -> None:
-        self.island.settle(_as_member(candidate), verdict)
-        self.island.history.append(Attempt(**attempt))
+        with self.lock:
+            self.island.settle(_as_member(candidate), verdict)
+            self.island.history.append(Attempt(**attempt))
 
     def best(self, count: int) -> list[dict]:
-        return [_as_dict(m) for m in self.island.best(count)]
+        with self.lock:
+            return [_as_dict(m) for m in self.island.best(count)]
 
     def receive(self, migrant: dict) -> str:
-        return self.island.receive(_as_member(migrant))
+        with self.lock:
+            return self.island.receive(_as_member(migrant))
 
     def reset(self, founder: dict) -> None:
-        self.island.reset(_as_member(founder))
+        with self.lock:
+            self.island.reset(_as_member(founder))
 
     def state(self) -> dict:
-        return self.island.state()
+        with self.lock:
+            return self.island.state()
 
     def since_improvement(self) -> int:
-        return self.island.since_improvement
+        with self.lock:
+            return self.island.since_improvement
 
 
 class Evaluator:
-    """Runs evaluations one at a time on the resources Ray reserved for it."""
+    """Runs evaluations one at a time on the resources Ray reserved for it.
 
-    def __init__(self, name: str, target_root: str, device: str, threads: int):
+    sandbox: what runs one evaluation; evo.sandbox.evaluate, or in benchmarks of the engine
+    itself an in-process stand-in with the same signature (evo.synthetic.instant_evaluation).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target_root: str,
+        device: str,
+        threads: int,
+        sandbox: Callable[..., EvalResult] = evaluate,
+    ):
         self.name = name
         self.target = load_target(target_root)
         self.device = device
         self.threads = threads
+        self.sandbox = sandbox
 
     def ready(self) -> str:
         """Answers once the actor runs: after a restart, where Ray found room for it."""
@@ -111,7 +144,7 @@ class Evaluator:
         import ray  # the actor runs under Ray; its context says where
 
         context = ray.get_runtime_context()
-        result = evaluate(
+        result = self.sandbox(
             self.target,
             sources,
             budget_seconds=budget,

@@ -16,6 +16,9 @@ from evo.target import Target
 
 LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 REBUILDS = 3  # rebuilds of an island within one call before the run gives up
+# Proposals one island may have in flight: enough for a slow model service to keep evaluators
+# busy, few enough that an island does not spend on many children of one stale population.
+PROPOSALS_PER_ISLAND = 16
 
 
 class Archipelago:
@@ -72,7 +75,9 @@ class Archipelago:
         # losing another node never takes an island with it.
         llm_env = {k: v for k, v in os.environ.items() if k.startswith(LLM_ENV_PREFIXES)}
         here = self.ray.get_runtime_context().get_node_id()
-        remote = self.ray.remote(max_concurrency=2, num_cpus=0)(IslandActor).options(
+        remote = self.ray.remote(max_concurrency=PROPOSALS_PER_ISLAND + 1, num_cpus=0)(
+            IslandActor
+        ).options(
             runtime_env={"env_vars": llm_env} if llm_env else None,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         )

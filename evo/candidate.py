@@ -45,8 +45,9 @@ class Candidate:
             "generation": self.generation,
         }
 
-    def add_evaluation(self, index: int, seed: int, outcome: dict, queued: float) -> dict:
-        """Record an evaluator's outcome for seed index `index`; return the evaluation."""
+    def add_evaluation(self, index: int, seed: int, outcome: dict, dispatched: float) -> dict:
+        """Record an evaluator's outcome for seed index `index`, sent to it at `dispatched`
+        (epoch seconds) and back now; return the evaluation."""
         result = outcome["result"]
         if result["status"] == "ok":
             self.metrics[index] = result["metric"]
@@ -56,7 +57,9 @@ class Candidate:
             "metric": result["metric"],
             "reason": result["reason"],
             "wall": result["wall_seconds"],
-            "queued": max(0.0, queued),
+            "queued": max(0.0, dispatched - self.created_at),
+            "dispatched": dispatched,
+            "returned": time.time(),
             "evaluator": outcome["evaluator"],
             "node": outcome["node"],
             "gpu": outcome["gpu"],
@@ -91,6 +94,10 @@ def candidate_row(run_id: str, candidate: Candidate, status: str, reason: str) -
         "node": _joined(e["node"] for e in evals),
         "gpu": _joined(e["gpu"] for e in evals),
         "queued_s": evals[0]["queued"] if evals else None,
+        "eval_evaluators": [e["evaluator"] for e in evals],
+        "eval_dispatched_at": [utc(e["dispatched"]) for e in evals],
+        "eval_returned_at": [utc(e["returned"]) for e in evals],
+        "eval_seconds": [e["wall"] for e in evals],
         "mutation_s": candidate.mutation_s,
         "evaluation_s": sum(e["wall"] for e in evals) if evals else None,
         "input_tokens": usage.get("input_tokens"),

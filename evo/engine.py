@@ -1,25 +1,29 @@
 """The driver of a run: island and evaluator actors, the scheduling loop, lineage and checkpoints.
 
-Scheduling: every evaluator is kept busy. Each island has at most one proposal in flight, and
-proposals are requested while fewer candidates wait than there are evaluators (plus one), so
-mutation (an LLM's latency included) overlaps with evaluation. Results are handled in completion
-order (`ray.wait`). Re-evaluations that decide a champion go first.
+Scheduling: every evaluator is kept busy. Candidates are proposed ahead, so that mutation, an
+LLM's latency included, overlaps with evaluation: one waiting per evaluator, plus as many in
+flight as the evaluators use up while one proposal is being made (evaluators x mutation time /
+evaluation time, both measured as the run goes; at least one). Islands take turns; an island has
+one proposal in flight unless a slow operator needs more (up to PROPOSALS_PER_ISLAND). Results
+are handled in completion order (`ray.wait`). Re-evaluations that decide a champion go first.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import statistics
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from evo import checkpoint
 from evo.actors import Evaluator
-from evo.archipelago import Archipelago
+from evo.archipelago import PROPOSALS_PER_ISLAND, Archipelago
 from evo.candidate import Candidate, candidate_row, event_row, member_fitness
 from evo.config import RunConfig
 from evo.errors import UsageError
@@ -28,16 +32,27 @@ from evo.lineage import LineageWriter
 from evo.progress import Progress
 from evo.prompt import Inspiration
 from evo.proposal import program_hash
+from evo.result import EvalResult
+from evo.sandbox import evaluate
 from evo.target import Target
 
+# Weight of the newest measurement in the running means of mutation and evaluation times.
+SMOOTHING = 0.2
 # A run whose operator keeps failing (a dead model service, a target with nothing left to change
 # for the offline operator) stops instead of spinning; a resume tries again.
 MAX_REFUSED_IN_A_ROW = 30
 
 
 class Engine:
-    def __init__(self, config: RunConfig, target: Target, run_dir: Path):
+    def __init__(
+        self,
+        config: RunConfig,
+        target: Target,
+        run_dir: Path,
+        sandbox: Callable[..., EvalResult] = evaluate,
+    ):
         self.config = config
+        self.sandbox = sandbox
         self.target = target
         self.run_dir = run_dir
         self.run_id = run_dir.name
@@ -66,6 +81,12 @@ class Engine:
         self.stopping = False
         self.refused_in_a_row = 0  # proposals refused since the last valid one
         self._proposals_asked: dict[int, int] = {}  # per island, so that islands take turns
+        # Islands whose last proposal was refused wait for the next result before they are
+        # asked again (an offline operator with nothing new for a population answers at once);
+        # with nothing being evaluated they are asked anyway, so a dead service still stops.
+        self.resting: set[int] = set()
+        self.mutation_s: float | None = None  # running means, for how far ahead to propose
+        self.evaluation_s: float | None = None
 
     # ------------------------------------------------------------------ start-up
 
@@ -88,15 +109,20 @@ class Engine:
         count = self.config.evaluators or (
             max(1, int(gpus // self.config.gpus_per_eval)) if gpus else 1
         )
-        threads = max(1, int(resources.get("CPU", 1)) // count) if not gpus else 1
+        # On CPU the evaluators share the CPUs; more evaluators than CPUs get a fraction each
+        # (asked for on purpose: evaluations that wait on something other than the CPU).
+        share = resources.get("CPU", 1) / count
+        threads = max(1, int(share)) if not gpus else 1
         options = (
             {"num_gpus": self.config.gpus_per_eval, "num_cpus": 1}
             if gpus
-            else {"num_cpus": threads}
+            else {"num_cpus": threads if share >= 1 else math.floor(share * 1e4) / 1e4}
         )
         remote = ray.remote(max_restarts=-1)(Evaluator).options(**options)
         self.evaluators = [
-            remote.remote(f"evaluator-{i}", str(self.target.root), self.device, threads)
+            remote.remote(
+                f"evaluator-{i}", str(self.target.root), self.device, threads, self.sandbox
+            )
             for i in range(count)
         ]
         self.idle = list(range(count))
@@ -132,12 +158,13 @@ class Engine:
         refs = {}
         for index in range(self.config.noise_repeats):
             evaluator = self.evaluators[index % len(self.evaluators)]
-            refs[evaluator.evaluate.remote(seed.sources, self._seed(index), self._budget())] = index
-        for ref, index in refs.items():
+            ref = evaluator.evaluate.remote(seed.sources, self._seed(index), self._budget())
+            refs[ref] = (index, time.time())
+        for ref, (index, dispatched) in refs.items():
             outcome = self.ray.get(ref)
             self.evals_done += 1
             self.busy_seconds += outcome["result"]["wall_seconds"]
-            seed.add_evaluation(index, self._seed(index), outcome, queued=0.0)
+            seed.add_evaluation(index, self._seed(index), outcome, dispatched)
         failures = [e for e in seed.evals if e["status"] != "ok"]
         if failures:
             raise UsageError(
@@ -200,19 +227,43 @@ class Engine:
             or (c.max_cost and self.spent >= c.max_cost)
         )
 
+    def proposal_limits(self) -> tuple[int, int]:
+        """How many candidates to keep waiting or being proposed, and how many proposals one
+        island may have in flight.
+
+        During one proposal (mutation_s) the evaluators use up evaluators x mutation_s /
+        evaluation_s candidates: that many proposals must be in flight at once, shared among
+        the islands, and as many again waiting, one per evaluator, plus one.
+        """
+        evaluators = len(self.evaluators)
+        if not (self.mutation_s and self.evaluation_s):
+            return evaluators + 1, 1
+        concurrent = math.ceil(evaluators * self.mutation_s / self.evaluation_s)
+        per_island = min(PROPOSALS_PER_ISLAND, math.ceil(concurrent / len(self.islands)))
+        return evaluators + concurrent, per_island
+
     def _request_proposals(self) -> None:
-        # One candidate ready per evaluator, plus one, so that no evaluator waits on a proposal.
-        wanted = len(self.evaluators) + 1 - len(self.queue) - len(self.proposing)
-        asking = {island for island, _ in self.proposing.values()}
-        waiting = [i for i in range(len(self.islands)) if i not in asking]
+        ahead, per_island = self.proposal_limits()
+        wanted = ahead - len(self.queue) - len(self.proposing)
+        if wanted <= 0:
+            return
+        in_flight = Counter(island for island, _ in self.proposing.values())
         inspirations = [
             Inspiration(m["sources"], member_fitness(m), island)
             for island, m in self.champions.items()
         ]
-        for index in sorted(waiting, key=lambda i: self._proposals_asked.get(i, 0))[
-            : max(0, wanted)
-        ]:
+        for _ in range(wanted):
+            resting = self.resting if self.running else set()
+            open_islands = [
+                i
+                for i in range(len(self.islands))
+                if in_flight[i] < per_island and i not in resting
+            ]
+            if not open_islands:
+                return
+            index = min(open_islands, key=lambda i: (in_flight[i], self._proposals_asked.get(i, 0)))
             self._proposals_asked[index] = self._proposals_asked.get(index, 0) + 1
+            in_flight[index] += 1
             ref, generation = self.islands.propose(index, inspirations)
             self.proposing[ref] = (index, generation)
 
@@ -235,6 +286,7 @@ class Engine:
             return
         usage = made["usage"]
         self.spent += usage.get("cost_usd", 0.0)
+        self.mutation_s = _running_mean(self.mutation_s, made["mutation_s"])
         candidate = Candidate(
             self.next_id,
             island,
@@ -254,6 +306,7 @@ class Engine:
             reason = made["reason"] or "duplicates a program already proposed on another island"
             self.lineage.add(candidate_row(self.run_id, candidate, "refused", reason))
             self.refused_in_a_row += 1
+            self.resting.add(island)
             if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW and not self.stopping:
                 self.stopping = True
                 print(
@@ -283,9 +336,11 @@ class Engine:
             self.recovering[self.evaluators[slot].ready.remote()] = slot
             return
         self.idle.append(slot)
+        self.resting.clear()
         self.busy_seconds += time.time() - started
+        self.evaluation_s = _running_mean(self.evaluation_s, time.time() - started)
         self.evals_done += 1
-        candidate.add_evaluation(index, self._seed(index), outcome, started - candidate.created_at)
+        candidate.add_evaluation(index, self._seed(index), outcome, started)
         last = candidate.evals[-1]
         if last["status"] != "ok":
             self._settle(candidate, last["status"], last["reason"], None)
@@ -449,3 +504,7 @@ class Engine:
             data["metrics"] = {int(k): v for k, v in data["metrics"].items()}
             self.queue.append((Candidate(**data), index))
         self.islands = self._archipelago(state["islands"])
+
+
+def _running_mean(mean: float | None, value: float) -> float:
+    return value if mean is None else (1 - SMOOTHING) * mean + SMOOTHING * value

@@ -16,7 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+# Version 2 added the eval_* columns (where and when each evaluation ran); version-1 files
+# read them as nulls.
+SCHEMA_VERSION = 2
 SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
@@ -43,6 +45,12 @@ SCHEMA = pa.schema(
         ("node", pa.string()),
         ("gpu", pa.string()),
         ("queued_s", pa.float64()),
+        # One entry per evaluation: its evaluator, when the driver sent it and got the result
+        # back, and the sandbox's own wall time; the difference is orchestration overhead.
+        ("eval_evaluators", pa.list_(pa.string())),
+        ("eval_dispatched_at", pa.list_(pa.timestamp("us", tz="UTC"))),
+        ("eval_returned_at", pa.list_(pa.timestamp("us", tz="UTC"))),
+        ("eval_seconds", pa.list_(pa.float64())),
         ("mutation_s", pa.float64()),
         ("evaluation_s", pa.float64()),
         ("input_tokens", pa.int64()),

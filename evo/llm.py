@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -233,6 +234,7 @@ class LLMOperator:
         self.backend = backend or BACKENDS[config.backend](config)
         self.rng = random.Random(seed)
         self.spent_usd = 0.0
+        self._lock = threading.Lock()
         self._system = system_text(self.target)
         self._stable = fixed_context(self.target)
 
@@ -249,7 +251,8 @@ class LLMOperator:
                 f"spent ${self.spent_usd:.2f} of the ${self.config.spend_cap_usd:.2f} cap"
             )
         models, weights = zip(*self.config.models, strict=True)
-        model = self.rng.choices(models, weights)[0]
+        with self._lock:  # island actors call from several threads; only the wait is shared
+            model = self.rng.choices(models, weights)[0]
         turns = [("user", task_text(self.target, parent, metric, history, inspirations))]
         usage, rejections, hypothesis = Usage(), [], ""
         for attempt in range(1 + self.config.repairs):
@@ -265,7 +268,8 @@ class LLMOperator:
             cost = self.config.cost(model, completion.usage)
             latency = time.monotonic() - started
             usage += replace(completion.usage, cost_usd=cost, latency_seconds=latency)
-            self.spent_usd += cost
+            with self._lock:
+                self.spent_usd += cost
             try:
                 hypothesis, edits = parse_reply(completion.text, self.target.mutable)
                 child = self.validator.child_of(parent, edits)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,13 +57,19 @@ class OfflineOperator:
         self.rng = random.Random(seed)
         self.device = device
         self._tried: set[tuple[str, str, str]] = set()  # (parent, knob, value) already proposed
+        self._lock = threading.Lock()
 
     def propose(self, parent: dict[str, str], **_context: object) -> Proposal:
         """One valid child of `parent`, or a Proposal without child saying why there is none.
 
         Knobs are tried in a random order, and each knob's alternatives in a random order, until
-        one gives a valid child that is new to the run.
+        one gives a valid child that is new to the run. Calls from several threads take turns:
+        the work is all CPU, and the RNG and the changes tried stay consistent.
         """
+        with self._lock:
+            return self._propose(parent)
+
+    def _propose(self, parent: dict[str, str]) -> Proposal:
         knobs = [k for k in find_knobs(parent) if self._applies(k) and self._alternatives(k)]
         self.rng.shuffle(knobs)
         parent_hash = program_hash(parent)

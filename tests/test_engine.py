@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, evo, evo_started
-from llm_server import Reply
 
 from evo.config import RunConfig, preset_path, read_toml
 from evo.engine import Engine
 from evo.errors import UsageError
 from evo.lineage import read_lineage
+from evo.loopback import Reply
 from evo.target import load_target
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
@@ -80,9 +80,13 @@ def test_a_full_run(ray_session, tmp_path):
     evaluated = [r for r in candidates(rows) if r["metrics"]]
     waiting = sum(len(c.evals) for c, _ in engine.queue)  # a candidate due for a repeat
     assert sum(len(r["metrics"]) for r in evaluated) + waiting == 40  # the seed's 3 included
-    assert all(
-        len(r["metrics"]) == len(r["seeds"]) == len(r["eval_statuses"]) for r in candidates(rows)
-    )
+    for r in candidates(rows):
+        assert len(r["metrics"]) == len(r["seeds"]) == len(r["eval_statuses"])
+        assert len(r["eval_seconds"]) == len(r["eval_dispatched_at"]) == len(r["metrics"])
+        for sent, back, seconds in zip(
+            r["eval_dispatched_at"], r["eval_returned_at"], r["eval_seconds"], strict=True
+        ):
+            assert 0.1 < seconds < (back - sent).total_seconds()  # score.py sleeps 0.1 s
     assert {r["node"] for r in evaluated} == {ray_session.get_runtime_context().get_node_id()}
     migrations = [r for r in rows if r["event"] == "migration"]
     assert len(migrations) >= 3  # 3 per migration round: one each way round the ring
@@ -94,6 +98,34 @@ def test_a_full_run(ray_session, tmp_path):
     best = [min(r["fitness"] for r in accepted[: i + 1]) for i in range(len(accepted))]
     assert best == sorted(best, reverse=True)
     assert engine.best["fitness"] == best[-1] < rows[0]["fitness"]
+
+
+@pytest.mark.parametrize(
+    ("evaluators", "islands", "mutation_s", "evaluation_s", "limits"),
+    [
+        (1, 1, None, None, (2, 1)),  # nothing measured yet: one per evaluator, plus one
+        (8, 4, None, 2.0, (9, 1)),
+        (1, 1, 0.1, 15.0, (2, 1)),  # a fast operator: one at a time is enough
+        (4, 2, 0.01, 0.15, (5, 1)),
+        (4, 1, 1.0, 2.0, (6, 2)),
+        (8, 4, 5.0, 2.0, (28, 5)),  # a slow model: 8 evaluators use 20 candidates meanwhile
+        (8, 1, 5.0, 2.0, (28, 16)),  # one island has at most 16 in flight
+    ],
+)
+def test_proposals_in_flight_cover_the_evaluators_during_one_proposal(
+    tmp_path, evaluators, islands, mutation_s, evaluation_s, limits
+):
+    engine = Engine(RunConfig(target=str(QUAD)), load_target(QUAD), tmp_path)
+    engine.evaluators, engine.islands = [None] * evaluators, [None] * islands
+    engine.mutation_s, engine.evaluation_s = mutation_s, evaluation_s
+    assert engine.proposal_limits() == limits
+
+
+def test_more_evaluators_than_cpus_share_them(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, evaluators=4, max_evals=24)
+    assert engine.evals_done == 24
+    used = {e for r in candidates(rows) for e in r["eval_evaluators"]}
+    assert used == {f"evaluator-{i}" for i in range(4)}
 
 
 def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
@@ -342,20 +374,34 @@ def test_cheating_proposals_are_refused_and_the_lineage_says_why(
 ):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
-    replies = []
-    for code, _ in CHEATS:
-        reply = f"HYPOTHESIS: cheat\nREWRITE params.py\n```python\n{code}\nX = 1.0\nY = 0.5\n```\n"
-        replies += [Reply(reply)] * 3  # the first try and both repairs
+    cheats = [
+        f"HYPOTHESIS: cheat\nREWRITE params.py\n```python\n{code}\nX = 1.0\nY = 0.5\n```\n"
+        for code, _ in CHEATS
+    ]
     honest = "HYPOTHESIS: honest\nREPLACE DEFINITION X IN params.py\n```python\nX = 2.0\n```\n"
-    model_server.reset(*replies, Reply(honest))
+
+    def reply(request):
+        # Proposals may be in flight together: a repair repeats its own cheat, a first try
+        # takes the next one, and once every cheat is out the proposals are honest.
+        said = [m["content"] for m in request.body["messages"] if m["role"] == "assistant"]
+        if said:
+            return Reply(said[-1])
+        return Reply(cheats.pop(0) if cheats else honest)
+
+    model_server.reset()
+    monkeypatch.setattr(model_server, "default", reply)
     engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=4, operator="anthropic")
     refused = [r for r in candidates(rows) if r["hypothesis"] == "cheat"]
     assert len(refused) == len(CHEATS)
-    for row, (_, reason) in zip(refused, CHEATS, strict=True):
+    found = []
+    for row in refused:
         assert row["status"] == "refused" and row["metrics"] == []
-        assert row["operator"] == "anthropic" and row["reason"].count(reason) == 3
-    [kept] = [r for r in candidates(rows) if r["hypothesis"] == "honest"]
-    assert kept["metrics"] and kept["status"] in ("accepted", "kept")
+        assert row["operator"] == "anthropic"
+        found += [reason for _, reason in CHEATS if row["reason"].count(reason) == 3]
+    assert sorted(found) == sorted(reason for _, reason in CHEATS)
+    # the honest child, evaluated; later copies of it were refused as duplicates
+    [kept] = [r for r in candidates(rows) if r["hypothesis"] == "honest" and r["metrics"]]
+    assert kept["status"] in ("accepted", "kept")
 
 
 def test_a_dead_model_service_stops_the_run_with_what_to_do(

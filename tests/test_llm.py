@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from conftest import evo
-from llm_server import Reply
 
 from evo.llm import LLMConfig, LLMOperator, Price, SpendCapReached
+from evo.loopback import Reply
 from evo.prompt import Attempt, Inspiration
 from evo.proposal import Validator
 

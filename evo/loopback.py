@@ -1,5 +1,10 @@
 """A scripted model server on 127.0.0.1 that speaks the Anthropic Messages API and OpenAI chat
-completions, for the real clients to talk to. The only fake in the suite: the remote service."""
+completions, for the real clients to talk to.
+
+The tests script it reply by reply (the only fake in the suite: the remote service); `evo bench
+overhead` gives it a function that answers every request, to set a mutation latency. It never
+listens beyond loopback.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -30,8 +36,12 @@ class Request:
 
 
 class ModelServer:
-    def __init__(self) -> None:
+    """Answers with the scripted replies in order, then with `default(request)`; without a
+    default, an empty script answers HTTP 500."""
+
+    def __init__(self, default: Callable[[Request], Reply] | None = None) -> None:
         self.script: list[Reply] = []
+        self.default = default
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         server = self
@@ -40,11 +50,12 @@ class ModelServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                request = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with server._lock:
-                    server.requests.append(
-                        Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                    reply = server.script.pop(0) if server.script else Reply(status=500)
+                    server.requests.append(request)
+                    reply = server.script.pop(0) if server.script else None
+                if reply is None:
+                    reply = server.default(request) if server.default else Reply(status=500)
                 time.sleep(reply.delay)
                 payload = reply.raw or json.dumps(server._payload(self.path, body, reply)).encode()
                 self.send_response(reply.status)
