@@ -1,16 +1,19 @@
 """`evo bench`: measurements of evo itself, printed as a table and kept as JSON.
 
+overhead and scale: the engine's own cost (evo.throughput).
+efficiency: the single-chain preset against the 4-island ring, the same number of evaluations,
+the offline operator, several seeds each; by default on the rugged knob target (evo.synthetic).
 lineage: a synthetic lineage of N rows (default 1,000,000) in a run folder, then `evo lineage`
 and `evo report` on it as separate processes, each timed, with its peak resident memory read the
 way the sandbox reads an evaluation's.
-efficiency: the single-chain preset against the 4-island ring, the same number of evaluations,
-the offline operator, several seeds each.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import sys
 import tempfile
 import time
@@ -21,8 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evo.config import RunConfig
+from evo.errors import UsageError
 from evo.lineage import SCHEMA
 from evo.sandbox import run_process
+from evo.synthetic import write_knob_target
+from evo.table import print_table
+from evo.throughput import bench_overhead, bench_scale, local_ray
 
 ROOT = Path(__file__).resolve().parent.parent
 STATUSES = np.array(["accepted", "kept", "rejected", "crash", "invalid", "timeout", "refused"])
@@ -131,55 +138,31 @@ def bench_efficiency(seeds: int, evals: int, target_dir: Path, budget: float = 0
     (median and range over seeds) and how many evaluations each run needed to reach the median
     final best of the single chain.
     """
-    import ray
-
     from evo.config import preset_path, read_toml
     from evo.engine import Engine
-    from evo.lineage import read_lineage
     from evo.target import load_target
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ours = not ray.is_initialized()
-    if ours:
-        ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
     target = load_target(target_dir)
     sign = 1.0 if target.direction == "minimize" else -1.0
     curves: dict[str, list[np.ndarray]] = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-            for preset in ("single-chain", "ring"):
-                for seed in range(seeds):
-                    settings = read_toml(preset_path(preset)) | {
-                        "target": str(target.root),
-                        "operator": "offline",
-                        "seed": seed,
-                        "max_evals": evals,
-                        "budget": float(budget),
-                        "out": scratch,
-                    }
-                    config = RunConfig().with_overrides(settings, preset)
-                    run_dir = Path(scratch) / f"{preset}-{seed}"
-                    run_dir.mkdir()
-                    engine = Engine(config, target, run_dir)
-                    engine.start(None)
-                    engine.run()
-                    rows = [
-                        r
-                        for r in read_lineage(run_dir / "lineage").to_pylist()
-                        if r["event"] == "candidate" and r["metrics"]
-                    ]
-                    rows.sort(key=lambda r: r["finished_at"])
-                    curve = np.full(evals, np.inf)
-                    done, best = 0, np.inf
-                    for row in rows:
-                        done += len(row["metrics"])
-                        if row["accepted"]:
-                            best = min(best, sign * row["fitness"])
-                        curve[min(done, evals) - 1 :] = best
-                    curves.setdefault(preset, []).append(sign * curve)
-    finally:
-        if ours:
-            ray.shutdown()
+    with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+        for preset in ("single-chain", "ring"):
+            for seed in range(seeds):
+                settings = read_toml(preset_path(preset)) | {
+                    "target": str(target.root),
+                    "operator": "offline",
+                    "seed": seed,
+                    "max_evals": evals,
+                    "budget": float(budget),
+                    "out": scratch,
+                }
+                config = RunConfig().with_overrides(settings, preset)
+                run_dir = Path(scratch) / f"{preset}-{seed}"
+                run_dir.mkdir()
+                engine = Engine(config, target, run_dir)
+                engine.start(None)
+                engine.run()
+                curves.setdefault(preset, []).append(sign * _best_curve(run_dir, evals, sign))
     goal = float(np.median([c[-1] for c in curves["single-chain"]]))
     results = []
     for preset, runs in curves.items():
@@ -203,3 +186,75 @@ def bench_efficiency(seeds: int, evals: int, target_dir: Path, budget: float = 0
             }
         )
     return results
+
+
+def _best_curve(run_dir: Path, evals: int, sign: float) -> np.ndarray:
+    """The best accepted fitness (times sign: lower is better) after each evaluation."""
+    from evo.lineage import read_lineage
+
+    rows = [
+        r
+        for r in read_lineage(run_dir / "lineage").to_pylist()
+        if r["event"] == "candidate" and r["metrics"]
+    ]
+    rows.sort(key=lambda r: r["finished_at"])
+    curve = np.full(evals, np.inf)
+    done, best = 0, np.inf
+    for row in rows:
+        done += len(row["metrics"])
+        if row["accepted"]:
+            best = min(best, sign * row["fitness"])
+        curve[min(done, evals) - 1 :] = best
+    return curve
+
+
+def main(args: argparse.Namespace) -> int:
+    """`evo bench NAME`: run one benchmark, print its table, keep its raw results."""
+    for flag in ("rows", "seeds", "evals", "per_evaluator"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.budget < 0 or args.eval_seconds <= 0:
+        raise UsageError("--budget must be >= 0 (0: the target's) and --eval-seconds > 0")
+    if args.name == "overhead":
+        results = bench_overhead(
+            _numbers(args.evaluators, "--evaluators"),
+            _numbers(args.islands or "1,4,16", "--islands"),
+            _numbers(args.latency, "--latency", float),
+            args.eval_seconds,
+            args.per_evaluator,
+        )
+    elif args.name == "scale":
+        results = bench_scale(
+            _numbers(args.islands or "4,16,64", "--islands"),
+            _numbers(args.candidates, "--candidates"),
+            evaluators=4,
+        )
+    elif args.name == "efficiency":
+        with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+            target = args.target or write_knob_target(
+                Path(scratch) / "rugged", knobs=4, seconds=0.1, ruggedness=10.0
+            )
+            results = bench_efficiency(args.seeds, args.evals, target, args.budget)
+    else:
+        results = bench_lineage(args.rows)
+    # Lists (per-seed curves and the like) go to the raw results only.
+    columns = [k for k, v in results[0].items() if not isinstance(v, list)]
+    print_table(columns, [tuple(r[k] for k in columns) for r in results])
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    machine = {"machine": platform.platform(), "cpus": os.cpu_count(), "date": time.strftime("%F")}
+    path.write_text(json.dumps({**machine, "results": results}, indent=1))
+    print(f"raw results: {path}")
+    return 0
+
+
+def _numbers(text: str, flag: str, kind: type = int) -> list:
+    try:
+        values = [kind(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"{flag} takes comma-separated numbers, like 1,2,4; not {text!r}"
+        ) from None
+    if min(values) <= 0:
+        raise UsageError(f"{flag} takes numbers above 0, not {text!r}")
+    return values

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import evo
 from evo.errors import UsageError
+from evo.table import print_table
 
 DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "targets" / "gpt"
 
@@ -129,47 +130,36 @@ def build_parser() -> argparse.ArgumentParser:
     be = commands.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
     be.add_argument(
         "name",
-        choices=["lineage", "efficiency"],
-        help="lineage: evo lineage/report on N rows; efficiency: single chain against 4 islands",
+        choices=["overhead", "scale", "efficiency", "lineage"],
+        help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
+        "second and driver memory with zero-cost evaluations; efficiency: the single chain "
+        "against 4 islands; lineage: evo lineage/report on a large lineage",
     )
-    be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
+    numbers = "comma-separated"
+    be.add_argument("--evaluators", default="1,2,4,8", help=f"overhead: {numbers} (1,2,4,8)")
+    be.add_argument("--islands", help=f"overhead (1,4,16) and scale (4,16,64): {numbers}")
+    be.add_argument("--latency", default="1,5", help=f"overhead: mutation seconds, {numbers}")
+    be.add_argument("--eval-seconds", type=float, default=2.0, help="overhead: per evaluation")
+    be.add_argument("--per-evaluator", type=int, default=12, help="overhead: evaluations each")
+    be.add_argument("--candidates", default="1000,10000", help=f"scale: evaluations, {numbers}")
     be.add_argument("--seeds", type=int, default=5, help="efficiency: runs per preset (5)")
     be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
-    be.add_argument("--target", type=Path, help="efficiency: target (default: tests' quad)")
+    be.add_argument(
+        "--target", type=Path, help="efficiency: a target (default: the rugged knob target)"
+    )
     be.add_argument(
         "--budget", type=float, default=0.0, help="efficiency: seconds an evaluation (target's)"
     )
+    be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=_bench)
     return parser
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import json
-    import platform
-    import time
+    from evo.bench import main
 
-    from evo.bench import ROOT, bench_efficiency, bench_lineage
-
-    for flag in ("rows", "seeds", "evals"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
-    if args.budget < 0:
-        raise UsageError(f"--budget must be >= 0 (0: the target's), not {args.budget}")
-    if args.name == "lineage":
-        results = bench_lineage(args.rows)
-    else:
-        target = args.target or ROOT / "tests" / "fixtures" / "quad"
-        results = bench_efficiency(args.seeds, args.evals, target, args.budget)
-    # Lists (per-seed curves and the like) go to the raw results only.
-    columns = [k for k, v in results[0].items() if not isinstance(v, list)]
-    _print_table(columns, [tuple(r[k] for k in columns) for r in results])
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    machine = {"machine": platform.platform(), "cpus": os.cpu_count(), "date": time.strftime("%F")}
-    path.write_text(json.dumps({**machine, "results": results}, indent=1))
-    print(f"raw results: {path}")
-    return 0
+    return main(args)
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -177,14 +167,14 @@ def _lineage(args: argparse.Namespace) -> int:
 
     lineage = Lineage(args.runs)
     if args.sql:
-        _print_table(*lineage.table(args.sql))
+        print_table(*lineage.table(args.sql))
         return 0
     if args.ancestry is not None:
         for run_id in lineage.runs:
             chain = lineage.ancestry(run_id, args.ancestry)
             if not chain:
                 raise UsageError(f"run {run_id} has no candidate {args.ancestry}")
-            _print_table(
+            print_table(
                 ["run", "id", "parent", "island", "fitness", "status", "hypothesis"],
                 [(run_id, *row.values()) for row in chain],
             )
@@ -196,7 +186,7 @@ def _lineage(args: argparse.Namespace) -> int:
     ]
     if filters:
         where = " AND ".join(f"{column} = ?" for column, _ in filters)
-        _print_table(
+        print_table(
             *lineage.table_with(
                 "SELECT run_id AS run, candidate_id AS id, parent_id AS parent, island, status, "
                 f"round(fitness, 4) AS fitness, hypothesis FROM candidates WHERE {where} "
@@ -254,21 +244,6 @@ def _export(args: argparse.Namespace) -> int:
     commits = export_git(Lineage([args.run]), args.run.name, args.git)
     print(f"{commits} commits in {args.git} (branch evo)")
     return 0
-
-
-def _print_table(columns: list[str], rows: list[tuple]) -> None:
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = "-" if value is None else str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _RUN_SETTINGS = (

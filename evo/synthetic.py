@@ -1,0 +1,154 @@
+"""A synthetic target for measuring evo itself: knobs whose loss is known without training.
+
+The mutable `knobs.py` holds float constants K0..K{n-1}; the fixed `score.py` waits a fixed
+time (the budget: a stand-in for training that costs no CPU) and reports Rastrigin's function of
+the knobs' distances to their optima in steps of the offline operator:
+
+    x_i = (log2(K_i) - best_i) / 2,   best_i = 2 + i % 4   (optima at 4, 8, 16, 32)
+    loss = sum_i x_i^2 + ruggedness * (1 - cos(2 pi x_i)) + noise(seed)
+
+The operator's x2 and x0.5 move x_i by 1/2, so every optimum is reachable. With ruggedness 0
+the loss is a bowl; with 10 (Rastrigin's own A) every second step is a local optimum behind a
+one-step ridge that a greedy chain cannot cross. The noise is the same for every program at a given
+seed (a paired comparison cancels it).
+
+`instant_evaluation` computes the same loss in-process, without a subprocess: the zero-cost
+evaluation of `evo bench scale`. `RewriteReplies` are model-server answers that rewrite the
+knobs to new random values: every proposal is a new program, after whatever latency the bench
+sets.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import math
+import random
+import textwrap
+import time
+from pathlib import Path
+
+from evo.result import OK, EvalResult
+from evo.target import Target
+
+NOISE_SD = 0.5
+START = 512.0  # x_i from 2 to 3.5: a few ridges away from every optimum
+
+
+def knob_loss(values: list[float], seed: int, ruggedness: float = 0.0) -> float:
+    loss = 0.0
+    for i, value in enumerate(values):
+        x = (math.log2(value) - (2 + i % 4)) / 2
+        loss += x * x + ruggedness * (1 - math.cos(2 * math.pi * x))
+    return loss + random.Random(seed).gauss(0, NOISE_SD)
+
+
+def write_knob_target(folder: Path, knobs: int, seconds: float, ruggedness: float = 0.0) -> Path:
+    """A target folder with `knobs` knobs whose evaluation takes `seconds` by default."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"K{i}" for i in range(knobs)]
+    (folder / "knobs.py").write_text("".join(f"{name} = {START}\n" for name in names))
+    (folder / "score.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import time
+
+            from evo import protocol
+            from evo.synthetic import knob_loss
+
+            RUGGEDNESS = {ruggedness}
+            req = protocol.request(default_budget_seconds={seconds})
+            import knobs  # noqa: E402  (the mutable part, after request())
+
+            values = [getattr(knobs, f"K{{i}}") for i in range({knobs})]
+            time.sleep(req.budget_seconds)  # the work: a fixed time that costs no CPU
+            if min(values) <= 0:
+                protocol.report_invalid(req, "every knob must be > 0")
+            else:
+                loss = knob_loss(values, req.seed, RUGGEDNESS)
+                protocol.report(req, loss, train_seconds=req.budget_seconds)
+            """
+        )
+    )
+    (folder / "target.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            name = "knobs"
+            description = "{knobs} knobs, Rastrigin's function of their log2 (A={ruggedness})."
+            mutable = ["knobs.py"]
+            entry = "python score.py"
+
+            [metric]
+            name = "loss"
+            direction = "minimize"
+
+            [budget]
+            seconds = {seconds}
+            timeout_seconds = {seconds + 30}
+
+            [rules]
+            required_names = {json.dumps(names)}
+            forbidden_imports = ["os", "subprocess", "score", "evo"]
+            forbidden_names = ["open", "exec", "eval", "__import__"]
+            """
+        )
+    )
+    return folder
+
+
+def instant_evaluation(
+    target: Target,
+    sources: dict[str, str] | None = None,
+    *,
+    budget_seconds: float | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    threads: int | None = None,
+) -> EvalResult:
+    """The knob target's loss (with its score.py's RUGGEDNESS) computed here, in no time: a
+    sandbox for engine benchmarks only (it trusts the code, which is only ever constants)."""
+    started = time.monotonic()
+    source = (sources or {}).get("knobs.py") or target.read_mutable()["knobs.py"]
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+    ordered = [values[f"K{i}"] for i in range(len(values))]
+    ruggedness = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse((target.root / "score.py").read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RUGGEDNESS"
+    )
+    return EvalResult(
+        status=OK,
+        metric_name=target.metric,
+        metric=knob_loss(ordered, seed, ruggedness),
+        seed=seed,
+        device=device,
+        budget_seconds=0.0,
+        train_seconds=0.0,
+        wall_seconds=time.monotonic() - started,
+        peak_rss_mb=None,
+    )
+
+
+class RewriteReplies:
+    """Model-server answers after `latency` seconds, each rewriting the knobs to new values."""
+
+    def __init__(self, knobs: int, latency: float, seed: int = 0):
+        self.knobs = knobs
+        self.latency = latency
+        self.rng = random.Random(seed)
+        self.count = itertools.count()
+
+    def __call__(self, _request: object):
+        # Here, not at the top: score.py imports this module in every evaluation, and needs
+        # no HTTP server.
+        from evo.loopback import Reply
+
+        number = next(self.count)
+        lines = "".join(f"K{i} = {2 ** self.rng.uniform(-2, 3):.6f}\n" for i in range(self.knobs))
+        text = f"HYPOTHESIS: knob set {number}\nREWRITE knobs.py\n```python\n{lines}```\n"
+        return Reply(text, delay=self.latency, usage={"input_tokens": 100, "output_tokens": 100})

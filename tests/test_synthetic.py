@@ -1,0 +1,60 @@
+"""The synthetic knob target: its loss, its real evaluation, its in-process twin, its replies."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from evo.edits import parse_reply
+from evo.proposal import Validator
+from evo.sandbox import evaluate
+from evo.synthetic import RewriteReplies, instant_evaluation, knob_loss, write_knob_target
+from evo.target import load_target
+
+OPTIMA = [4.0, 8.0, 16.0, 32.0]
+
+
+@pytest.mark.parametrize(
+    ("values", "ruggedness", "without_noise"),
+    [
+        (OPTIMA, 0.0, 0.0),
+        (OPTIMA, 10.0, 0.0),
+        ([512.0] * 4, 0.0, 31.5),  # x = 3.5, 3, 2.5, 2
+        ([512.0] * 4, 10.0, 71.5),  # the two half-integer x sit on ridges: +20 each
+        ([8.0, 8.0, 16.0, 32.0], 10.0, 0.25 + 20.0),  # one step past K0's optimum: a ridge
+        ([16.0, 8.0, 16.0, 32.0], 10.0, 1.0),  # two steps: the next local optimum
+    ],
+)
+def test_knob_loss(values, ruggedness, without_noise):
+    for seed in (0, 1, 7):
+        noise = random.Random(seed).gauss(0, 0.5)
+        assert knob_loss(values, seed, ruggedness) == pytest.approx(without_noise + noise)
+
+
+def test_the_knob_target_evaluates_as_its_instant_twin(tmp_path):
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05, ruggedness=10.0))
+    assert target.read_mutable() == {"knobs.py": "K0 = 512.0\nK1 = 512.0\nK2 = 512.0\nK3 = 512.0\n"}
+    variant = {"knobs.py": "K0 = 4.0\nK1 = 8.0\nK2 = 16.0\nK3 = 64.0\n"}
+    for sources, seed in ((None, 3), (variant, 4)):
+        real = evaluate(target, sources, seed=seed)
+        twin = instant_evaluation(target, sources, seed=seed)
+        assert real.status == twin.status == "ok"
+        assert real.metric == pytest.approx(twin.metric, abs=1e-12)
+        assert real.wall_seconds >= 0.05 > twin.wall_seconds
+    broken = evaluate(target, {"knobs.py": "K0 = -1.0\nK1 = 8.0\nK2 = 16.0\nK3 = 64.0\n"})
+    assert (broken.status, broken.reason) == ("invalid", "every knob must be > 0")
+
+
+def test_rewrite_replies_are_new_valid_programs_after_their_latency(tmp_path):
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05))
+    validator = Validator(target)
+    replies = RewriteReplies(knobs=4, latency=2.5, seed=1)
+    children = []
+    for number in range(5):
+        reply = replies(None)
+        assert reply.delay == 2.5
+        hypothesis, edits = parse_reply(reply.text, target.mutable)
+        assert hypothesis == f"knob set {number}"
+        children.append(validator.child_of(target.read_mutable(), edits)["knobs.py"])
+    assert len(set(children)) == 5
