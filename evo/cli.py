@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--budget", type=float, default=0.0, help="efficiency: seconds an evaluation (target's)"
     )
+    be.add_argument(
+        "--presets",
+        default="single-chain,ring",
+        help="efficiency: presets to compare, the first is the reference (single-chain,ring)",
+    )
     be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=_bench)
