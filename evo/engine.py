@@ -67,7 +67,8 @@ class Engine:
         )
         self.queue: deque[tuple[Candidate, int]] = deque()
         self.running: dict[Any, tuple[int, Candidate, int, float]] = {}
-        self.proposing: dict[Any, tuple[int, int]] = {}  # ref -> (island, its generation)
+        # ref -> (island, its generation, when it was asked)
+        self.proposing: dict[Any, tuple[int, int, float]] = {}
         self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
         self.next_id = 1
         self.evals_done = 0
@@ -164,6 +165,7 @@ class Engine:
             outcome = self.ray.get(ref)
             self.evals_done += 1
             self.busy_seconds += outcome["result"]["wall_seconds"]
+            self.evaluation_s = _running_mean(self.evaluation_s, outcome["result"]["wall_seconds"])
             seed.add_evaluation(index, self._seed(index), outcome, dispatched)
         failures = [e for e in seed.evals if e["status"] != "ok"]
         if failures:
@@ -236,9 +238,15 @@ class Engine:
         the islands, and as many again waiting, one per evaluator, plus one.
         """
         evaluators = len(self.evaluators)
-        if not (self.mutation_s and self.evaluation_s):
+        # A proposal still out after t seconds says mutation takes at least t: a slow model is
+        # met before its first reply, not one mutation time later.
+        now = time.monotonic()
+        mutation_s = max(
+            [self.mutation_s or 0.0, *(now - t for _, _, t in self.proposing.values())]
+        )
+        if not (mutation_s and self.evaluation_s):
             return evaluators + 1, 1
-        concurrent = math.ceil(evaluators * self.mutation_s / self.evaluation_s)
+        concurrent = math.ceil(evaluators * mutation_s / self.evaluation_s)
         per_island = min(PROPOSALS_PER_ISLAND, math.ceil(concurrent / len(self.islands)))
         return evaluators + concurrent, per_island
 
@@ -247,7 +255,7 @@ class Engine:
         wanted = ahead - len(self.queue) - len(self.proposing)
         if wanted <= 0:
             return
-        in_flight = Counter(island for island, _ in self.proposing.values())
+        in_flight = Counter(island for island, _, _ in self.proposing.values())
         inspirations = [
             Inspiration(m["sources"], member_fitness(m), island)
             for island, m in self.champions.items()
@@ -265,7 +273,7 @@ class Engine:
             self._proposals_asked[index] = self._proposals_asked.get(index, 0) + 1
             in_flight[index] += 1
             ref, generation = self.islands.propose(index, inspirations)
-            self.proposing[ref] = (index, generation)
+            self.proposing[ref] = (index, generation, time.monotonic())
 
     def _dispatch(self) -> None:
         while self.idle and self.queue and not self._should_stop():
@@ -277,7 +285,7 @@ class Engine:
             self.running[ref] = (slot, candidate, index, time.time())
 
     def _proposed(self, ref) -> None:
-        island, generation = self.proposing.pop(ref)
+        island, generation, _ = self.proposing.pop(ref)
         try:
             made = self.ray.get(ref)
         except self.ray.exceptions.RayActorError:

@@ -101,23 +101,27 @@ def test_a_full_run(ray_session, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("evaluators", "islands", "mutation_s", "evaluation_s", "limits"),
+    ("evaluators", "islands", "mutation_s", "out_for_s", "evaluation_s", "limits"),
     [
-        (1, 1, None, None, (2, 1)),  # nothing measured yet: one per evaluator, plus one
-        (8, 4, None, 2.0, (9, 1)),
-        (1, 1, 0.1, 15.0, (2, 1)),  # a fast operator: one at a time is enough
-        (4, 2, 0.01, 0.15, (5, 1)),
-        (4, 1, 1.0, 2.0, (6, 2)),
-        (8, 4, 5.0, 2.0, (28, 5)),  # a slow model: 8 evaluators use 20 candidates meanwhile
-        (8, 1, 5.0, 2.0, (28, 16)),  # one island has at most 16 in flight
+        (1, 1, None, None, None, (2, 1)),  # nothing measured yet: one per evaluator, plus one
+        (8, 4, None, None, 2.0, (9, 1)),
+        (1, 1, 0.1, None, 15.0, (2, 1)),  # a fast operator: one at a time is enough
+        (4, 2, 0.01, None, 0.15, (5, 1)),
+        (4, 1, 1.0, None, 2.0, (6, 2)),
+        (8, 4, 5.0, None, 2.0, (28, 5)),  # a slow model: 8 evaluators use 20 candidates meanwhile
+        (8, 1, 5.0, None, 2.0, (28, 16)),  # one island has at most 16 in flight
+        (8, 4, None, 3.9, 2.0, (24, 4)),  # no reply yet, but one proposal is out for 3.9 s
+        (8, 4, 1.0, 3.9, 2.0, (24, 4)),  # the longer of the two
     ],
 )
 def test_proposals_in_flight_cover_the_evaluators_during_one_proposal(
-    tmp_path, evaluators, islands, mutation_s, evaluation_s, limits
+    tmp_path, evaluators, islands, mutation_s, out_for_s, evaluation_s, limits
 ):
     engine = Engine(RunConfig(target=str(QUAD)), load_target(QUAD), tmp_path)
     engine.evaluators, engine.islands = [None] * evaluators, [None] * islands
     engine.mutation_s, engine.evaluation_s = mutation_s, evaluation_s
+    if out_for_s:
+        engine.proposing = {"ref": (0, 0, time.monotonic() - out_for_s)}
     assert engine.proposal_limits() == limits
 
 
