@@ -46,12 +46,30 @@ class Archipelago:
     def call(self, index: int, method: str, *args: Any) -> Any:
         """A method of island `index`, waited for; a dead island is rebuilt and asked again."""
         for attempt in range(REBUILDS + 1):
+            actor = self.actors[index]
             try:
-                return self.ray.get(getattr(self.actors[index], method).remote(*args))
+                return self.ray.get(getattr(actor, method).remote(*args))
             except self.ray.exceptions.RayActorError:
                 if attempt == REBUILDS:
                     raise
-                self.rebuild(index)
+                if self.actors[index] is actor:  # not rebuilt meanwhile by another call
+                    self.rebuild(index)
+
+    def call_all(self, method: str, *args: Any) -> list[Any]:
+        """A method of every island, with the same arguments."""
+        return self.call_each([(index, method, args) for index in range(len(self.actors))])
+
+    def call_each(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
+        """(island, method, arguments) calls, sent all at once (one round trip, not one per
+        call) and answered in order; a call to an island that died is made again by `call`."""
+        refs = [getattr(self.actors[index], method).remote(*args) for index, method, args in calls]
+        answers = []
+        for (index, method, args), ref in zip(calls, refs, strict=True):
+            try:
+                answers.append(self.ray.get(ref))
+            except self.ray.exceptions.RayActorError:
+                answers.append(self.call(index, method, *args))
+        return answers
 
     def propose(self, index: int, inspirations: list[Inspiration]) -> tuple[Any, int]:
         """Ask island `index` for a proposal; returns the reference and the island's generation."""
@@ -64,7 +82,7 @@ class Archipelago:
 
     def states(self) -> list[dict]:
         """Every island's state, kept as the one to rebuild from."""
-        self.saved = [self.call(index, "state") for index in range(len(self.actors))]
+        self.saved = self.call_all("state")
         return self.saved
 
     def _actor(self, state: dict) -> Any:

@@ -38,7 +38,7 @@ class RunConfig:
     noise_repeats: evaluations of the seed program (different seeds) that measure the noise.
     noise_k: a candidate must beat the best by k standard deviations (of the mean) to replace it.
     max_repeats: evaluations a candidate may get before its fate is decided.
-    checkpoint_every: evaluations between checkpoints (also on exit).
+    checkpoint_every: evaluations between checkpoints, at most one every 2 s (also on exit).
     seed: drives every random choice of the run.
     out: where run folders are created.
     address: a Ray cluster to join ("auto" for the local one); empty starts a Ray of our own.

@@ -36,10 +36,12 @@ from evo.result import EvalResult
 from evo.sandbox import evaluate
 from evo.target import Target
 
+MIN_CHECKPOINT_SECONDS = 2.0
 # Weight of the newest measurement in the running means of mutation and evaluation times.
 SMOOTHING = 0.2
 # A run whose operator keeps failing (a dead model service, a target with nothing left to change
-# for the offline operator) stops instead of spinning; a resume tries again.
+# for the offline operator) stops instead of spinning; a resume tries again. A duplicate of
+# another island's program is not a failure: at the start every island holds the same seed.
 MAX_REFUSED_IN_A_ROW = 30
 
 
@@ -86,6 +88,7 @@ class Engine:
         # asked again (an offline operator with nothing new for a population answers at once);
         # with nothing being evaluated they are asked anyway, so a dead service still stops.
         self.resting: set[int] = set()
+        self._checkpointed_at = 0.0
         self.mutation_s: float | None = None  # running means, for how far ahead to propose
         self.evaluation_s: float | None = None
 
@@ -313,8 +316,8 @@ class Engine:
         if not made["sources"] or digest in self.seen:
             reason = made["reason"] or "duplicates a program already proposed on another island"
             self.lineage.add(candidate_row(self.run_id, candidate, "refused", reason))
-            self.refused_in_a_row += 1
             self.resting.add(island)
+            self.refused_in_a_row += 0 if made["sources"] else 1
             if self.refused_in_a_row >= MAX_REFUSED_IN_A_ROW and not self.stopping:
                 self.stopping = True
                 print(
@@ -396,7 +399,11 @@ class Engine:
         # evaluation would cost one round trip per island on the hot path.
         if several and c.stagnation and self._due("stagnation", c.migration_interval or 10):
             self._reset_stagnant()
-        if self._due("checkpoint", c.checkpoint_every):
+        # Instant evaluations would spend their time writing checkpoints: at most one every
+        # MIN_CHECKPOINT_SECONDS, so a crash costs at most that much work or checkpoint_every
+        # evaluations, whichever is more.
+        recent = time.monotonic() - self._checkpointed_at < MIN_CHECKPOINT_SECONDS
+        if not recent and self._due("checkpoint", c.checkpoint_every):
             self._checkpoint()
 
     def _due(self, what: str, interval: int) -> bool:
@@ -410,19 +417,21 @@ class Engine:
 
     def _migrate(self) -> None:
         count = self.config.migration_count
-        outgoing = [self.islands.call(i, "best", count) for i in range(len(self.islands))]
-        for source, migrants in enumerate(outgoing):
-            dest = (source + 1) % len(self.islands)
-            for migrant in migrants:
-                verdict = self.islands.call(dest, "receive", migrant)
-                if verdict == ACCEPT:
-                    self._set_champion(dest, migrant)
-                self.lineage.add(
-                    event_row(self.run_id, "migration", migrant["id"], source, dest, verdict)
-                )
+        moves = [
+            (source, (source + 1) % len(self.islands), migrant)
+            for source, migrants in enumerate(self.islands.call_all("best", count))
+            for migrant in migrants
+        ]
+        verdicts = self.islands.call_each([(dest, "receive", (m,)) for _, dest, m in moves])
+        for (source, dest, migrant), verdict in zip(moves, verdicts, strict=True):
+            if verdict == ACCEPT:
+                self._set_champion(dest, migrant)
+            self.lineage.add(
+                event_row(self.run_id, "migration", migrant["id"], source, dest, verdict)
+            )
 
     def _reset_stagnant(self) -> None:
-        stalled = [self.islands.call(i, "since_improvement") for i in range(len(self.islands))]
+        stalled = self.islands.call_all("since_improvement")
         for index, since in enumerate(stalled):
             if since < self.config.stagnation or self.best is None or self.best["island"] == index:
                 continue
@@ -478,6 +487,7 @@ class Engine:
             ) from None
 
     def _write_checkpoint(self) -> None:
+        self._checkpointed_at = time.monotonic()
         self.lineage.flush()
         pending = [(c, i) for c, i in self.queue] + [(c, i) for _, c, i, _ in self.running.values()]
         checkpoint.save(
