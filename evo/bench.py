@@ -232,7 +232,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.name == "scale":
         results = bench_scale(
             _numbers(args.islands or "4,16,64", "--islands"),
-            _numbers(args.candidates, "--candidates"),
+            _numbers(args.evaluations, "--evaluations"),
             evaluators=4,
         )
     elif args.name == "efficiency":

@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--latency", default="1,5", help=f"overhead: mutation seconds, {numbers}")
     be.add_argument("--eval-seconds", type=float, default=2.0, help="overhead: per evaluation")
     be.add_argument("--per-evaluator", type=int, default=12, help="overhead: evaluations each")
-    be.add_argument("--candidates", default="1000,10000", help=f"scale: evaluations, {numbers}")
+    be.add_argument(
+        "--evaluations", default="1000,10000", help=f"scale: evaluations a run, {numbers}"
+    )
     be.add_argument("--seeds", type=int, default=5, help="efficiency: runs per preset (5)")
     be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
     be.add_argument(

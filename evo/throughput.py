@@ -11,8 +11,10 @@ islands and latency. From the lineage's per-evaluation times:
 - overhead per candidate: on each evaluator, the time between two results minus the second
   one's sandbox time: the driver's round trip, its bookkeeping, and any wait for a proposal.
 scale: zero-cost evaluations (evo.synthetic.instant_evaluation, in the evaluator actors) and the
-offline operator, each configuration in a fresh process: candidates per second through the
-engine, the driver's peak memory, the lineage's size on disk.
+anthropic operator against the loopback server answering at once (every proposal a new program,
+as from a model; the offline operator runs out of new one-step changes on a small target long
+before 10,000), each configuration in a fresh process: candidates and evaluations per second
+through the engine, the driver's peak memory, the lineage's size on disk.
 """
 
 from __future__ import annotations
@@ -50,6 +52,25 @@ def local_ray() -> Iterator[None]:
     finally:
         if ours:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def loopback_model(latency: float) -> Iterator[RewriteReplies]:
+    """A model server on 127.0.0.1 whose every reply rewrites the knobs after `latency`
+    seconds, set as the anthropic operator's endpoint for the block."""
+    replies = RewriteReplies(KNOBS, latency)
+    server = ModelServer(default=replies)
+    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    os.environ.update(ANTHROPIC_API_KEY="loopback", ANTHROPIC_BASE_URL=server.url)
+    try:
+        yield replies
+    finally:
+        server.close()
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
 
 
 def evaluation_times(lineage: Path) -> list[tuple[str, float, float, float]]:
@@ -102,47 +123,37 @@ def bench_overhead(
     from evo.engine import Engine
 
     results = []
-    replies = RewriteReplies(KNOBS, 0.0)
-    server = ModelServer(default=replies)
-    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-    os.environ.update(ANTHROPIC_API_KEY="loopback", ANTHROPIC_BASE_URL=server.url)
-    try:
-        with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-            target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, seconds))
-            for latency in latencies:
-                replies.latency = latency
-                for count in evaluators:
-                    for island_count in islands:
-                        config = RunConfig(
-                            target=str(target.root),
-                            islands=island_count,
-                            evaluators=count,
-                            budget=seconds,
-                            operator="anthropic",
-                            max_evals=3 + per_evaluator * count,
-                            out=scratch,
-                        )
-                        run_dir = Path(scratch) / f"run-{latency}-{count}-{island_count}"
-                        run_dir.mkdir()
-                        engine = Engine(config, target, run_dir)
-                        began = time.time()
-                        engine.start(None)
-                        engine.run()
-                        ended = time.time()
-                        times = evaluation_times(run_dir / "lineage")
-                        results.append(
-                            _overhead_row(
-                                times, count, island_count, latency, seconds, began, ended
-                            )
-                        )
-                        print(results[-1], flush=True)
-    finally:
-        server.close()
-        for key, value in saved.items():
-            if value is None:
-                del os.environ[key]
-            else:
-                os.environ[key] = value
+    with (
+        loopback_model(0.0) as replies,
+        local_ray(),
+        tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
+    ):
+        target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, seconds))
+        for latency in latencies:
+            replies.latency = latency
+            for count in evaluators:
+                for island_count in islands:
+                    config = RunConfig(
+                        target=str(target.root),
+                        islands=island_count,
+                        evaluators=count,
+                        budget=seconds,
+                        operator="anthropic",
+                        max_evals=3 + per_evaluator * count,
+                        out=scratch,
+                    )
+                    run_dir = Path(scratch) / f"run-{latency}-{count}-{island_count}"
+                    run_dir.mkdir()
+                    engine = Engine(config, target, run_dir)
+                    began = time.time()
+                    engine.start(None)
+                    engine.run()
+                    ended = time.time()
+                    times = evaluation_times(run_dir / "lineage")
+                    results.append(
+                        _overhead_row(times, count, island_count, latency, seconds, began, ended)
+                    )
+                    print(results[-1], flush=True)
     return results
 
 
@@ -174,11 +185,11 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_scale(islands: list[int], candidates: list[int], evaluators: int) -> list[dict]:
-    """Each (islands, candidates) in a fresh process, so that its peak memory is its own."""
+def bench_scale(islands: list[int], evaluations: list[int], evaluators: int) -> list[dict]:
+    """Each (islands, evaluations) in a fresh process, so that its peak memory is its own."""
     spawn = multiprocessing.get_context("spawn")
     results = []
-    for count in candidates:
+    for count in evaluations:
         for island_count in islands:
             with spawn.Pool(1) as pool:
                 results.append(pool.apply(_scale_once, (island_count, count, evaluators)))
@@ -187,16 +198,18 @@ def bench_scale(islands: list[int], candidates: list[int], evaluators: int) -> l
 
 
 def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
+    import ray
+
     from evo.engine import Engine
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-        target = load_target(write_knob_target(Path(scratch) / "knobs", 16, 1.0))
+    with loopback_model(0.0), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+        target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, 1.0))
         config = RunConfig(
             target=str(target.root),
             islands=islands,
             evaluators=evaluators,
-            operator="offline",
+            operator="anthropic",
             max_evals=evaluations,
             out=scratch,
         )
@@ -210,8 +223,6 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
         ended = time.monotonic()
         rows = read_lineage(run_dir / "lineage").num_rows
         size = sum(p.stat().st_size for p in (run_dir / "lineage").iterdir())
-        import ray
-
         ray.shutdown()
     return {
         "islands": islands,
@@ -219,7 +230,11 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
         "lineage_rows": rows,
         "start_s": round(searching - began, 1),
         "search_s": round(ended - searching, 1),
+        "candidates": engine.next_id - 1,
         "candidates_per_s": round((engine.next_id - 1) / (ended - searching), 1),
+        "evaluations_per_s": round(
+            (engine.evals_done - config.noise_repeats) / (ended - searching), 1
+        ),
         "driver_peak_rss_mib": round(_peak_rss_mib()),
         "lineage_mib": round(size / 2**20, 2),
     }
