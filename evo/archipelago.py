@@ -71,6 +71,17 @@ class Archipelago:
                 answers.append(self.call(index, method, *args))
         return answers
 
+    def migrate(self, count: int) -> list[tuple[int, int, dict, str]]:
+        """Every island sends its best `count` programs to the next one round the ring;
+        returns (source, destination, migrant, the destination's verdict) for each."""
+        moves = [
+            (source, (source + 1) % len(self.actors), migrant)
+            for source, migrants in enumerate(self.call_all("best", count))
+            for migrant in migrants
+        ]
+        verdicts = self.call_each([(dest, "receive", (migrant,)) for _, dest, migrant in moves])
+        return [(*move, verdict) for move, verdict in zip(moves, verdicts, strict=True)]
+
     def propose(self, index: int, inspirations: list[Inspiration]) -> tuple[Any, int]:
         """Ask island `index` for a proposal; returns the reference and the island's generation."""
         return self.actors[index].propose.remote(inspirations), self.generation[index]

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from evo import checkpoint
-from evo.actors import Evaluator
 from evo.archipelago import PROPOSALS_PER_ISLAND, Archipelago
 from evo.candidate import Candidate, candidate_row, event_row, member_fitness
 from evo.config import RunConfig
 from evo.errors import UsageError
+from evo.evaluators import EvaluatorPool
 from evo.island import ACCEPT, REPEAT, Island, Member, Selection
 from evo.lineage import LineageWriter
 from evo.progress import Progress
@@ -71,7 +71,6 @@ class Engine:
         self.running: dict[Any, tuple[int, Candidate, int, float]] = {}
         # ref -> (island, its generation, when it was asked)
         self.proposing: dict[Any, tuple[int, int, float]] = {}
-        self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
         self.next_id = 1
         self.evals_done = 0
         self.spent = 0.0
@@ -107,29 +106,8 @@ class Engine:
                 logging_level="warning",
                 log_to_driver=False,
             )
-        resources = ray.cluster_resources()
-        gpus = resources.get("GPU", 0)
-        self.device = "cuda" if gpus else "cpu"
-        count = self.config.evaluators or (
-            max(1, int(gpus // self.config.gpus_per_eval)) if gpus else 1
-        )
-        # On CPU the evaluators share the CPUs; more evaluators than CPUs get a fraction each
-        # (asked for on purpose: evaluations that wait on something other than the CPU).
-        share = resources.get("CPU", 1) / count
-        threads = max(1, int(share)) if not gpus else 1
-        options = (
-            {"num_gpus": self.config.gpus_per_eval, "num_cpus": 1}
-            if gpus
-            else {"num_cpus": threads if share >= 1 else math.floor(share * 1e4) / 1e4}
-        )
-        remote = ray.remote(max_restarts=-1)(Evaluator).options(**options)
-        self.evaluators = [
-            remote.remote(
-                f"evaluator-{i}", str(self.target.root), self.device, threads, self.sandbox
-            )
-            for i in range(count)
-        ]
-        self.idle = list(range(count))
+        self.evaluators = EvaluatorPool(ray, self.target, self.config, self.sandbox)
+        self.device = self.evaluators.device
         self.started = time.monotonic()
         if resume:
             self._restore(resume)
@@ -161,8 +139,8 @@ class Engine:
         )
         refs = {}
         for index in range(self.config.noise_repeats):
-            evaluator = self.evaluators[index % len(self.evaluators)]
-            ref = evaluator.evaluate.remote(seed.sources, self._seed(index), self._budget())
+            slot = index % len(self.evaluators)
+            ref = self.evaluators.submit(slot, seed.sources, self._seed(index), self._budget())
             refs[ref] = (index, time.time())
         for ref, (index, dispatched) in refs.items():
             outcome = self.ray.get(ref)
@@ -201,15 +179,15 @@ class Engine:
                 if not self.stopping and not self._should_stop():
                     self._request_proposals()
                     self._dispatch()
-                refs = [*self.running, *self.proposing, *self.recovering]
+                refs = [*self.running, *self.proposing, *self.evaluators.recovering]
                 if not refs:
                     break
                 done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
                 for ref in done:
                     if ref in self.proposing:
                         self._proposed(ref)
-                    elif ref in self.recovering:
-                        self._recovered(ref)
+                    elif ref in self.evaluators.recovering:
+                        self.evaluators.recovered(ref)
                     else:
                         self._evaluated(ref)
                 progress.maybe_print()
@@ -279,12 +257,10 @@ class Engine:
             self.proposing[ref] = (index, generation, time.monotonic())
 
     def _dispatch(self) -> None:
-        while self.idle and self.queue and not self._should_stop():
+        while self.evaluators.idle and self.queue and not self._should_stop():
             candidate, index = self.queue.popleft()
-            slot = self.idle.pop(0)
-            ref = self.evaluators[slot].evaluate.remote(
-                candidate.sources, self._seed(index), self._budget()
-            )
+            slot = self.evaluators.idle.pop(0)
+            ref = self.evaluators.submit(slot, candidate.sources, self._seed(index), self._budget())
             self.running[ref] = (slot, candidate, index, time.time())
 
     def _proposed(self, ref) -> None:
@@ -342,11 +318,9 @@ class Engine:
                 flush=True,
             )
             self.queue.appendleft((candidate, index))
-            # Ray restarts the actor (max_restarts=-1); the slot is used again once it answers,
-            # so that no candidate waits on an evaluator whose node is gone.
-            self.recovering[self.evaluators[slot].ready.remote()] = slot
+            self.evaluators.lost(slot)
             return
-        self.idle.append(slot)
+        self.evaluators.idle.append(slot)
         self.resting.clear()
         self.busy_seconds += time.time() - started
         self.evaluation_s = _running_mean(self.evaluation_s, time.time() - started)
@@ -362,16 +336,6 @@ class Engine:
             else:
                 self._settle(candidate, verdict, "", verdict)
         self._after_evaluation()
-
-    def _recovered(self, ref) -> None:
-        slot = self.recovering.pop(ref)
-        try:
-            self.ray.get(ref)
-        except self.ray.exceptions.RayActorError:  # died again before it could answer
-            self.recovering[self.evaluators[slot].ready.remote()] = slot
-            return
-        print(f"evaluator-{slot} is back", flush=True)
-        self.idle.append(slot)
 
     def _settle(self, candidate: Candidate, status: str, reason: str, verdict: str | None) -> None:
         parent = self._champion_fitness(candidate.island)
@@ -416,14 +380,7 @@ class Engine:
     # ------------------------------------------------------------------ migration and resets
 
     def _migrate(self) -> None:
-        count = self.config.migration_count
-        moves = [
-            (source, (source + 1) % len(self.islands), migrant)
-            for source, migrants in enumerate(self.islands.call_all("best", count))
-            for migrant in migrants
-        ]
-        verdicts = self.islands.call_each([(dest, "receive", (m,)) for _, dest, m in moves])
-        for (source, dest, migrant), verdict in zip(moves, verdicts, strict=True):
+        for source, dest, migrant, verdict in self.islands.migrate(self.config.migration_count):
             if verdict == ACCEPT:
                 self._set_champion(dest, migrant)
             self.lineage.add(
