@@ -216,7 +216,8 @@ class Engine:
 
         During one proposal (mutation_s) the evaluators use up evaluators x mutation_s /
         evaluation_s candidates: that many proposals must be in flight at once, shared among
-        the islands, and as many again waiting, one per evaluator, plus one.
+        the islands, besides one candidate waiting per evaluator. Before anything is measured:
+        one per evaluator, plus one.
         """
         evaluators = len(self.evaluators)
         # A proposal still out after t seconds says mutation takes at least t: a slow model is
@@ -241,8 +242,8 @@ class Engine:
             Inspiration(m["sources"], member_fitness(m), island)
             for island, m in self.champions.items()
         ]
+        resting = self.resting if self.running else set()
         for _ in range(wanted):
-            resting = self.resting if self.running else set()
             open_islands = [
                 i
                 for i in range(len(self.islands))
