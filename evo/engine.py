@@ -45,6 +45,23 @@ SMOOTHING = 0.2
 MAX_REFUSED_IN_A_ROW = 30
 
 
+def connect_ray(address: str = "") -> bool:
+    """Join the Ray cluster at `address`, or start one of our own on this machine; nothing if
+    Ray is already up. Returns whether this call started or joined it."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=address or None,
+        include_dashboard=False,
+        logging_level="warning",
+        log_to_driver=False,
+    )
+    return True
+
+
 class Engine:
     def __init__(
         self,
@@ -98,14 +115,7 @@ class Engine:
 
         self.ray = ray
         self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
-        if not ray.is_initialized():
-            ray.init(
-                address=self.config.address or None,
-                include_dashboard=False,
-                logging_level="warning",
-                log_to_driver=False,
-            )
+        connect_ray(self.config.address)
         self.evaluators = EvaluatorPool(ray, self.target, self.config, self.sandbox)
         self.device = self.evaluators.device
         self.started = time.monotonic()
@@ -323,8 +333,9 @@ class Engine:
             return
         self.evaluators.idle.append(slot)
         self.resting.clear()
-        self.busy_seconds += time.time() - started
-        self.evaluation_s = _running_mean(self.evaluation_s, time.time() - started)
+        round_trip = time.time() - started
+        self.busy_seconds += round_trip
+        self.evaluation_s = _running_mean(self.evaluation_s, round_trip)
         self.evals_done += 1
         candidate.add_evaluation(index, self._seed(index), outcome, started)
         last = candidate.evals[-1]

@@ -21,6 +21,7 @@ sets.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import json
 import math
@@ -116,11 +117,7 @@ def instant_evaluation(
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
     }
     ordered = [values[f"K{i}"] for i in range(len(values))]
-    ruggedness = next(
-        ast.literal_eval(node.value)
-        for node in ast.parse((target.root / "score.py").read_text()).body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RUGGEDNESS"
-    )
+    ruggedness = _ruggedness(target.root)
     return EvalResult(
         status=OK,
         metric_name=target.metric,
@@ -131,6 +128,16 @@ def instant_evaluation(
         train_seconds=0.0,
         wall_seconds=time.monotonic() - started,
         peak_rss_mb=None,
+    )
+
+
+@functools.cache
+def _ruggedness(root: Path) -> float:
+    """The RUGGEDNESS a knob target's score.py sets: read once, not at every evaluation."""
+    return next(
+        ast.literal_eval(node.value)
+        for node in ast.parse((root / "score.py").read_text()).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RUGGEDNESS"
     )
 
 

@@ -43,10 +43,9 @@ def local_ray() -> Iterator[None]:
     """A Ray of our own on this machine for the block, unless one is already running."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ours = not ray.is_initialized()
-    if ours:
-        ray.init(include_dashboard=False, logging_level="warning", log_to_driver=False)
+    from evo.engine import connect_ray
+
+    ours = connect_ray()
     try:
         yield
     finally:
@@ -198,12 +197,13 @@ def bench_scale(islands: list[int], evaluations: list[int], evaluators: int) -> 
 
 
 def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
-    import ray
-
     from evo.engine import Engine
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with loopback_model(0.0), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+    with (
+        loopback_model(0.0),
+        local_ray(),
+        tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
+    ):
         target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, 1.0))
         config = RunConfig(
             target=str(target.root),
@@ -223,7 +223,6 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
         ended = time.monotonic()
         rows = read_lineage(run_dir / "lineage").num_rows
         size = sum(p.stat().st_size for p in (run_dir / "lineage").iterdir())
-        ray.shutdown()
     return {
         "islands": islands,
         "evaluations": engine.evals_done,
