@@ -10,7 +10,7 @@ from pathlib import Path
 
 import evo
 from evo.errors import UsageError
-from evo.table import print_table
+from evo.views.table import print_table
 
 DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "targets" / "gpt"
 
@@ -170,7 +170,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from evo.analysis import Lineage
+    from evo.store.reader import Lineage
 
     lineage = Lineage(args.runs)
     if args.sql:
@@ -208,7 +208,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from evo.analysis import Lineage, show
+    from evo.store.reader import Lineage, show
 
     lineage = Lineage([args.run])
     print("\n".join(show(lineage, args.run.name, args.candidate)))
@@ -218,9 +218,9 @@ def _show(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import time
 
-    from evo import checkpoint
     from evo.config import RunConfig, read_toml
-    from evo.progress import Figures
+    from evo.run.progress import Figures
+    from evo.store import checkpoint
 
     state = checkpoint.load(args.run)
     if state is None or not (args.run / "config.toml").is_file():
@@ -236,8 +236,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from evo.analysis import Lineage
-    from evo.report import write_report
+    from evo.store.reader import Lineage
+    from evo.views.report import write_report
 
     path = write_report(Lineage([args.run]), args.run.name, args.out or args.run / "report")
     print(f"report: {path}")
@@ -245,8 +245,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from evo.analysis import Lineage
-    from evo.export import export_git
+    from evo.store.reader import Lineage
+    from evo.views.export import export_git
 
     commits = export_git(Lineage([args.run]), args.run.name, args.git)
     print(f"{commits} commits in {args.git} (branch evo)")
@@ -271,7 +271,7 @@ _RUN_SETTINGS = (
 
 
 def _run(args: argparse.Namespace) -> int:
-    from evo.run import new_run, resume_run
+    from evo.run.folder import new_run, resume_run
 
     overrides = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
     if args.resume:
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from evo.sandbox import evaluate, resolve_device
+    from evo.evaluate.sandbox import evaluate, resolve_device
     from evo.target import load_target
 
     for flag, value in (("--budget", args.budget), ("--timeout", args.timeout)):
@@ -344,10 +344,10 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _propose(args: argparse.Namespace) -> int:
-    from evo.llm import LLMConfig
-    from evo.operator import make_operator
-    from evo.proposal import Validator
-    from evo.sandbox import resolve_device
+    from evo.evaluate.sandbox import resolve_device
+    from evo.mutate.llm import LLMConfig
+    from evo.mutate.operator import make_operator
+    from evo.mutate.proposal import Validator
     from evo.target import load_target
 
     target = load_target(args.target)

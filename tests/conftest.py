@@ -105,7 +105,7 @@ def cpu_threads() -> int:
 @pytest.fixture(scope="session")
 def model_server():
     """One scripted model server on loopback for the session; each test resets its script."""
-    from evo.loopback import ModelServer
+    from evo.bench.loopback import ModelServer
 
     server = ModelServer()
     yield server

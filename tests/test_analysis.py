@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, evo
 
 from evo.config import RunConfig
-from evo.lineage import LineageWriter
+from evo.store.lineage import LineageWriter
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 

@@ -6,7 +6,7 @@ import re
 
 from conftest import ROOT
 
-from evo.sandbox import evaluate
+from evo.evaluate.sandbox import evaluate
 from evo.target import load_target
 
 FILE_BLOCK = re.compile(r"`targets/sqrt/(\S+)`[^`]*?```(?:toml|python)\n(.*?)```", re.S)

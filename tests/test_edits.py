@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evo.edits import (
+from evo.mutate.edits import (
     EditError,
     ReplaceDefinition,
     Rewrite,

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, evo, evo_started
 
+from evo.bench.loopback import Reply
 from evo.config import RunConfig, preset_path, read_toml
-from evo.engine import Engine
 from evo.errors import UsageError
-from evo.lineage import read_lineage
-from evo.loopback import Reply
+from evo.run.engine import Engine
+from evo.store.lineage import read_lineage
 from evo.target import load_target
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evo.island import ACCEPT, KEEP, REJECT, REPEAT, Island, Member, Selection
+from evo.search.island import ACCEPT, KEEP, REJECT, REPEAT, Island, Member, Selection
 
 SELECTION = Selection(
     population=3, tournament=2, explore=0.0, noise_k=2.0, max_repeats=3, minimize=True

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from conftest import evo
 
-from evo.llm import LLMConfig, LLMOperator, Price, SpendCapReached
-from evo.loopback import Reply
-from evo.prompt import Attempt, Inspiration
-from evo.proposal import Validator
+from evo.bench.loopback import Reply
+from evo.mutate.llm import LLMConfig, LLMOperator, Price, SpendCapReached
+from evo.mutate.prompt import Attempt, Inspiration
+from evo.mutate.proposal import Validator
 
 SEARCH_REPLY = """HYPOTHESIS: a cut-off of 16 suits these inputs
 <<<<<<< SEARCH

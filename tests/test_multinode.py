@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, evo, evo_started
 
-from evo.lineage import read_lineage
+from evo.store.lineage import read_lineage
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 RAY = Path(sys.executable).with_name("ray")

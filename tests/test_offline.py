@@ -5,9 +5,9 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
-from evo.offline import Knob, OfflineOperator, alternatives, find_knobs, hypothesis
-from evo.proposal import Validator
-from evo.rules import violations
+from evo.mutate.offline import Knob, OfflineOperator, alternatives, find_knobs, hypothesis
+from evo.mutate.proposal import Validator
+from evo.target.rules import violations
 
 
 @pytest.mark.parametrize(

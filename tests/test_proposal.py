@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evo.edits import EditError, Rewrite, SearchReplace
-from evo.proposal import Usage, Validator, program_hash
+from evo.mutate.edits import EditError, Rewrite, SearchReplace
+from evo.mutate.proposal import Usage, Validator, program_hash
 from evo.target import Rules, Target
 
 PARENT = {"m.py": "RATE = 1\n\n\ndef train(run):\n    return RATE\n"}

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from evo import protocol
-from evo.result import EvalResult, classify
+from evo.evaluate.result import EvalResult, classify
+from evo.target import protocol
 
 TRACEBACK = "Traceback (most recent call last):\n  File x\nValueError: bad\n"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evo.rules import violations
-from evo.sandbox import evaluate
+from evo.evaluate.sandbox import evaluate
 from evo.target import Rules
+from evo.target.rules import violations
 
 RULES = Rules(
     required_names=("train",),

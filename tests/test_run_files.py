@@ -6,10 +6,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evo import checkpoint
 from evo.config import RunConfig, preset_path, read_toml
 from evo.errors import UsageError
-from evo.lineage import SCHEMA, LineageWriter, part_files, read_lineage
+from evo.store import checkpoint
+from evo.store.lineage import SCHEMA, LineageWriter, part_files, read_lineage
 
 
 def test_presets_load_and_differ():

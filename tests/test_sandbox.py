@@ -9,7 +9,7 @@ import pytest
 from conftest import cpu_threads, dead_soon, train_variant
 
 from evo.errors import UsageError
-from evo.sandbox import child_environment, evaluate
+from evo.evaluate.sandbox import child_environment, evaluate
 
 BUDGET = 2.0  # seconds of training: enough for the clock to run, short enough for CI
 # Variants that use os, open or __import__ break the targets' static rules; the tests that run
@@ -186,4 +186,4 @@ def test_only_mutable_files_can_be_replaced(sort_target):
 def test_cpu_evaluations_see_no_gpu_and_the_threads_they_were_given():
     env = child_environment({}, device="cpu", threads=3)
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_NUM_THREADS"] == "3"
-    assert Path(env["PYTHONPATH"], "evo", "protocol.py").is_file()
+    assert Path(env["PYTHONPATH"], "evo", "target", "protocol.py").is_file()

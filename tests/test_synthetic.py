@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from evo.edits import parse_reply
-from evo.proposal import Validator
-from evo.sandbox import evaluate
-from evo.synthetic import RewriteReplies, instant_evaluation, knob_loss, write_knob_target
+from evo.bench.synthetic import RewriteReplies, instant_evaluation, knob_loss, write_knob_target
+from evo.evaluate.sandbox import evaluate
+from evo.mutate.edits import parse_reply
+from evo.mutate.proposal import Validator
 from evo.target import load_target
 
 OPTIMA = [4.0, 8.0, 16.0, 32.0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evo.throughput import bench_overhead, bench_scale, overheads, utilisation
+from evo.bench.throughput import bench_overhead, bench_scale, overheads, utilisation
 
 # (evaluator, dispatched, returned, sandbox seconds): two evaluators, 2 s evaluations,
 # 0.1 s of round trip each; evaluator b waits 1 s for its second candidate.

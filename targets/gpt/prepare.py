@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evo import protocol
+from evo.target import protocol
 
 CORPUS = "stdlib"  # the Python standard library's own sources: on every machine, no download
 VOCAB_SIZE = 256  # byte-level tokens: a token id is a byte value

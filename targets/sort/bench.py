@@ -12,7 +12,7 @@ MIN_ROUNDS, at most MAX_ROUNDS).
 import random
 import time
 
-from evo import protocol
+from evo.target import protocol
 
 SIZE = 20_000
 SHORT_LISTS = 200

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, fields
 
 import libcst as cst
 
-from evo.edits import Edit, EditError, apply_edits
-from evo.rules import violations
+from evo.mutate.edits import Edit, EditError, apply_edits
 from evo.target import Target
+from evo.target.rules import violations
 
 _REGION = re.compile(r"^[ \t]*# EVOLVE-BLOCK-START.*?^[ \t]*# EVOLVE-BLOCK-END", re.M | re.S)
 

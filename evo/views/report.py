@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evo.analysis import Lineage
+from evo.store.reader import Lineage
 
 MAX_POINTS = 50_000
 STATUS_COLOURS = {

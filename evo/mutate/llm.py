@@ -20,9 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from evo.edits import EditError, parse_reply
-from evo.prompt import Attempt, Inspiration, fixed_context, repair_text, system_text, task_text
-from evo.proposal import Proposal, Usage, Validator
+from evo.mutate.edits import EditError, parse_reply
+from evo.mutate.prompt import (
+    Attempt,
+    Inspiration,
+    fixed_context,
+    repair_text,
+    system_text,
+    task_text,
+)
+from evo.mutate.proposal import Proposal, Usage, Validator
 
 
 @dataclass(frozen=True)

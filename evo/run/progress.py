@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from evo.candidate import member_fitness
+from evo.search.candidate import member_fitness
 
 INTERVAL = 10.0  # seconds between lines
 

@@ -21,19 +21,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from evo import checkpoint
-from evo.archipelago import PROPOSALS_PER_ISLAND, Archipelago
-from evo.candidate import Candidate, candidate_row, event_row, member_fitness
 from evo.config import RunConfig
 from evo.errors import UsageError
-from evo.evaluators import EvaluatorPool
-from evo.island import ACCEPT, REPEAT, Island, Member, Selection
-from evo.lineage import LineageWriter
-from evo.progress import Progress
-from evo.prompt import Inspiration
-from evo.proposal import program_hash
-from evo.result import EvalResult
-from evo.sandbox import evaluate
+from evo.evaluate.result import EvalResult
+from evo.evaluate.sandbox import evaluate
+from evo.mutate.prompt import Inspiration
+from evo.mutate.proposal import program_hash
+from evo.run.archipelago import PROPOSALS_PER_ISLAND, Archipelago
+from evo.run.evaluators import EvaluatorPool
+from evo.run.progress import Progress
+from evo.search.candidate import Candidate, candidate_row, event_row, member_fitness
+from evo.search.island import ACCEPT, REPEAT, Island, Member, Selection
+from evo.store import checkpoint
+from evo.store.lineage import LineageWriter
 from evo.target import Target
 
 MIN_CHECKPOINT_SECONDS = 2.0

@@ -1,9 +1,9 @@
 """`evo bench`: measurements of evo itself, printed as a table and kept as JSON.
 
-overhead and scale: the engine's own cost (evo.throughput).
+overhead and scale: the engine's own cost (evo.bench.throughput).
 efficiency: the single-chain preset against the 4-island ring (or other presets), the same
 number of evaluations, the offline operator, several seeds each; by default on the rugged knob
-target (evo.synthetic).
+target (evo.bench.synthetic).
 lineage: a synthetic lineage of N rows (default 1,000,000) in a run folder, then `evo lineage`
 and `evo report` on it as separate processes, each timed, with its peak resident memory read the
 way the sandbox reads an evaluation's.
@@ -24,15 +24,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evo.bench.synthetic import write_knob_target
+from evo.bench.throughput import bench_overhead, bench_scale, local_ray
 from evo.config import RunConfig, preset_path, read_toml
 from evo.errors import UsageError
-from evo.lineage import SCHEMA
-from evo.sandbox import run_process
-from evo.synthetic import write_knob_target
-from evo.table import print_table
-from evo.throughput import bench_overhead, bench_scale, local_ray
+from evo.evaluate.sandbox import run_process
+from evo.store.lineage import SCHEMA
+from evo.views.table import print_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 STATUSES = np.array(["accepted", "kept", "rejected", "crash", "invalid", "timeout", "refused"])
 STATUS_SHARE = [0.03, 0.35, 0.42, 0.06, 0.04, 0.02, 0.08]
 
@@ -145,7 +145,7 @@ def bench_efficiency(
     (median and range over seeds) and how many evaluations each run needed to reach the median
     final best of the first preset, the reference (by default the single chain).
     """
-    from evo.engine import Engine
+    from evo.run.engine import Engine
     from evo.target import load_target
 
     target = load_target(target_dir)
@@ -196,7 +196,7 @@ def bench_efficiency(
 
 def _best_curve(run_dir: Path, evals: int, sign: float) -> np.ndarray:
     """The best accepted fitness (times sign: lower is better) after each evaluation."""
-    from evo.lineage import read_lineage
+    from evo.store.lineage import read_lineage
 
     rows = [
         r

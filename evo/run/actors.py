@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 
-from evo.edits import describe
-from evo.island import Island, Member, Selection
-from evo.llm import LLMConfig
-from evo.operator import make_operator
-from evo.prompt import Attempt, Inspiration
-from evo.proposal import Validator
-from evo.result import EvalResult
-from evo.sandbox import evaluate
+from evo.evaluate.result import EvalResult
+from evo.evaluate.sandbox import evaluate
+from evo.mutate.edits import describe
+from evo.mutate.llm import LLMConfig
+from evo.mutate.operator import make_operator
+from evo.mutate.prompt import Attempt, Inspiration
+from evo.mutate.proposal import Validator
+from evo.search.island import Island, Member, Selection
 from evo.target import load_target
 
 
@@ -118,8 +118,8 @@ class IslandActor:
 class Evaluator:
     """Runs evaluations one at a time on the resources Ray reserved for it.
 
-    sandbox: what runs one evaluation; evo.sandbox.evaluate, or in benchmarks of the engine
-    itself an in-process stand-in with the same signature (evo.synthetic.instant_evaluation).
+    sandbox: what runs one evaluation; evo.evaluate.sandbox.evaluate, or in benchmarks of the engine
+    itself an in-process stand-in with the same signature (evo.bench.synthetic.instant_evaluation).
     """
 
     def __init__(

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from evo.actors import IslandActor
-from evo.island import Selection
-from evo.prompt import Inspiration
+from evo.mutate.prompt import Inspiration
+from evo.run.actors import IslandActor
+from evo.search.island import Selection
 from evo.target import Target
 
 LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")

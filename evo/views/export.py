@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from evo.analysis import Lineage, sources
 from evo.errors import UsageError
+from evo.store.reader import Lineage, sources
 
 
 def export_git(lineage: Lineage, run_id: str, dest: Path) -> int:

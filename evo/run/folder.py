@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evo import checkpoint
-from evo.analysis import Lineage, sources
 from evo.config import RunConfig, preset_path, read_toml
-from evo.engine import Engine
 from evo.errors import UsageError
+from evo.run.engine import Engine
+from evo.store import checkpoint
+from evo.store.reader import Lineage, sources
 from evo.target import Target, load_target
 
 # What a resume may change: how long it goes on, and where it runs.

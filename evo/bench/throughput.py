@@ -10,10 +10,10 @@ islands and latency. From the lineage's per-evaluation times:
   its first candidate to the last dispatch (after it the evaluators drain on purpose);
 - overhead per candidate: on each evaluator, the time between two results minus the second
   one's sandbox time: the driver's round trip, its bookkeeping, and any wait for a proposal.
-scale: zero-cost evaluations (evo.synthetic.instant_evaluation, in the evaluator actors) and the
-anthropic operator against the loopback server answering at once (every proposal a new program,
-as from a model; the offline operator runs out of new one-step changes on a small target long
-before 10,000), each configuration in a fresh process: candidates and evaluations per second
+scale: zero-cost evaluations (evo.bench.synthetic.instant_evaluation, in the evaluator actors)
+and the anthropic operator against the loopback server answering at once (every proposal a new
+program, as from a model; the offline operator runs out of new one-step changes on a small target
+long before 10,000), each configuration in a fresh process: candidates and evaluations per second
 through the engine, the driver's peak memory, the lineage's size on disk.
 """
 
@@ -29,10 +29,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from evo.bench.loopback import ModelServer
+from evo.bench.synthetic import RewriteReplies, instant_evaluation, write_knob_target
 from evo.config import RunConfig
-from evo.lineage import read_lineage
-from evo.loopback import ModelServer
-from evo.synthetic import RewriteReplies, instant_evaluation, write_knob_target
+from evo.store.lineage import read_lineage
 from evo.target import load_target
 
 KNOBS = 4
@@ -43,7 +43,7 @@ def local_ray() -> Iterator[None]:
     """A Ray of our own on this machine for the block, unless one is already running."""
     import ray
 
-    from evo.engine import connect_ray
+    from evo.run.engine import connect_ray
 
     ours = connect_ray()
     try:
@@ -119,7 +119,7 @@ def bench_overhead(
     seconds: float,
     per_evaluator: int,
 ) -> list[dict]:
-    from evo.engine import Engine
+    from evo.run.engine import Engine
 
     results = []
     with (
@@ -197,7 +197,7 @@ def bench_scale(islands: list[int], evaluations: list[int], evaluators: int) -> 
 
 
 def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
-    from evo.engine import Engine
+    from evo.run.engine import Engine
 
     with (
         loopback_model(0.0),

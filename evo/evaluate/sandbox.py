@@ -11,8 +11,8 @@ What is covered:
 - An environment built from an allow-list (PATH, locale, CUDA and BLAS settings, ...), minus
   anything that looks like a credential, plus the protocol's EVO_* variables. No API key of ours
   reaches a variant.
-- The metric comes from the target's fixed part through a result file (evo.protocol); what the
-  variant prints is kept for diagnosis only and never parsed.
+- The metric comes from the target's fixed part through a result file (evo.target.protocol);
+  what the variant prints is kept for diagnosis only and never parsed.
 - `--device cpu` hides every GPU (CUDA_VISIBLE_DEVICES is set empty).
 
 What is not covered:
@@ -41,11 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import evo
-from evo import protocol
 from evo.errors import UsageError
-from evo.result import INVALID, OK, EvalResult, classify
-from evo.rules import violations
-from evo.target import Target
+from evo.evaluate.result import INVALID, OK, EvalResult, classify
+from evo.target import Target, protocol
+from evo.target.rules import violations
 
 DEVICES = ("auto", "cpu", "cuda")
 STDERR_TAIL_CHARS = 4000
@@ -190,7 +189,7 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
         if (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES))
         and not any(marker in name.upper() for marker in _SECRET_MARKERS)
     }
-    # evo's own folder, so that a target's fixed part can import evo.protocol.
+    # evo's own folder, so that a target's fixed part can import evo.target.protocol.
     env["PYTHONPATH"] = str(Path(evo.__file__).resolve().parent.parent)
     env["PYTHONUNBUFFERED"] = "1"
     env["OMP_NUM_THREADS"] = str(threads)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from evo.edits import EditError, ReplaceDefinition
-from evo.proposal import Proposal, Validator, program_hash
+from evo.mutate.edits import EditError, ReplaceDefinition
+from evo.mutate.proposal import Proposal, Validator, program_hash
 
 Value = int | float | bool | str
 

@@ -13,9 +13,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from evo.actors import Evaluator
 from evo.config import RunConfig
-from evo.result import EvalResult
+from evo.evaluate.result import EvalResult
+from evo.run.actors import Evaluator
 from evo.target import Target
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from evo import checkpoint
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
-from evo.lineage import part_files
+from evo.store import checkpoint
+from evo.store.lineage import part_files
 from evo.target import load_target
 
 MISSING = -2  # in a parent array: no candidate has this id

@@ -17,7 +17,7 @@ import random
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
-from evo.prompt import Attempt
+from evo.mutate.prompt import Attempt
 
 ACCEPT, REPEAT, KEEP, REJECT = "accepted", "repeat", "kept", "rejected"
 HISTORY = 20  # attempts an island remembers for its prompts

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from evo.island import ACCEPT
-from evo.proposal import program_hash
+from evo.mutate.proposal import program_hash
+from evo.search.island import ACCEPT
 
 
 @dataclass

@@ -30,7 +30,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from evo.result import OK, EvalResult
+from evo.evaluate.result import OK, EvalResult
 from evo.target import Target
 
 NOISE_SD = 0.5
@@ -55,8 +55,8 @@ def write_knob_target(folder: Path, knobs: int, seconds: float, ruggedness: floa
             f"""\
             import time
 
-            from evo import protocol
-            from evo.synthetic import knob_loss
+            from evo.target import protocol
+            from evo.bench.synthetic import knob_loss
 
             RUGGEDNESS = {ruggedness}
             req = protocol.request(default_budget_seconds={seconds})
@@ -153,7 +153,7 @@ class RewriteReplies:
     def __call__(self, _request: object):
         # Here, not at the top: score.py imports this module in every evaluation, and needs
         # no HTTP server.
-        from evo.loopback import Reply
+        from evo.bench.loopback import Reply
 
         number = next(self.count)
         lines = "".join(f"K{i} = {2 ** self.rng.uniform(-2, 3):.6f}\n" for i in range(self.knobs))

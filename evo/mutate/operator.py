@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from evo.errors import UsageError
-from evo.llm import LLMConfig, LLMOperator
-from evo.offline import OfflineOperator
-from evo.prompt import Attempt, Inspiration
-from evo.proposal import Proposal, Validator
+from evo.mutate.llm import LLMConfig, LLMOperator
+from evo.mutate.offline import OfflineOperator
+from evo.mutate.prompt import Attempt, Inspiration
+from evo.mutate.proposal import Proposal, Validator
 
 KINDS = ("auto", "offline", "anthropic", "openai")
 
