@@ -1,133 +1,238 @@
-"""The configuration of a run: defaults, presets (islands/*.toml), a TOML file, CLI overrides.
+"""The configuration of a run, declared once: defaults, presets, a TOML file, `evo run` flags.
 
-Every field has a documented default that works on a fresh CPU machine with no key and no
-network. The effective configuration is saved in the run folder, and a resumed run reads it back.
+Each setting is a field of one of the frozen dataclasses below, with its default and its help
+text. TOML files mirror them (top-level keys, then the tables [search], [evaluation], [limits]
+and [llm]); `evo run` has one flag per field, generated from them (`--max-evals` sets
+limits.max_evals). Every default works on a fresh CPU machine with no key and no network. The
+effective configuration is saved in the run folder, and a resumed run reads it back.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from evo.errors import UsageError
 
-ISLANDS_DIR = Path(__file__).resolve().parent.parent / "islands"
+OPERATORS = ("auto", "offline", "anthropic", "openai")
+OPENAI_NEEDS_URL = "the openai operator needs --base-url (e.g. http://127.0.0.1:8000/v1)"
+
+
+def setting(default: Any, help: str, kind: type | None = None) -> Any:
+    """A field with its help text; `kind` where the default (None) does not tell the type."""
+    return field(default=default, metadata={"help": help, "kind": kind or type(default)})
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """[search]: islands, selection and the noise."""
+
+    islands: int = setting(4, "number of islands; each holds its own population, history and RNG")
+    population: int = setting(8, "programs kept per island (a better one replaces the worst)")
+    tournament: int = setting(2, "parent selection draws this many members and takes the best")
+    explore: float = setting(0.2, "share of parents drawn uniformly instead")
+    migration_interval: int = setting(10, "evaluations between migrations round the ring; 0: none")
+    migration_count: int = setting(1, "best programs each island sends to the next")
+    stagnation: int = setting(
+        30, "an island not improved in this many of its evaluations is reset; 0: never"
+    )
+    noise_repeats: int = setting(3, "evaluations of the seed program that measure the noise")
+    noise_k: float = setting(2.0, "a new champion must win by k standard deviations of the mean")
+    max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """[evaluation]: the evaluator actors and what each evaluation gets."""
+
+    evaluators: int = setting(0, "evaluator actors; 0: one per GPU, or one without GPUs")
+    gpus_per_eval: float = setting(1.0, "GPUs reserved by each evaluator, fractions allowed")
+    budget: float = setting(0.0, "training budget per evaluation in seconds; 0: the target's")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """[limits]: when the run stops (0: no limit); the first reached wins."""
+
+    max_evals: int = setting(40, "stop after this many evaluations, the seed's included")
+    max_hours: float = setting(0.0, "stop after this many hours")
+    max_cost: float = setting(0.0, "stop once the operator has spent this many USD")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """[llm]: the mutation operator and, for an LLM, its models and server."""
+
+    operator: str = setting(
+        "auto",
+        "auto (anthropic with ANTHROPIC_API_KEY, else offline), offline, anthropic or openai",
+    )
+    models: tuple[str, ...] = setting(
+        (), "a model NAME[:WEIGHT] of the ensemble, repeatable (default: haiku 0.7, sonnet 0.3)"
+    )
+    base_url: str = setting("", "the model server (required for openai)")
+    temperature: float | None = setting(None, "sampling temperature (the model's own)", float)
+    max_tokens: int = setting(4096, "reply length cap in tokens")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What one run does.
+    """What one run does."""
 
-    target: the target folder.
-    islands: number of islands; each holds its own population, history and RNG.
-    population: programs kept per island (elitist: a better program replaces the worst).
-    evaluators: evaluator actors; 0 means one per GPU, or one on a machine without GPUs.
-    gpus_per_eval: GPUs reserved by each evaluator when GPUs are used (fractions allowed).
-    budget: training budget per evaluation in seconds; 0 means the target's.
-    max_evals / max_hours / max_cost: stop conditions (0 = no limit); the first reached wins.
-        Evaluations include the seed program's noise measurement.
-    operator: auto (anthropic with ANTHROPIC_API_KEY, else offline), offline, anthropic, openai.
-    tournament: parent selection draws this many members and takes the best.
-    explore: share of parents drawn uniformly instead, to keep weaker lines alive.
-    migration_interval: evaluations between migrations around the ring; 0 disables them.
-    migration_count: best programs each island sends to the next.
-    stagnation: an island whose best has not improved in this many of its evaluations is
-        reset from the best of the others; 0 disables resets.
-    noise_repeats: evaluations of the seed program (different seeds) that measure the noise.
-    noise_k: a candidate must beat the best by k standard deviations (of the mean) to replace it.
-    max_repeats: evaluations a candidate may get before its fate is decided.
-    checkpoint_every: evaluations between checkpoints, at most one every 2 s (also on exit).
-    seed: drives every random choice of the run.
-    out: where run folders are created.
-    address: a Ray cluster to join ("auto" for the local one); empty starts a Ray of our own.
-    """
+    target: str = setting("", "target folder (default: the shipped gpt target)")
+    seed: int = setting(0, "seed of every random choice of the run")
+    out: str = setting("runs", "where run folders are created")
+    address: str = setting("", "a Ray cluster to join (auto: the local one); none: start a Ray")
+    checkpoint_every: int = setting(5, "evaluations between checkpoints, at most one every 2 s")
+    search: SearchConfig = field(default_factory=SearchConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    llm: LLMSettings = field(default_factory=LLMSettings)
 
-    target: str = str(Path(__file__).resolve().parent.parent / "targets" / "gpt")
-    islands: int = 4
-    population: int = 8
-    evaluators: int = 0
-    gpus_per_eval: float = 1.0
-    budget: float = 0.0
-    max_evals: int = 40
-    max_hours: float = 0.0
-    max_cost: float = 0.0
-    operator: str = "auto"
-    tournament: int = 2
-    explore: float = 0.2
-    migration_interval: int = 10
-    migration_count: int = 1
-    stagnation: int = 30
-    noise_repeats: int = 3
-    noise_k: float = 2.0
-    max_repeats: int = 3
-    checkpoint_every: int = 5
-    seed: int = 0
-    out: str = "runs"
-    address: str = ""
-
-    def with_overrides(self, overrides: dict[str, Any], where: str) -> RunConfig:
-        known = {f.name: f for f in fields(self)}
-        values = asdict(self)
-        for key, value in overrides.items():
-            key = key.replace("-", "_")
-            if key not in known:
-                raise UsageError(f"{where}: unknown setting {key!r}; known: {', '.join(known)}")
-            default = values[key]
-            if (
-                isinstance(default, float)
-                and isinstance(value, int)
-                and not isinstance(value, bool)
-            ):
-                value = float(value)
-            if type(value) is not type(default):
-                raise UsageError(
-                    f"{where}: {key} must be a {type(default).__name__}, not {value!r}"
-                )
-            values[key] = value
-        config = RunConfig(**values)
+    def with_tables(self, tables: dict[str, Any], where: str) -> RunConfig:
+        """These settings with those of a TOML document (top-level keys, then tables)."""
+        values: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name not in tables:
+                continue
+            if f.name in SECTIONS:
+                section = tables[f.name]
+                if not isinstance(section, dict):
+                    raise UsageError(f"{where}: {f.name} must be a table, [{f.name}]")
+                values[f.name] = _with(getattr(self, f.name), section, f"{where} [{f.name}]")
+            else:
+                values[f.name] = _checked(f, tables[f.name], where)
+        unknown = sorted(set(tables) - {f.name for f in fields(self)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(self))
+            raise UsageError(f"{where}: unknown setting {unknown[0]!r}; known: {known}")
+        config = replace(self, **values)
         config.check()
         return config
 
+    def with_settings(self, settings: dict[str, Any], where: str) -> RunConfig:
+        """These settings with others named by their field alone (`max_evals`, as the flags)."""
+        tables: dict[str, Any] = {}
+        for name, value in settings.items():
+            name = name.replace("-", "_")
+            section = SECTION_OF.get(name)
+            if section is None:
+                known = ", ".join(SECTION_OF)
+                raise UsageError(f"{where}: unknown setting {name!r}; known: {known}")
+            (tables.setdefault(section, {}) if section else tables)[name] = value
+        return self.with_tables(tables, where)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its field name alone."""
+        top = {k: v for k, v in asdict(self).items() if k not in SECTIONS}
+        return top | {
+            k: v for section in SECTIONS for k, v in asdict(getattr(self, section)).items()
+        }
+
     def check(self) -> None:
-        positive = (
-            "islands",
-            "population",
-            "tournament",
-            "noise_repeats",
-            "max_repeats",
-            "checkpoint_every",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UsageError(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in (
-            "evaluators",
-            "budget",
-            "max_evals",
-            "max_hours",
-            "max_cost",
-            "migration_interval",
-            "stagnation",
-            "migration_count",
-        ):
-            if getattr(self, name) < 0:
-                raise UsageError(f"{name} must be >= 0, not {getattr(self, name)}")
-        if not 0 <= self.explore <= 1:
-            raise UsageError(f"explore must be between 0 and 1, not {self.explore}")
-        if not self.gpus_per_eval > 0:
-            raise UsageError(f"gpus_per_eval must be > 0, not {self.gpus_per_eval}")
-        if not (self.max_evals or self.max_hours or self.max_cost):
+        s, e, lim = self.search, self.evaluation, self.limits
+        for name in ("islands", "population", "tournament", "noise_repeats", "max_repeats"):
+            _at_least(name, getattr(s, name), 1)
+        _at_least("checkpoint_every", self.checkpoint_every, 1)
+        for name in ("migration_interval", "stagnation", "migration_count"):
+            _at_least(name, getattr(s, name), 0)
+        for name, value in asdict(e).items() | asdict(lim).items():
+            _at_least(name, value, 0)
+        if not 0 <= s.explore <= 1:
+            raise UsageError(f"explore must be between 0 and 1, not {s.explore}")
+        if not e.gpus_per_eval > 0:
+            raise UsageError(f"gpus_per_eval must be > 0, not {e.gpus_per_eval}")
+        if not (lim.max_evals or lim.max_hours or lim.max_cost):
             raise UsageError("set a stop condition: --max-evals, --max-hours or --max-cost")
+        if self.llm.operator not in OPERATORS:
+            raise UsageError(
+                f"unknown operator {self.llm.operator!r}; use one of: {', '.join(OPERATORS)}"
+            )
+        for spec in self.llm.models:
+            model_weight(spec)
+        if self.llm.operator == "openai" and not self.llm.models:
+            raise UsageError("the openai operator needs --model NAME (the server's model name)")
+        if self.llm.operator == "openai" and not self.llm.base_url:
+            raise UsageError(OPENAI_NEEDS_URL)
 
     def to_toml(self) -> str:
-        lines = []
-        for key, value in asdict(self).items():
-            text = f'"{value}"' if isinstance(value, str) else str(value).lower()
-            text = text if not isinstance(value, float) else repr(value)
-            lines.append(f"{key} = {text}")
-        return "\n".join(lines) + "\n"
+        lines = [_toml_line(k, v) for k, v in asdict(self).items() if k not in SECTIONS]
+        for section in SECTIONS:
+            lines += ["", f"[{section}]"]
+            lines += [_toml_line(k, v) for k, v in asdict(getattr(self, section)).items()]
+        return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+SECTION_TYPES = {
+    "search": SearchConfig,
+    "evaluation": EvaluationConfig,
+    "limits": LimitsConfig,
+    "llm": LLMSettings,
+}
+SECTIONS = tuple(SECTION_TYPES)
+# Every setting's field, and its table ("" for the top level), by its name: the names are unique.
+SETTINGS = {f.name: ("", f) for f in fields(RunConfig) if f.name not in SECTIONS} | {
+    f.name: (section, f) for section, kind in SECTION_TYPES.items() for f in fields(kind)
+}
+SECTION_OF = {name: section for name, (section, _) in SETTINGS.items()}
+
+
+def model_weight(spec: str) -> tuple[str, float]:
+    """`NAME[:WEIGHT]` as (name, weight); weight 1 when not given."""
+    name, _, weight = spec.partition(":")
+    try:
+        value = float(weight or 1.0)
+    except ValueError:
+        value = -1.0
+    if not name or value <= 0:
+        raise UsageError(f"model {spec!r}: write NAME or NAME:WEIGHT with a weight above 0")
+    return name, value
+
+
+def _with(section: Any, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(section)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(f"{where}: unknown setting {unknown[0]!r}; known: {', '.join(known)}")
+    return replace(section, **{k: _checked(known[k], v, where) for k, v in values.items()})
+
+
+def _checked(f: Any, value: Any, where: str) -> Any:
+    kind = f.metadata["kind"]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is tuple and isinstance(value, list | tuple):
+        value = tuple(value)
+        if all(isinstance(v, str) for v in value):
+            return value
+    elif isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+        return value
+    wanted = "list of strings" if kind is tuple else kind.__name__
+    raise UsageError(f"{where}: {f.name} must be a {wanted}, not {value!r}")
+
+
+def _at_least(name: str, value: float, low: int) -> None:
+    if value < low:
+        relation = f"at least {low}" if low else ">= 0"
+        raise UsageError(f"{name} must be {relation}, not {value}")
+
+
+def _toml_line(key: str, value: Any) -> str | None:
+    if value is None:  # absent: the default
+        return None
+    if isinstance(value, str):
+        return f"{key} = {_quoted(value)}"
+    if isinstance(value, tuple | list):
+        return f"{key} = [{', '.join(_quoted(v) for v in value)}]"
+    if isinstance(value, bool):
+        return f"{key} = {str(value).lower()}"
+    return f"{key} = {value!r}"
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -137,14 +242,3 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{path} is not valid TOML ({e}); fix the syntax there") from None
-
-
-def preset_path(name: str) -> Path:
-    """A preset by path, or by name in islands/ (`ring`, `explore`, `single-chain`)."""
-    path = Path(name)
-    if path.suffix != ".toml":
-        path = ISLANDS_DIR / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in ISLANDS_DIR.glob("*.toml")))
-        raise UsageError(f"preset {name} does not exist; use a .toml file or one of: {known}")
-    return path

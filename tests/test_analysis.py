@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, evo
 
 from evo.config import RunConfig
-from evo.store.lineage import LineageWriter
+from evo.store.lineage import LineageWriter, Metric
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 
@@ -50,7 +50,7 @@ def fixture_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("runs") / "fixture"
     (folder).mkdir()
     (folder / "config.toml").write_text(RunConfig(target=str(QUAD)).to_toml())
-    writer = LineageWriter(folder / "lineage")
+    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
     for r in [
         row(0, None, 0, "accepted", [10.0, 10.2, 9.8], "the seed program", 0),
         row(

@@ -6,7 +6,7 @@ import json
 
 from conftest import ROOT, evo
 
-from evo.bench import bench_efficiency
+from evo.bench.efficiency import bench_efficiency
 
 
 def test_bench_lineage_small(tmp_path):

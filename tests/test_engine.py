@@ -18,9 +18,11 @@ import pytest
 from conftest import ROOT, evo, evo_started
 
 from evo.bench.loopback import Reply
-from evo.config import RunConfig, preset_path, read_toml
+from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.run.engine import Engine
+from evo.run.scheduler import Scheduler
+from evo.shipped import default_target, preset_path
 from evo.store.lineage import read_lineage
 from evo.target import load_target
 
@@ -39,13 +41,12 @@ def ray_session():
 
 
 def run_engine(tmp_path, target_dir, on_progress=None, **settings) -> tuple[Engine, list[dict]]:
-    config = RunConfig().with_overrides(
+    config = RunConfig().with_settings(
         {"target": str(target_dir), "operator": "offline", "out": str(tmp_path), **settings}, "test"
     )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     engine = Engine(config, load_target(target_dir), run_dir)
-    engine.start(None)
     if on_progress:
         threading.Thread(target=on_progress, args=(engine,), daemon=True).start()
     engine.run()
@@ -60,15 +61,15 @@ def assert_complete(rows, engine):
     """Every candidate id appears exactly once, and every parent id resolves."""
     ids = [r["candidate_id"] for r in candidates(rows)]
     assert len(ids) == len(set(ids))
-    pending = {c.id for c, _ in engine.queue}
-    assert set(ids) | pending == set(range(engine.next_id))
+    pending = {c.id for c, _ in engine.state.pending}
+    assert set(ids) | pending == set(range(engine.state.next_id))
     known = set(ids) | pending
     assert all(r["parent_id"] in known for r in candidates(rows) if r["candidate_id"] != 0)
 
 
 def test_a_full_run(ray_session, tmp_path):
     engine, rows = run_engine(tmp_path, QUAD, islands=3, max_evals=40, migration_interval=6)
-    assert engine.evals_done == 40
+    assert engine.state.evals_done == 40
     assert_complete(rows, engine)
     statuses = Counter(r["status"] for r in candidates(rows))
     assert statuses["accepted"] >= 2 and set(statuses) <= {
@@ -78,7 +79,9 @@ def test_a_full_run(ray_session, tmp_path):
         "refused",
     }
     evaluated = [r for r in candidates(rows) if r["metrics"]]
-    waiting = sum(len(c.evals) for c, _ in engine.queue)  # a candidate due for a repeat
+    waiting = sum(
+        len(c.evaluations) for c, _ in engine.state.pending
+    )  # a candidate due for a repeat
     assert sum(len(r["metrics"]) for r in evaluated) + waiting == 40  # the seed's 3 included
     for r in candidates(rows):
         assert len(r["metrics"]) == len(r["seeds"]) == len(r["eval_statuses"])
@@ -97,7 +100,7 @@ def test_a_full_run(ray_session, tmp_path):
     )
     best = [min(r["fitness"] for r in accepted[: i + 1]) for i in range(len(accepted))]
     assert best == sorted(best, reverse=True)
-    assert engine.best["fitness"] == best[-1] < rows[0]["fitness"]
+    assert engine.state.best.fitness == best[-1] < rows[0]["fitness"]
 
 
 @pytest.mark.parametrize(
@@ -117,31 +120,29 @@ def test_a_full_run(ray_session, tmp_path):
 def test_proposals_in_flight_cover_the_evaluators_during_one_proposal(
     tmp_path, evaluators, islands, mutation_s, out_for_s, evaluation_s, limits
 ):
-    engine = Engine(RunConfig(target=str(QUAD)), load_target(QUAD), tmp_path)
-    engine.evaluators, engine.islands = [None] * evaluators, [None] * islands
-    engine.mutation_s, engine.evaluation_s = mutation_s, evaluation_s
-    if out_for_s:
-        engine.proposing = {"ref": (0, 0, time.monotonic() - out_for_s)}
-    assert engine.proposal_limits() == limits
+    scheduler = Scheduler(evaluators, islands)
+    scheduler.mutation_s, scheduler.evaluation_s = mutation_s, evaluation_s
+    out_since = [time.monotonic() - out_for_s] if out_for_s else []
+    assert scheduler.limits(out_since) == limits
 
 
 def test_more_evaluators_than_cpus_share_them(ray_session, tmp_path):
     engine, rows = run_engine(tmp_path, QUAD, islands=2, evaluators=4, max_evals=24)
-    assert engine.evals_done == 24
+    assert engine.state.evals_done == 24
     used = {e for r in candidates(rows) for e in r["eval_evaluators"]}
     assert used == {f"evaluator-{i}" for i in range(4)}
 
 
 def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
     engine, rows = run_engine(tmp_path, NOISE, islands=2, max_evals=25)
-    assert engine.sigma > 0.05  # the seed's three evaluations differ
+    assert engine.state.sigma > 0.05  # the seed's three evaluations differ
     accepted = [r["candidate_id"] for r in candidates(rows) if r["accepted"]]
     assert accepted == [0]
-    assert engine.best["member"]["id"] == 0
+    assert engine.state.best.member.id == 0
 
 
 def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
-    preset = read_toml(preset_path("single-chain"))
+    preset = read_toml(preset_path("single-chain"))["search"]
     engine, rows = run_engine(tmp_path, QUAD, max_evals=20, **preset)
     assert {r["island"] for r in rows} == {0}
     assert set(Counter(r["status"] for r in candidates(rows))) <= {
@@ -156,13 +157,13 @@ def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
 
 def test_a_killed_evaluator_requeues_its_candidate(ray_session, tmp_path, capsys):
     def kill_once(engine):
-        while engine.evals_done < 8:
+        while engine.state.evals_done < 8:
             time.sleep(0.01)
-        ray_session.kill(engine.evaluators[0], no_restart=False)
+        ray_session.kill(engine.evaluators.actors[0], no_restart=False)
 
     engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=24, on_progress=kill_once)
     assert "evaluator-0 died (" in capsys.readouterr().out
-    assert engine.evals_done == 24
+    assert engine.state.evals_done == 24
     assert_complete(rows, engine)
 
 
@@ -170,14 +171,14 @@ def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, c
     killed = {}
 
     def kill_once(engine):
-        while engine.evals_done < 10:
+        while engine.state.evals_done < 10:
             time.sleep(0.01)
         ray_session.kill(engine.islands.actors[1])
         killed["at"] = datetime.now(UTC)
 
     engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, on_progress=kill_once)
     assert "island 1 died; rebuilt from the last checkpoint" in capsys.readouterr().out
-    assert engine.evals_done == 30
+    assert engine.state.evals_done == 30
     assert_complete(rows, engine)
     later = [r for r in candidates(rows) if r["island"] == 1 and r["created_at"] > killed["at"]]
     assert later  # the rebuilt island went on proposing
@@ -185,7 +186,7 @@ def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, c
 
 def test_an_unwritable_run_folder_stops_the_run_cleanly(ray_session, tmp_path):
     def break_folder(engine):
-        while engine.evals_done < 8:
+        while engine.state.evals_done < 8:
             time.sleep(0.01)
         (tmp_path / "run" / "lineage").rename(tmp_path / "saved")
         (tmp_path / "run" / "lineage").write_text("not a folder any more")
@@ -258,7 +259,7 @@ def test_resume_after_repeated_sigkills_of_the_driver(tmp_path):
     assert recorded <= set(ids)  # nothing a checkpoint had covered was lost
     final = json.loads((run_dir / "checkpoint.json").read_text())
     assert final["evals_done"] == 90
-    waiting = sum(len(c[0]["evals"]) for c in final["pending"])  # a repeat still to come
+    waiting = sum(len(c[0]["evaluations"]) for c in final["pending"])  # a repeat still to come
     assert sum(len(r["metrics"]) for r in candidates(rows)) + waiting == 90
     assert set(ids) | {c[0]["id"] for c in final["pending"]} == set(range(final["next_id"]))
     assert ids.count(0) == 1  # the seed program is not added again
@@ -293,7 +294,7 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
     state = json.loads((run_dir / "checkpoint.json").read_text())
     rows = candidates(read_lineage(run_dir / "lineage").to_pylist())
     assert 0 < state["evals_done"] < 500
-    waiting = sum(len(c[0]["evals"]) for c in state["pending"])
+    waiting = sum(len(c[0]["evaluations"]) for c in state["pending"])
     assert sum(len(r["metrics"]) for r in rows) + waiting == state["evals_done"]
 
 
@@ -317,15 +318,14 @@ def test_run_refuses_bad_input_in_one_line(args, message):
 def test_a_resume_keeps_the_run_settings(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "config.toml").write_text(RunConfig().to_toml())
+    config = RunConfig(target=str(default_target()))
+    (run_dir / "config.toml").write_text(config.to_toml())
     done = evo("run", "--resume", str(run_dir), "--islands", "7")
     assert done.returncode == 2
     assert "islands cannot change (only address, max_cost, max_evals, max_hours can)" in done.stderr
     other = evo("run", "--resume", str(run_dir), "--target", str(NOISE))
     assert other.returncode == 2 and "; target cannot change (only " in other.stderr
-    same = evo(
-        "run", "--resume", str(run_dir), "--target", os.path.relpath(RunConfig().target, ROOT)
-    )
+    same = evo("run", "--resume", str(run_dir), "--target", os.path.relpath(config.target, ROOT))
     assert "has no readable checkpoint" in same.stderr
     done = evo("run", "--resume", str(run_dir))
     assert (
@@ -423,7 +423,7 @@ def test_a_dead_model_service_stops_the_run_with_what_to_do(
     assert all(
         r["reason"].startswith("the model service failed: InternalServerError") for r in refused
     )
-    assert engine.evals_done == 3  # the seed's; nothing else was paid for
+    assert engine.state.evals_done == 3  # the seed's; nothing else was paid for
     assert_complete(rows, engine)
 
 
@@ -431,7 +431,7 @@ def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, t
     killed = []
 
     def kill_one_evaluation(engine):
-        while engine.evals_done < 6:
+        while engine.state.evals_done < 6:
             time.sleep(0.01)
         while not killed:
             for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -449,5 +449,5 @@ def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, t
     )
     crashed = [r for r in candidates(rows) if "crash" in r["eval_statuses"]]
     assert [r["reason"] for r in crashed] == ["killed by SIGKILL"]
-    assert engine.evals_done == 20
+    assert engine.state.evals_done == 20
     assert_complete(rows, engine)

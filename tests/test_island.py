@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evo.search.island import ACCEPT, KEEP, REJECT, REPEAT, Island, Member, Selection
+from evo.search.island import Island, Member, Selection
+from evo.status import Status
 
 SELECTION = Selection(
     population=3, tournament=2, explore=0.0, noise_k=2.0, max_repeats=3, minimize=True
@@ -21,14 +22,17 @@ def island(sigma=0.1, champion=None, others=()) -> Island:
 @pytest.mark.parametrize(
     "metrics, verdict",
     [
-        ({0: 0.7}, ACCEPT),  # gain 0.3 > 2 * 0.1 / sqrt(1)
-        ({0: 0.9}, REPEAT),  # gain 0.1: maybe noise, evaluate again
-        ({0: 0.9, 1: 1.1}, REPEAT),  # gain 0.1 < 2 * 0.1 / sqrt(2) = 0.141
-        ({0: 0.9, 1: 1.05}, REPEAT),  # gain 0.125 < 0.141
-        ({0: 0.85, 1: 1.05}, ACCEPT),  # gain 0.15 > 0.141
-        ({0: 0.9, 1: 1.1, 2: 0.7}, KEEP),  # gain 0.1 < 0.115 after 3 evaluations: not champion
-        ({0: 1.0}, KEEP),  # no gain; the population has room
-        ({0: 1.5}, KEEP),
+        ({0: 0.7}, Status.ACCEPTED),  # gain 0.3 > 2 * 0.1 / sqrt(1)
+        ({0: 0.9}, Status.REPEAT),  # gain 0.1: maybe noise, evaluate again
+        ({0: 0.9, 1: 1.1}, Status.REPEAT),  # gain 0.1 < 2 * 0.1 / sqrt(2) = 0.141
+        ({0: 0.9, 1: 1.05}, Status.REPEAT),  # gain 0.125 < 0.141
+        ({0: 0.85, 1: 1.05}, Status.ACCEPTED),  # gain 0.15 > 0.141
+        (
+            {0: 0.9, 1: 1.1, 2: 0.7},
+            Status.KEPT,
+        ),  # gain 0.1 < 0.115 after 3 evaluations: not champion
+        ({0: 1.0}, Status.KEPT),  # no gain; the population has room
+        ({0: 1.5}, Status.KEPT),
     ],
 )
 def test_judge(metrics, verdict):
@@ -39,26 +43,26 @@ def test_judge_compares_on_shared_seeds_only():
     # Seed 0 is an easy seed for everyone: the candidate's 0.95 there is worse than the
     # champion's 0.9, whatever the champion scored on other seeds.
     champion = Member(0, {}, {0: 0.9, 1: 2.0, 2: 2.0})
-    assert island(champion=champion).judge(Member(1, {}, {0: 0.95})) == KEEP
+    assert island(champion=champion).judge(Member(1, {}, {0: 0.95})) == Status.KEPT
 
 
 def test_a_full_population_rejects_what_is_worse_than_its_worst():
     full = island(others=[Member(1, {}, {0: 1.1}), Member(2, {}, {0: 1.3})])
-    assert full.judge(Member(3, {}, {0: 1.4})) == REJECT
-    assert full.judge(Member(3, {}, {0: 1.2})) == KEEP
-    full.settle(Member(3, {}, {0: 1.2}), KEEP)
+    assert full.judge(Member(3, {}, {0: 1.4})) == Status.REJECTED
+    assert full.judge(Member(3, {}, {0: 1.2})) == Status.KEPT
+    full.settle(Member(3, {}, {0: 1.2}), Status.KEPT)
     assert sorted(m.id for m in full.population) == [0, 1, 3]  # the worst (2) made room
 
 
 def test_without_noise_any_gain_wins():
-    assert island(sigma=0.0).judge(Member(1, {}, {0: 0.999})) == ACCEPT
+    assert island(sigma=0.0).judge(Member(1, {}, {0: 0.999})) == Status.ACCEPTED
 
 
 def test_settle_accept_makes_a_champion_and_resets_stagnation():
     home = island()
-    home.settle(Member(1, {}, {0: 1.1}), KEEP)
+    home.settle(Member(1, {}, {0: 1.1}), Status.KEPT)
     assert home.since_improvement == 1
-    home.settle(Member(2, {}, {0: 0.5}), ACCEPT)
+    home.settle(Member(2, {}, {0: 0.5}), Status.ACCEPTED)
     assert home.champion.id == 2 and home.since_improvement == 0 and home.evaluations == 2
 
 
@@ -75,10 +79,10 @@ def test_tournament_and_explore_are_seeded():
 
 def test_migrants_join_or_win_and_duplicates_are_turned_away():
     home = island()
-    assert home.receive(Member(0, {}, {0: 0.1})) == REJECT  # already here
-    assert home.receive(Member(5, {}, {0: 0.5, 1: 0.5})) == ACCEPT
+    assert home.receive(Member(0, {}, {0: 0.1})) == Status.REJECTED  # already here
+    assert home.receive(Member(5, {}, {0: 0.5, 1: 0.5})) == Status.ACCEPTED
     assert home.champion.id == 5
-    assert home.receive(Member(6, {}, {0: 1.0})) == KEEP
+    assert home.receive(Member(6, {}, {0: 1.0})) == Status.KEPT
 
 
 def test_state_round_trip():

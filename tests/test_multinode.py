@@ -107,7 +107,9 @@ def test_evaluators_spread_over_both_nodes(cluster, tmp_path):
     nodes = {node for r in rows if r["node"] for node in r["node"].split(",")}
     assert len(nodes) == 2  # one evaluator on each node
     pending = json.loads((run_dir / "checkpoint.json").read_text())["pending"]
-    assert sum(len(r["metrics"]) for r in rows) + sum(len(c[0]["evals"]) for c in pending) == 16
+    assert (
+        sum(len(r["metrics"]) for r in rows) + sum(len(c[0]["evaluations"]) for c in pending) == 16
+    )
     evaluators = {e for r in rows if r["evaluator"] for e in r["evaluator"].split(",")}
     assert evaluators == {"evaluator-0", "evaluator-1"}
 

@@ -6,15 +6,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evo.config import RunConfig, preset_path, read_toml
+from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
+from evo.shipped import preset_path
 from evo.store import checkpoint
-from evo.store.lineage import SCHEMA, LineageWriter, part_files, read_lineage
+from evo.store.lineage import SCHEMA, LineageWriter, Metric, part_files, read_lineage
+
+METRIC = Metric("loss", minimize=True)
 
 
 def test_presets_load_and_differ():
     ring, explore, chain = (
-        RunConfig().with_overrides(read_toml(preset_path(name)), name)
+        RunConfig().with_tables(read_toml(preset_path(name)), name).search
         for name in ("ring", "explore", "single-chain")
     )
     assert (ring.islands, ring.population, ring.migration_interval) == (4, 8, 10)
@@ -41,15 +44,15 @@ def test_presets_load_and_differ():
 )
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(UsageError, match=message):
-        RunConfig().with_overrides(overrides, "test")
+        RunConfig().with_settings(overrides, "test")
 
 
 def test_config_round_trips_through_toml(tmp_path):
-    config = RunConfig().with_overrides({"islands": 3, "budget": 12, "address": "auto"}, "test")
+    config = RunConfig().with_settings({"islands": 3, "budget": 12, "address": "auto"}, "test")
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml())
-    assert RunConfig().with_overrides(read_toml(path), "file") == config
-    assert config.budget == 12.0  # an int for a float setting is taken as a float
+    assert RunConfig().with_tables(read_toml(path), "file") == config
+    assert config.evaluation.budget == 12.0  # an int for a float setting is taken as a float
 
 
 def test_unknown_preset():
@@ -61,7 +64,7 @@ def test_unknown_preset():
 
 
 def test_lineage_parts_are_atomic_and_readable(tmp_path):
-    writer = LineageWriter(tmp_path / "lineage")
+    writer = LineageWriter(tmp_path / "lineage", METRIC)
     writer.add({"run_id": "r", "event": "candidate", "candidate_id": 0, "metrics": [1.5]})
     writer.flush()
     writer.flush()  # nothing buffered: no empty file
@@ -97,12 +100,12 @@ def test_older_files_with_fewer_columns_read_as_nulls(tmp_path):
 
 
 def test_parts_written_after_the_checkpoint_are_discarded_on_resume(tmp_path):
-    writer = LineageWriter(tmp_path / "lineage")
+    writer = LineageWriter(tmp_path / "lineage", METRIC)
     for i in range(3):
         writer.add({"candidate_id": i})
         writer.flush()
     (tmp_path / "lineage" / ".part-000004.parquet.tmp").write_text("half")
-    resumed = LineageWriter(tmp_path / "lineage")
+    resumed = LineageWriter(tmp_path / "lineage", METRIC)
     removed = resumed.discard_parts_after(2)
     assert [p.name for p in removed] == ["part-000003.parquet"]
     assert [r["candidate_id"] for r in read_lineage(tmp_path / "lineage").to_pylist()] == [0, 1]

@@ -30,7 +30,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from evo.evaluate.result import OK, EvalResult
+from evo.evaluate.result import EvalResult
+from evo.status import Status
 from evo.target import Target
 
 NOISE_SD = 0.5
@@ -119,7 +120,7 @@ def instant_evaluation(
     ordered = [values[f"K{i}"] for i in range(len(values))]
     ruggedness = _ruggedness(target.root)
     return EvalResult(
-        status=OK,
+        status=Status.OK,
         metric_name=target.metric,
         metric=knob_loss(ordered, seed, ruggedness),
         seed=seed,

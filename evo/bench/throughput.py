@@ -31,7 +31,9 @@ from pathlib import Path
 
 from evo.bench.loopback import ModelServer
 from evo.bench.synthetic import RewriteReplies, instant_evaluation, write_knob_target
-from evo.config import RunConfig
+from evo.config import RunConfig, SearchConfig
+from evo.run.engine import Engine
+from evo.run.evaluators import connect_ray
 from evo.store.lineage import read_lineage
 from evo.target import load_target
 
@@ -42,8 +44,6 @@ KNOBS = 4
 def local_ray() -> Iterator[None]:
     """A Ray of our own on this machine for the block, unless one is already running."""
     import ray
-
-    from evo.run.engine import connect_ray
 
     ours = connect_ray()
     try:
@@ -119,8 +119,6 @@ def bench_overhead(
     seconds: float,
     per_evaluator: int,
 ) -> list[dict]:
-    from evo.run.engine import Engine
-
     results = []
     with (
         loopback_model(0.0) as replies,
@@ -132,21 +130,18 @@ def bench_overhead(
             replies.latency = latency
             for count in evaluators:
                 for island_count in islands:
-                    config = RunConfig(
-                        target=str(target.root),
+                    config = _config(
+                        target.root,
+                        scratch,
                         islands=island_count,
                         evaluators=count,
                         budget=seconds,
-                        operator="anthropic",
-                        max_evals=3 + per_evaluator * count,
-                        out=scratch,
+                        max_evals=SearchConfig.noise_repeats + per_evaluator * count,
                     )
                     run_dir = Path(scratch) / f"run-{latency}-{count}-{island_count}"
                     run_dir.mkdir()
-                    engine = Engine(config, target, run_dir)
                     began = time.time()
-                    engine.start(None)
-                    engine.run()
+                    Engine(config, target, run_dir).run()
                     ended = time.time()
                     times = evaluation_times(run_dir / "lineage")
                     results.append(
@@ -160,7 +155,7 @@ def _overhead_row(
     times: list, count: int, islands: int, latency: float, seconds: float, began: float, end: float
 ) -> dict:
     firsts: dict[str, float] = {}
-    for evaluator, dispatched, *_ in times[RunConfig.noise_repeats :]:  # past the seed's
+    for evaluator, dispatched, *_ in times[SearchConfig.noise_repeats :]:  # past the seed's
         firsts.setdefault(evaluator, dispatched)
     steady_start = max(firsts.values())
     steady_end = max(dispatched for _, dispatched, *_ in times)
@@ -197,46 +192,44 @@ def bench_scale(islands: list[int], evaluations: list[int], evaluators: int) -> 
 
 
 def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
-    from evo.run.engine import Engine
-
     with (
         loopback_model(0.0),
         local_ray(),
         tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
     ):
         target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, 1.0))
-        config = RunConfig(
-            target=str(target.root),
-            islands=islands,
-            evaluators=evaluators,
-            operator="anthropic",
-            max_evals=evaluations,
-            out=scratch,
+        config = _config(
+            target.root, scratch, islands=islands, evaluators=evaluators, max_evals=evaluations
         )
         run_dir = Path(scratch) / "run"
         run_dir.mkdir()
-        engine = Engine(config, target, run_dir, sandbox=instant_evaluation)
         began = time.monotonic()
-        engine.start(None)
+        engine = Engine(config, target, run_dir, sandbox=instant_evaluation)
         searching = time.monotonic()
-        engine.run()
+        state = engine.run()
         ended = time.monotonic()
         rows = read_lineage(run_dir / "lineage").num_rows
         size = sum(p.stat().st_size for p in (run_dir / "lineage").iterdir())
     return {
         "islands": islands,
-        "evaluations": engine.evals_done,
+        "evaluations": state.evals_done,
         "lineage_rows": rows,
         "start_s": round(searching - began, 1),
         "search_s": round(ended - searching, 1),
-        "candidates": engine.next_id - 1,
-        "candidates_per_s": round((engine.next_id - 1) / (ended - searching), 1),
+        "candidates": state.next_id - 1,
+        "candidates_per_s": round((state.next_id - 1) / (ended - searching), 1),
         "evaluations_per_s": round(
-            (engine.evals_done - config.noise_repeats) / (ended - searching), 1
+            (state.evals_done - config.search.noise_repeats) / (ended - searching), 1
         ),
         "driver_peak_rss_mib": round(_peak_rss_mib()),
         "lineage_mib": round(size / 2**20, 2),
     }
+
+
+def _config(target: Path, out: str, **settings: object) -> RunConfig:
+    """A run of the anthropic operator (on the loopback model) on the knob target."""
+    base = {"target": str(target), "operator": "anthropic", "out": out}
+    return RunConfig().with_settings(base | settings, "the benchmark")
 
 
 def _peak_rss_mib() -> float:

@@ -8,11 +8,7 @@ import signal
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OK = "ok"
-CRASH = "crash"
-TIMEOUT = "timeout"
-INVALID = "invalid"
-STATUSES = (OK, CRASH, TIMEOUT, INVALID)
+from evo.status import Status
 
 
 @dataclass(frozen=True)
@@ -31,7 +27,7 @@ class EvalResult:
     details: what else the fixed part reported (tokens, steps, params, MFU, GPU memory, ...).
     """
 
-    status: str
+    status: Status
     metric_name: str
     metric: float | None
     seed: int
@@ -70,21 +66,21 @@ def classify(
     failures.
     """
     if timed_out:
-        return TIMEOUT, None, "killed at the hard timeout"
-    if reported is not None and reported.get("status") == INVALID:
-        return INVALID, None, str(reported.get("reason") or "refused by the fixed part")
+        return Status.TIMEOUT, None, "killed at the hard timeout"
+    if reported is not None and reported.get("status") == Status.INVALID:
+        return Status.INVALID, None, str(reported.get("reason") or "refused by the fixed part")
     if exit_code < 0:
-        return CRASH, None, f"killed by {signal.Signals(-exit_code).name}"
+        return Status.CRASH, None, f"killed by {signal.Signals(-exit_code).name}"
     if exit_code > 0:
-        return CRASH, None, _last_line(stderr_tail) or f"exited with status {exit_code}"
+        return Status.CRASH, None, _last_line(stderr_tail) or f"exited with status {exit_code}"
     if reported is None:
-        return INVALID, None, "the metric was never reported"
+        return Status.INVALID, None, "the metric was never reported"
     metric = reported.get("metric")
-    if reported.get("status") != OK or not (metric is None or _is_number(metric)):
-        return INVALID, None, "the report is malformed"
+    if reported.get("status") != Status.OK or not (metric is None or _is_number(metric)):
+        return Status.INVALID, None, "the report is malformed"
     if metric is None or not math.isfinite(metric):
-        return INVALID, None, "the metric is not finite"
-    return OK, float(metric), ""
+        return Status.INVALID, None, "the metric is not finite"
+    return Status.OK, float(metric), ""
 
 
 def _is_number(value: Any) -> bool:

@@ -42,7 +42,8 @@ from typing import Any
 
 import evo
 from evo.errors import UsageError
-from evo.evaluate.result import INVALID, OK, EvalResult, classify
+from evo.evaluate.result import EvalResult, classify
+from evo.status import Status
 from evo.target import Target, protocol
 from evo.target.rules import violations
 
@@ -89,7 +90,6 @@ def evaluate(
     seed: int = 0,
     threads: int | None = None,
     cache_dir: Path | None = None,
-    log_dir: Path | None = None,
     check_rules: bool = True,
 ) -> EvalResult:
     """Evaluate one variant of `target` and return its result; never raises for a bad variant.
@@ -97,7 +97,6 @@ def evaluate(
     sources: mutable file (relative path) -> source text; files not given keep the target's own.
     budget_seconds / timeout_seconds: default to the target's (the timeout moves with the budget).
     device: "cpu" or "cuda" (already resolved; see resolve_device).
-    log_dir: where to keep the run's stdout.log and stderr.log; by default they are discarded.
     check_rules: refuse a variant that breaks the target's static rules without running it.
         Only tests of the sandbox itself, which must hold even behind broken rules, turn it off.
     """
@@ -123,7 +122,7 @@ def evaluate(
     }
     if problems:
         return EvalResult(
-            status=INVALID,
+            status=Status.INVALID,
             metric=None,
             train_seconds=None,
             wall_seconds=0.0,
@@ -140,8 +139,6 @@ def evaluate(
             (work / rel).write_text(text)
         channel = scratch / secrets.token_hex(8)
         channel.mkdir()
-        logs = Path(log_dir) if log_dir is not None else scratch
-        logs.mkdir(parents=True, exist_ok=True)
         env = child_environment(
             {
                 protocol.BUDGET_SECONDS: repr(float(budget)),
@@ -155,9 +152,9 @@ def evaluate(
             threads=threads,
         )
         started = time.monotonic()
-        exit_code, timed_out, peak_rss_mb = run_process(target.entry, work, env, logs, timeout)
+        exit_code, timed_out, peak_rss_mb = run_process(target.entry, work, env, scratch, timeout)
         wall_seconds = time.monotonic() - started
-        stderr_tail = _tail(logs / "stderr.log")
+        stderr_tail = _tail(scratch / "stderr.log")
         reported = _read_report(channel / "result.json")
 
     status, metric, reason = classify(reported, exit_code, timed_out, stderr_tail)
@@ -175,7 +172,7 @@ def evaluate(
         wall_seconds=wall_seconds,
         peak_rss_mb=peak_rss_mb,
         reason=reason,
-        stderr_tail="" if status == OK else stderr_tail,
+        stderr_tail="" if status == Status.OK else stderr_tail,
         details=details,
         **common,
     )

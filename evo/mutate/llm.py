@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from evo.config import LLMSettings, model_weight
 from evo.mutate.edits import EditError, parse_reply
 from evo.mutate.prompt import (
     Attempt,
@@ -73,6 +74,18 @@ class LLMConfig:
     timeout_seconds: float = 120.0
     repairs: int = 2
     spend_cap_usd: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> LLMConfig:
+        """The run's [llm] table; what it leaves unset keeps the defaults above."""
+        chosen: dict = {"max_tokens": settings.max_tokens, "temperature": settings.temperature}
+        if settings.models:
+            chosen["models"] = tuple(model_weight(spec) for spec in settings.models)
+        if settings.base_url:
+            chosen["base_url"] = settings.base_url
+        backend = "openai" if settings.operator == "openai" else "anthropic"
+        return cls(backend=backend, **chosen)
+
     prices: dict[str, Price] = field(default_factory=lambda: dict(PRICES))
 
     def cost(self, model: str, usage: Usage) -> float:

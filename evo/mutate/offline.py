@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from evo.mutate.edits import EditError, ReplaceDefinition
-from evo.mutate.proposal import Proposal, Validator, program_hash
+from evo.mutate.proposal import DuplicateProgram, Proposal, Validator, program_hash
 
 Value = int | float | bool | str
 
@@ -87,11 +87,11 @@ class OfflineOperator:
                 edit = ReplaceDefinition(knob.file, knob.name, _render(knob, new))
                 try:
                     child = self.validator.child_of(parent, [edit])
+                except DuplicateProgram:
+                    duplicates += 1
+                    continue
                 except EditError as e:
-                    if "duplicates a program" in str(e):
-                        duplicates += 1
-                    else:
-                        rejections.append(f"{knob.label} -> {new!r}: {e}")
+                    rejections.append(f"{knob.label} -> {new!r}: {e}")
                     continue
                 why = hypothesis(knob, new)
                 return Proposal(self.name, None, why, (edit,), child, tuple(rejections))

@@ -6,13 +6,12 @@ import os
 from collections.abc import Sequence
 from typing import Protocol
 
+from evo.config import OPENAI_NEEDS_URL, OPERATORS
 from evo.errors import UsageError
 from evo.mutate.llm import LLMConfig, LLMOperator
 from evo.mutate.offline import OfflineOperator
 from evo.mutate.prompt import Attempt, Inspiration
 from evo.mutate.proposal import Proposal, Validator
-
-KINDS = ("auto", "offline", "anthropic", "openai")
 
 
 class Operator(Protocol):
@@ -33,8 +32,8 @@ def make_operator(
 ) -> Operator:
     """The operator `kind` names; "auto" is anthropic with an API key in the environment, else
     offline."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown operator {kind!r}; use one of: {', '.join(KINDS)}")
+    if kind not in OPERATORS:
+        raise UsageError(f"unknown operator {kind!r}; use one of: {', '.join(OPERATORS)}")
     if kind == "auto":
         kind = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
     if kind == "offline":
@@ -46,5 +45,5 @@ def make_operator(
             "or use --operator offline"
         )
     if kind == "openai" and not config.base_url:
-        raise UsageError("the openai operator needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        raise UsageError(OPENAI_NEEDS_URL)
     return LLMOperator(validator, config, seed=seed)

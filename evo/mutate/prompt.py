@@ -30,7 +30,7 @@ class Attempt:
 
     hypothesis: str
     edit: str  # a one-line summary of the edit
-    status: str  # ok, crash, timeout, invalid, rejected
+    status: str  # its fate (evo.status.Status): accepted, kept, rejected, crash, ..., refused
     delta: float | None = None  # metric change against its parent, when it has one
     reason: str = ""
 

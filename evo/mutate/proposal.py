@@ -26,6 +26,10 @@ from evo.target.rules import violations
 _REGION = re.compile(r"^[ \t]*# EVOLVE-BLOCK-START.*?^[ \t]*# EVOLVE-BLOCK-END", re.M | re.S)
 
 
+class DuplicateProgram(EditError):
+    """The child is valid, but the run has proposed the same program already."""
+
+
 @dataclass(frozen=True)
 class Usage:
     """What one proposal cost: tokens by kind, dollars, seconds."""
@@ -85,9 +89,11 @@ class Validator:
         """The validated child of `parent`; EditError with every reason when it is not valid."""
         child = apply_edits(parent, list(edits))
         reasons = self.reasons(parent, child)
+        digest = program_hash(child)
         if reasons:
-            raise EditError("; ".join(reasons))
-        self.seen.add(program_hash(child))
+            duplicate = len(reasons) == 1 and digest in self.seen
+            raise (DuplicateProgram if duplicate else EditError)("; ".join(reasons))
+        self.seen.add(digest)
         return child
 
     def reasons(self, parent: dict[str, str], child: dict[str, str]) -> list[str]:

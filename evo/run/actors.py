@@ -1,7 +1,7 @@
 """The two kinds of Ray actor: an island (population + operator) and an evaluator (sandbox).
 
-Plain classes: the engine wraps them with `ray.remote` and the resources each needs, and tests
-can use them directly. A restarted actor loses its memory; the engine rebuilds islands from its
+Plain classes: the run wraps them with `ray.remote` and the resources each needs, and tests
+can use them directly. A restarted actor loses its memory; the run rebuilds islands from its
 own checkpoints, and evaluators hold no state worth keeping.
 """
 
@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -21,12 +22,17 @@ from evo.mutate.llm import LLMConfig
 from evo.mutate.operator import make_operator
 from evo.mutate.prompt import Attempt, Inspiration
 from evo.mutate.proposal import Validator
+from evo.search.candidate import Child, EvalRequest, Evaluation
 from evo.search.island import Island, Member, Selection
+from evo.status import Status
 from evo.target import load_target
+
+HISTORY = 20  # attempts an island remembers for its prompts
 
 
 class IslandActor:
-    """An island and its mutation operator; proposes children of its own parents.
+    """An island, its mutation operator and the attempts its prompts report; proposes children
+    of its own parents.
 
     Several proposals may be in flight at once (a threaded actor), so that a slow model service
     cannot starve the evaluators: the island's state is touched under a lock, the operator's
@@ -45,18 +51,18 @@ class IslandActor:
         llm: LLMConfig | None = None,
     ):
         self.target = load_target(target_root)
-        self.island = Island.from_state(state, selection)
+        self.island = Island.from_state(state["island"], selection)
+        self.history = deque((Attempt(**a) for a in state["history"]), maxlen=HISTORY)
         self.lock = threading.Lock()
         validator = Validator(self.target, seen)
-        self.operator = make_operator(
-            operator, validator, seed + 7919 * state["index"], device, llm
-        )
+        seed += 7919 * self.island.index
+        self.operator = make_operator(operator, validator, seed, device, llm)
 
-    def propose(self, inspirations: list[Inspiration]) -> dict:
+    def propose(self, inspirations: list[Inspiration]) -> Child:
         """A child of a parent chosen here, with what the lineage needs to know of it."""
         with self.lock:
             parent = self.island.select_parent()
-            history = list(self.island.history)
+            history = list(self.history)
         started = time.monotonic()
         proposal = self.operator.propose(
             parent.sources,
@@ -68,58 +74,67 @@ class IslandActor:
         if not proposal.valid:
             reason = proposal.rejections[-1] if proposal.rejections else "no proposal"
             with self.lock:
-                self.island.history.append(
-                    Attempt(proposal.hypothesis, edit, "rejected", None, reason)
+                self.history.append(
+                    Attempt(proposal.hypothesis, edit, Status.REFUSED, None, reason)
                 )
-        return {
-            "island": self.island.index,
-            "parent_id": parent.id,
-            "generation": parent.generation + 1,
-            "operator": proposal.operator,
-            "model": proposal.model,
-            "hypothesis": proposal.hypothesis,
-            "edit": edit,
-            "sources": proposal.child,
-            "reason": "; ".join(proposal.rejections) if not proposal.valid else "",
-            "usage": asdict(proposal.usage),
-            "mutation_s": time.monotonic() - started,
-        }
+        return Child(
+            island=self.island.index,
+            parent_id=parent.id,
+            generation=parent.generation + 1,
+            operator=proposal.operator,
+            model=proposal.model,
+            hypothesis=proposal.hypothesis,
+            edit=edit,
+            sources=proposal.child,
+            reason="; ".join(proposal.rejections) if not proposal.valid else "",
+            usage=proposal.usage,
+            mutation_s=time.monotonic() - started,
+        )
 
-    def judge(self, candidate: dict) -> str:
+    def judge(self, candidate: Member) -> Status:
         with self.lock:
-            return self.island.judge(_as_member(candidate))
+            return self.island.judge(candidate)
 
-    def settle(self, candidate: dict, verdict: str, attempt: dict) -> None:
+    def settle(self, candidate: Member, fate: Status, attempt: Attempt) -> None:
         with self.lock:
-            self.island.settle(_as_member(candidate), verdict)
-            self.island.history.append(Attempt(**attempt))
+            self.island.settle(candidate, fate)
+            self.history.append(attempt)
 
-    def best(self, count: int) -> list[dict]:
+    def best(self, count: int) -> list[Member]:
         with self.lock:
-            return [_as_dict(m) for m in self.island.best(count)]
+            return self.island.best(count)
 
-    def receive(self, migrant: dict) -> str:
+    def receive(self, migrant: Member) -> Status:
         with self.lock:
-            return self.island.receive(_as_member(migrant))
+            return self.island.receive(migrant)
 
-    def reset(self, founder: dict) -> None:
+    def reset(self, founder: Member) -> None:
         with self.lock:
-            self.island.reset(_as_member(founder))
+            self.island.reset(founder)
 
     def state(self) -> dict:
         with self.lock:
-            return self.island.state()
+            return {
+                "island": self.island.state(),
+                "history": [asdict(a) for a in self.history],
+            }
 
     def since_improvement(self) -> int:
         with self.lock:
             return self.island.since_improvement
 
 
+def island_state(island: Island) -> dict:
+    """The state of a new island actor: the island, and no attempts yet."""
+    return {"island": island.state(), "history": []}
+
+
 class Evaluator:
     """Runs evaluations one at a time on the resources Ray reserved for it.
 
-    sandbox: what runs one evaluation; evo.evaluate.sandbox.evaluate, or in benchmarks of the engine
-    itself an in-process stand-in with the same signature (evo.bench.synthetic.instant_evaluation).
+    sandbox: what runs one evaluation; evo.evaluate.sandbox.evaluate, or in benchmarks of the
+    engine itself an in-process stand-in with the same signature
+    (evo.bench.synthetic.instant_evaluation).
     """
 
     def __init__(
@@ -140,38 +155,22 @@ class Evaluator:
         """Answers once the actor runs: after a restart, where Ray found room for it."""
         return self.name
 
-    def evaluate(self, sources: dict[str, str], seed: int, budget: float | None) -> dict:
+    def evaluate(self, request: EvalRequest) -> Evaluation:
         import ray  # the actor runs under Ray; its context says where
 
-        context = ray.get_runtime_context()
         result = self.sandbox(
             self.target,
-            sources,
-            budget_seconds=budget,
+            request.sources,
+            budget_seconds=request.budget,
             device=self.device,
-            seed=seed,
+            seed=request.seed,
             threads=self.threads,
         )
-        return {
-            "result": asdict(result),
-            "evaluator": self.name,
-            "node": context.get_node_id(),
-            "host": socket.gethostname(),
-            "gpu": ",".join(str(g) for g in ray.get_gpu_ids()),
-            "pid": os.getpid(),
-        }
-
-
-def _as_member(candidate: dict) -> Member:
-    metrics = {int(k): v for k, v in candidate["metrics"].items()}
-    return Member(candidate["id"], candidate["sources"], metrics, candidate["generation"])
-
-
-def _as_dict(member: Member) -> dict:
-    return {
-        "id": member.id,
-        "sources": member.sources,
-        "metrics": member.metrics,
-        "generation": member.generation,
-        "fitness": member.fitness,
-    }
+        return Evaluation(
+            result=result,
+            evaluator=self.name,
+            node=ray.get_runtime_context().get_node_id(),
+            host=socket.gethostname(),
+            gpu=",".join(str(g) for g in ray.get_gpu_ids()),
+            pid=os.getpid(),
+        )

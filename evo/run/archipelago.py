@@ -7,18 +7,24 @@ the last checkpoint (its population, champion, history and RNG), never restarted
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from evo.mutate.prompt import Inspiration
+from evo.config import RunConfig
+from evo.mutate.llm import LLMConfig
+from evo.mutate.prompt import Attempt, Inspiration
 from evo.run.actors import IslandActor
-from evo.search.island import Selection
+from evo.run.scheduler import PROPOSALS_PER_ISLAND
+from evo.run.state import RunState
+from evo.search.island import Member, Selection
+from evo.status import Status
 from evo.target import Target
 
 LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 REBUILDS = 3  # rebuilds of an island within one call before the run gives up
-# Proposals one island may have in flight: enough for a slow model service to keep evaluators
-# busy, few enough that an island does not spend on many children of one stale population.
-PROPOSALS_PER_ISLAND = 16
+
+# A call of one island actor's method: actor -> the reference of its result.
+Call = Callable[[Any], Any]
 
 
 class Archipelago:
@@ -26,75 +32,94 @@ class Archipelago:
         self,
         ray: Any,
         target: Target,
-        operator: str,
+        config: RunConfig,
         selection: Selection,
-        seed: int,
         device: str,
-        seen: set[str],
-        states: list[dict],
+        state: RunState,
     ):
         self.ray = ray
-        self._make = (str(target.root), operator, selection, seed, device)
-        self.seen = seen  # the run's set, shared: a rebuilt island knows every program so far
-        self.saved = list(states)
-        self.generation = [0] * len(states)  # rebuilds so far, to tell old proposals from new
-        self.actors = [self._actor(state) for state in states]
+        llm = LLMConfig.from_settings(config.llm)
+        self._make = (str(target.root), config.llm.operator, selection, config.seed, device, llm)
+        self.seen = state.seen  # the run's, shared: a rebuilt island knows every program so far
+        self.saved = list(state.islands)
+        self.generation = [0] * len(self.saved)  # rebuilds so far, to tell old proposals from new
+        self.actors = [self._actor(island) for island in self.saved]
 
     def __len__(self) -> int:
         return len(self.actors)
 
-    def call(self, index: int, method: str, *args: Any) -> Any:
-        """A method of island `index`, waited for; a dead island is rebuilt and asked again."""
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.actors)))
+
+    # ------------------------------------------------------------------ the islands' methods
+
+    def propose(self, index: int, inspirations: list[Inspiration]) -> tuple[Any, int]:
+        """Ask island `index` for a proposal; returns the reference and the island's generation
+        (a proposal of an island rebuilt since is answered by nobody)."""
+        return self.actors[index].propose.remote(inspirations), self.generation[index]
+
+    def judge(self, index: int, candidate: Member) -> Status:
+        return self._call(index, lambda actor: actor.judge.remote(candidate))
+
+    def settle(self, index: int, candidate: Member, fate: Status, attempt: Attempt) -> None:
+        self._call(index, lambda actor: actor.settle.remote(candidate, fate, attempt))
+
+    def reset(self, index: int, founder: Member) -> None:
+        self._call(index, lambda actor: actor.reset.remote(founder))
+
+    def since_improvement(self) -> list[int]:
+        """Evaluations since each island's champion last improved."""
+        return self._call_each([(i, lambda actor: actor.since_improvement.remote()) for i in self])
+
+    def migrate(self, count: int) -> list[tuple[int, int, Member, Status]]:
+        """Every island sends its best `count` programs to the next one round the ring;
+        returns (source, destination, migrant, the destination's verdict) for each."""
+        sent = self._call_each([(i, lambda actor: actor.best.remote(count)) for i in self])
+        moves = [
+            (source, (source + 1) % len(self), migrant)
+            for source, migrants in enumerate(sent)
+            for migrant in migrants
+        ]
+        verdicts = self._call_each(
+            [(dest, lambda actor, m=migrant: actor.receive.remote(m)) for _, dest, migrant in moves]
+        )
+        return [(*move, verdict) for move, verdict in zip(moves, verdicts, strict=True)]
+
+    def states(self) -> list[dict]:
+        """Every island's state, kept as the one to rebuild from."""
+        self.saved = self._call_each([(i, lambda actor: actor.state.remote()) for i in self])
+        return self.saved
+
+    # ------------------------------------------------------------------ calls and rebuilds
+
+    def _call(self, index: int, call: Call) -> Any:
+        """A call of island `index`, waited for; a dead island is rebuilt and asked again."""
         for attempt in range(REBUILDS + 1):
             actor = self.actors[index]
             try:
-                return self.ray.get(getattr(actor, method).remote(*args))
+                return self.ray.get(call(actor))
             except self.ray.exceptions.RayActorError:
                 if attempt == REBUILDS:
                     raise
                 if self.actors[index] is actor:  # not rebuilt meanwhile by another call
                     self.rebuild(index)
 
-    def call_all(self, method: str, *args: Any) -> list[Any]:
-        """A method of every island, with the same arguments."""
-        return self.call_each([(index, method, args) for index in range(len(self.actors))])
-
-    def call_each(self, calls: list[tuple[int, str, tuple]]) -> list[Any]:
-        """(island, method, arguments) calls, sent all at once (one round trip, not one per
-        call) and answered in order; a call to an island that died is made again by `call`."""
-        refs = [getattr(self.actors[index], method).remote(*args) for index, method, args in calls]
+    def _call_each(self, calls: list[tuple[int, Call]]) -> list[Any]:
+        """Calls of several islands, sent all at once (one round trip, not one per call) and
+        answered in order; a call to an island that died is made again by `_call`."""
+        refs = [call(self.actors[index]) for index, call in calls]
         answers = []
-        for (index, method, args), ref in zip(calls, refs, strict=True):
+        for (index, call), ref in zip(calls, refs, strict=True):
             try:
                 answers.append(self.ray.get(ref))
             except self.ray.exceptions.RayActorError:
-                answers.append(self.call(index, method, *args))
+                answers.append(self._call(index, call))
         return answers
-
-    def migrate(self, count: int) -> list[tuple[int, int, dict, str]]:
-        """Every island sends its best `count` programs to the next one round the ring;
-        returns (source, destination, migrant, the destination's verdict) for each."""
-        moves = [
-            (source, (source + 1) % len(self.actors), migrant)
-            for source, migrants in enumerate(self.call_all("best", count))
-            for migrant in migrants
-        ]
-        verdicts = self.call_each([(dest, "receive", (migrant,)) for _, dest, migrant in moves])
-        return [(*move, verdict) for move, verdict in zip(moves, verdicts, strict=True)]
-
-    def propose(self, index: int, inspirations: list[Inspiration]) -> tuple[Any, int]:
-        """Ask island `index` for a proposal; returns the reference and the island's generation."""
-        return self.actors[index].propose.remote(inspirations), self.generation[index]
 
     def rebuild(self, index: int) -> None:
         print(f"island {index} died; rebuilt from the last checkpoint", flush=True)
         self.actors[index] = self._actor(self.saved[index])
         self.generation[index] += 1
-
-    def states(self) -> list[dict]:
-        """Every island's state, kept as the one to rebuild from."""
-        self.saved = self.call_all("state")
-        return self.saved
 
     def _actor(self, state: dict) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -110,4 +135,7 @@ class Archipelago:
             runtime_env={"env_vars": llm_env} if llm_env else None,
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         )
-        return remote.remote(*self._make, state, sorted(self.seen))
+        target_root, operator, selection, seed, device, llm = self._make
+        return remote.remote(
+            target_root, operator, selection, seed, device, state, sorted(self.seen), llm
+        )

@@ -1,5 +1,5 @@
-"""The evaluator actors of a run: how many, on what resources, which are free, which are coming
-back.
+"""The Ray cluster of a run and its evaluator actors: how many, on what resources, which are
+free, which are coming back.
 
 One evaluator per GPU (`num_gpus` each, so Ray sets CUDA_VISIBLE_DEVICES), or on a machine
 without GPUs one (or as many as asked) sharing the CPUs. An evaluator holds nothing worth keeping,
@@ -10,18 +10,41 @@ once the restarted actor answers, so that no candidate waits on an evaluator who
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
-from evo.config import RunConfig
+from evo.config import EvaluationConfig
 from evo.evaluate.result import EvalResult
 from evo.run.actors import Evaluator
+from evo.search.candidate import EvalRequest
 from evo.target import Target
+
+
+def connect_ray(address: str = "") -> bool:
+    """Join the Ray cluster at `address`, or start one of our own on this machine; nothing if
+    Ray is already up. Returns whether this call started or joined it."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster of our own
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=address or None,
+        include_dashboard=False,
+        logging_level="warning",
+        log_to_driver=False,
+    )
+    return True
 
 
 class EvaluatorPool:
     def __init__(
-        self, ray: Any, target: Target, config: RunConfig, sandbox: Callable[..., EvalResult]
+        self,
+        ray: Any,
+        target: Target,
+        config: EvaluationConfig,
+        sandbox: Callable[..., EvalResult],
     ):
         self.ray = ray
         resources = ray.cluster_resources()
@@ -48,22 +71,33 @@ class EvaluatorPool:
     def __len__(self) -> int:
         return len(self.actors)
 
-    def __getitem__(self, slot: int) -> Any:
-        return self.actors[slot]
+    def submit(self, request: EvalRequest, slot: int | None = None) -> tuple[Any, int]:
+        """Start an evaluation on evaluator `slot`, or on the first idle one; returns its
+        reference and the slot."""
+        slot = self.idle.pop(0) if slot is None else slot
+        return self.actors[slot].evaluate.remote(request), slot
 
-    def submit(self, slot: int, sources: dict[str, str], seed: int, budget: float | None) -> Any:
-        """Start an evaluation on evaluator `slot`; returns its reference."""
-        return self.actors[slot].evaluate.remote(sources, seed, budget)
+    def release(self, slot: int) -> None:
+        """Evaluator `slot` finished its evaluation."""
+        self.idle.append(slot)
 
-    def lost(self, slot: int) -> None:
-        """Evaluator `slot` died: wait for Ray's restart of it before using it again."""
+    def lost(self, slot: int, why: str = "") -> None:
+        """Evaluator `slot` died (`why`, when it is news): wait for Ray's restart of it before
+        using it again."""
+        if why:
+            print(
+                f"evaluator-{slot} died ({why} re-queued); evaluator-{slot} comes back when Ray "
+                "has restarted it where there is room",
+                flush=True,
+            )
         self.recovering[self.actors[slot].ready.remote()] = slot
 
     def recovered(self, ref: Any) -> None:
+        """A restarted evaluator answered (or died again before it could)."""
         slot = self.recovering.pop(ref)
         try:
             self.ray.get(ref)
-        except self.ray.exceptions.RayActorError:  # died again before it could answer
+        except self.ray.exceptions.RayActorError:
             self.lost(slot)
             return
         print(f"evaluator-{slot} is back", flush=True)

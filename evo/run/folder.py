@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evo.config import RunConfig, preset_path, read_toml
+from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.run.engine import Engine
+from evo.run.state import RunState
+from evo.shipped import default_target, preset_path
 from evo.store import checkpoint
 from evo.store.reader import Lineage, sources
 from evo.target import Target, load_target
@@ -26,16 +28,22 @@ from evo.target import Target, load_target
 RESUMABLE = {"max_evals", "max_hours", "max_cost", "address"}
 
 
-def new_run(overrides: dict[str, Any], preset: str | None, config_file: Path | None) -> Path:
+def read_config(run_dir: Path) -> RunConfig:
+    """The configuration a run folder was started with."""
+    if not (run_dir / "config.toml").is_file():
+        raise UsageError(f"{run_dir} is not a run folder (no config.toml); pass runs/<id>")
+    return RunConfig().with_tables(read_toml(run_dir / "config.toml"), str(run_dir))
+
+
+def new_run(settings: dict[str, Any], preset: str | None, config_file: Path | None) -> Path:
+    """Settings from the defaults, then the preset, the config file, the flags (by name)."""
     config = RunConfig()
-    if preset:
-        path = preset_path(preset)
-        config = config.with_overrides(read_toml(path), str(path))
-    if config_file:
-        config = config.with_overrides(read_toml(config_file), str(config_file))
-    config = config.with_overrides(overrides, "the command line")
-    target = load_target(config.target)
-    config = config.with_overrides({"target": str(target.root)}, "the target")
+    for path in [preset_path(preset) if preset else None, config_file]:
+        if path:
+            config = config.with_tables(read_toml(path), str(path))
+    config = config.with_settings(settings, "the command line")
+    target = load_target(config.target or default_target())
+    config = config.with_settings({"target": str(target.root)}, "the target")
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     run_dir = Path(config.out) / run_id
     try:
@@ -50,42 +58,40 @@ def new_run(overrides: dict[str, Any], preset: str | None, config_file: Path | N
     return run_dir
 
 
-def resume_run(run_dir: Path, overrides: dict[str, Any]) -> Path:
-    if not (run_dir / "config.toml").is_file():
-        raise UsageError(f"{run_dir} is not a run folder (no config.toml); pass runs/<id>")
-    config = RunConfig().with_overrides(read_toml(run_dir / "config.toml"), str(run_dir))
-    if "target" in overrides:  # the same folder, however it is written
-        overrides = {**overrides, "target": str(Path(overrides["target"]).resolve())}
-    changed = {k for k, v in overrides.items() if getattr(config, k.replace("-", "_")) != v}
+def resume_run(run_dir: Path, settings: dict[str, Any]) -> Path:
+    config = read_config(run_dir)
+    if "target" in settings:  # the same folder, however it is written
+        settings = {**settings, "target": str(Path(settings["target"]).resolve())}
+    current = config.flat()
+    changed = {k for k, v in settings.items() if current[k] != v}
     if changed - RESUMABLE:
         raise UsageError(
             f"a resumed run keeps its settings; {', '.join(sorted(changed - RESUMABLE))} cannot "
             f"change (only {', '.join(sorted(RESUMABLE))} can); start a new run instead"
         )
-    config = config.with_overrides(overrides, "the command line")
-    state = checkpoint.load(run_dir)
-    if state is None:
+    config = config.with_settings(settings, "the command line")
+    saved = checkpoint.load(run_dir)
+    if saved is None:
         raise UsageError(f"{run_dir} has no readable checkpoint; start a new run instead")
     (run_dir / "config.toml").write_text(config.to_toml())  # the new stop conditions
     target = load_target(config.target)
-    print(f"resuming run {run_dir.name} at evaluation {state['evals_done']}")
+    state = RunState.from_json(saved)
+    print(f"resuming run {run_dir.name} at evaluation {state.evals_done}")
     _go(config, target, run_dir, state)
     return run_dir
 
 
-def _go(config: RunConfig, target: Target, run_dir: Path, state: dict | None) -> None:
-    engine = Engine(config, target, run_dir)
-    engine.start(state)
-    engine.run()
-    if engine.best:
+def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None) -> None:
+    state = Engine(config, target, run_dir, resume=state).run()
+    if state.best:
+        best = state.best
         lineage = Lineage([run_dir])
-        write_best(lineage, run_dir.name, target, engine.best["member"]["id"], run_dir / "best")
+        write_best(lineage, run_dir.name, target, best.member.id, run_dir / "best")
         seed_fitness = lineage.candidate(run_dir.name, 0)["fitness"]
-        best = engine.best["fitness"]
         print(
-            f"best {target.metric} {best:.4f} (#{engine.best['member']['id']}, island "
-            f"{engine.best['island']}); seed {seed_fitness:.4f}, noise sigma {engine.sigma:.4f}; "
-            f"{engine.evals_done} evaluations; results in {run_dir / 'best'}"
+            f"best {target.metric} {best.fitness:.4f} (#{best.member.id}, island {best.island}); "
+            f"seed {seed_fitness:.4f}, noise sigma {state.sigma:.4f}; {state.evals_done} "
+            f"evaluations; results in {run_dir / 'best'}"
         )
     print(f"to go on: python -m evo run --resume {run_dir}")
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from evo.search.candidate import member_fitness
+from evo.config import LimitsConfig
+from evo.run.state import Best, RunState
 
 INTERVAL = 10.0  # seconds between lines
 
@@ -17,53 +18,39 @@ class Figures:
     evals_done: int
     max_evals: int
     max_hours: float
-    best: dict | None
-    champions: dict
+    best: Best | None
+    champions: dict[int, float]  # island -> its champion's fitness
     evaluators: int
     busy_seconds: float
     spent: float
 
     @classmethod
-    def of_engine(cls, engine: Any) -> Figures:
-        now = time.time()
-        in_flight = sum(now - started for *_, started in engine.running.values())
+    def of(
+        cls, state: RunState, limits: LimitsConfig, elapsed: float, in_flight: float = 0.0
+    ) -> Figures:
+        """The figures of a run `elapsed` seconds in, with `in_flight` evaluator seconds spent on
+        evaluations not back yet."""
         return cls(
-            engine.elapsed(),
-            engine.evals_done,
-            engine.config.max_evals,
-            engine.config.max_hours,
-            engine.best,
-            engine.champions,
-            len(engine.evaluators),
-            engine.busy_seconds + in_flight,
-            engine.spent,
-        )
-
-    @classmethod
-    def of_checkpoint(cls, state: dict, max_evals: int, max_hours: float) -> Figures:
-        return cls(
-            state["elapsed"],
-            state["evals_done"],
-            max_evals,
-            max_hours,
-            state["best"],
-            state["champions"],
-            state.get("evaluators", 1),
-            state["busy_seconds"],
-            state["spent"],
+            elapsed,
+            state.evals_done,
+            limits.max_evals,
+            limits.max_hours,
+            state.best,
+            {island: member.fitness for island, member in state.champions.items()},
+            state.evaluators,
+            state.busy_seconds + in_flight,
+            state.spent,
         )
 
     def line(self) -> str:
         done = f"evals {self.evals_done}" + (f"/{self.max_evals}" if self.max_evals else "")
         best = self.best
         best_text = (
-            f"best {best['fitness']:.4f} (island {best['island']}, #{best['member']['id']})"
+            f"best {best.fitness:.4f} (island {best.island}, #{best.member.id})"
             if best
             else "best -"
         )
-        champions = "/".join(
-            f"{member_fitness(self.champions[i]):.4f}" for i in sorted(self.champions, key=int)
-        )
+        champions = "/".join(f"{self.champions[i]:.4f}" for i in sorted(self.champions))
         capacity = self.evaluators * max(self.elapsed, 1e-9)
         parts = [
             f"[{_clock(self.elapsed)}]",
@@ -79,8 +66,10 @@ class Figures:
 
 
 class Progress:
-    def __init__(self, engine: Any):
-        self.engine = engine
+    """Prints the figures `figures()` gives, at most every INTERVAL seconds unless asked."""
+
+    def __init__(self, figures: Callable[[], Figures]):
+        self.figures = figures
         self.last = 0.0
 
     def maybe_print(self) -> None:
@@ -89,7 +78,7 @@ class Progress:
 
     def print(self) -> None:
         self.last = time.monotonic()
-        print(Figures.of_engine(self.engine).line(), flush=True)
+        print(self.figures().line(), flush=True)
 
 
 def _clock(seconds: float) -> str:

@@ -1,146 +1,111 @@
-"""A candidate on its way through a run, and the lineage rows that record it.
+"""A candidate on its way through a run, and the typed shapes that carry it across Ray.
 
-A candidate is a proposed child: its sources and what the operator said of it, then each of its
-evaluations (evaluation k runs on the run's k-th seed). Its row goes to the lineage once its fate
-is final: accepted, kept, rejected, crash, invalid, timeout, or refused before evaluation.
+An island's operator makes a `Child` (sources and what the operator said of them, or why there
+are none); the driver numbers it into a `Candidate`; each evaluation goes out as an
+`EvalRequest` and comes back as an `Evaluation` (evaluation k runs on the run's k-th seed); the
+island judges the candidate as a `Member`. Its lineage row is written once its fate is final.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 
-from evo.mutate.proposal import program_hash
-from evo.search.island import ACCEPT
+from evo.evaluate.result import EvalResult
+from evo.mutate.proposal import Usage
+from evo.search.island import Member
+from evo.status import Status
+
+
+@dataclass(frozen=True)
+class Child:
+    """What an island's operator made of one request: a child of `parent_id`, or (sources None)
+    the reasons it has none."""
+
+    island: int
+    parent_id: int | None
+    generation: int
+    operator: str
+    model: str | None
+    hypothesis: str
+    edit: str  # a one-line summary
+    sources: dict[str, str] | None
+    reason: str = ""  # why there is no child: every rejection, in order
+    usage: Usage = field(default_factory=Usage)
+    mutation_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One evaluation for an evaluator actor: a program, the run's seed for it, the budget."""
+
+    sources: dict[str, str]
+    seed: int
+    budget: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of a candidate: its result, where it ran, and (filled in by the driver)
+    which seed index it was and when it was sent and came back (epoch seconds)."""
+
+    result: EvalResult
+    evaluator: str
+    node: str
+    host: str
+    gpu: str
+    pid: int
+    index: int = 0
+    dispatched: float = 0.0
+    returned: float = 0.0
+
+    @property
+    def seed(self) -> int:
+        return self.result.seed
+
+    @classmethod
+    def from_state(cls, state: dict) -> Evaluation:
+        return cls(**{**state, "result": EvalResult(**state["result"])})
 
 
 @dataclass
 class Candidate:
     id: int
-    island: int
-    parent_id: int | None
-    generation: int
-    sources: dict[str, str]
-    operator: str = "seed"
-    model: str | None = None
-    hypothesis: str = ""
-    edit: str = ""
-    usage: dict = field(default_factory=dict)
-    mutation_s: float = 0.0
+    child: Child
     created_at: float = field(default_factory=time.time)
-    metrics: dict[int, float] = field(default_factory=dict)  # seed index -> metric
-    evals: list[dict] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
+
+    @classmethod
+    def seed_program(cls, sources: dict[str, str]) -> Candidate:
+        """Candidate 0: the target's own program, on island 0."""
+        return cls(0, Child(0, None, 0, "seed", None, "the seed program", "", sources))
+
+    @property
+    def island(self) -> int:
+        return self.child.island
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return self.child.sources or {}
+
+    @property
+    def metrics(self) -> dict[int, float]:
+        """seed index -> metric, of the evaluations that gave one."""
+        return {e.index: e.result.metric for e in self.evaluations if e.result.status == Status.OK}
 
     @property
     def fitness(self) -> float | None:
-        return mean(self.metrics)
+        metrics = self.metrics
+        return sum(metrics.values()) / len(metrics) if metrics else None
 
-    def as_member(self) -> dict:
-        return {
-            "id": self.id,
-            "sources": self.sources,
-            "metrics": self.metrics,
-            "generation": self.generation,
-        }
+    def as_member(self) -> Member:
+        return Member(self.id, self.sources, self.metrics, self.child.generation)
 
-    def add_evaluation(self, index: int, seed: int, outcome: dict, dispatched: float) -> dict:
-        """Record an evaluator's outcome for seed index `index`, sent to it at `dispatched`
-        (epoch seconds) and back now; return the evaluation."""
-        result = outcome["result"]
-        if result["status"] == "ok":
-            self.metrics[index] = result["metric"]
-        evaluation = {
-            "seed": seed,
-            "status": result["status"],
-            "metric": result["metric"],
-            "reason": result["reason"],
-            "wall": result["wall_seconds"],
-            "queued": max(0.0, dispatched - self.created_at),
-            "dispatched": dispatched,
-            "returned": time.time(),
-            "evaluator": outcome["evaluator"],
-            "node": outcome["node"],
-            "gpu": outcome["gpu"],
-        }
-        self.evals.append(evaluation)
-        return evaluation
+    def to_state(self) -> dict:
+        return asdict(self)
 
-
-def candidate_row(run_id: str, candidate: Candidate, status: str, reason: str) -> dict:
-    evals, usage = candidate.evals, candidate.usage
-    return {
-        "run_id": run_id,
-        "event": "candidate",
-        "candidate_id": candidate.id,
-        "parent_id": candidate.parent_id,
-        "island": candidate.island,
-        "generation": candidate.generation,
-        "operator": candidate.operator,
-        "model": candidate.model,
-        "hypothesis": candidate.hypothesis,
-        "edit": candidate.edit,
-        "code_hash": program_hash(candidate.sources) if candidate.sources else None,
-        "sources": json.dumps(candidate.sources) if candidate.sources else None,
-        "status": status,
-        "reason": reason,
-        "metrics": [e["metric"] for e in evals],
-        "seeds": [e["seed"] for e in evals],
-        "eval_statuses": [e["status"] for e in evals],
-        "fitness": candidate.fitness,
-        "accepted": status == ACCEPT,
-        "evaluator": _joined(e["evaluator"] for e in evals),
-        "node": _joined(e["node"] for e in evals),
-        "gpu": _joined(e["gpu"] for e in evals),
-        "queued_s": evals[0]["queued"] if evals else None,
-        "eval_evaluators": [e["evaluator"] for e in evals],
-        "eval_dispatched_at": [utc(e["dispatched"]) for e in evals],
-        "eval_returned_at": [utc(e["returned"]) for e in evals],
-        "eval_seconds": [e["wall"] for e in evals],
-        "mutation_s": candidate.mutation_s,
-        "evaluation_s": sum(e["wall"] for e in evals) if evals else None,
-        "input_tokens": usage.get("input_tokens"),
-        "output_tokens": usage.get("output_tokens"),
-        "cache_write_tokens": usage.get("cache_write_tokens"),
-        "cache_read_tokens": usage.get("cache_read_tokens"),
-        "cost_usd": usage.get("cost_usd"),
-        "created_at": utc(candidate.created_at),
-        "finished_at": utc(time.time()),
-    }
-
-
-def event_row(
-    run_id: str, kind: str, candidate_id: int, source: int, dest: int, status: str
-) -> dict:
-    """A migration (or a reset) of program `candidate_id` from island `source` to `dest`."""
-    now = utc(time.time())
-    return {
-        "run_id": run_id,
-        "event": kind,
-        "candidate_id": candidate_id,
-        "island": dest,
-        "from_island": source,
-        "to_island": dest,
-        "status": status,
-        "accepted": status == ACCEPT,
-        "created_at": now,
-        "finished_at": now,
-    }
-
-
-def member_fitness(member: dict) -> float:
-    """Fitness of a member dict, whose metric keys may have become strings in a checkpoint."""
-    return mean({int(k): v for k, v in member["metrics"].items()})
-
-
-def mean(metrics: dict) -> float | None:
-    return sum(metrics.values()) / len(metrics) if metrics else None
-
-
-def utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def _joined(values) -> str | None:
-    return ",".join(sorted({v for v in values if v})) or None
+    @classmethod
+    def from_state(cls, state: dict) -> Candidate:
+        child = Child(**{**state["child"], "usage": Usage(**state["child"]["usage"])})
+        evaluations = [Evaluation.from_state(e) for e in state["evaluations"]]
+        return cls(state["id"], child, state["created_at"], evaluations)

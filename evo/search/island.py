@@ -1,6 +1,6 @@
-"""An island: a bounded population, its champion, its history and its own RNG.
+"""An island: a bounded population, its champion and its own RNG.
 
-Pure logic, no Ray: the engine wraps it in an actor and rebuilds it from checkpoints.
+Pure logic, no Ray: the run wraps it in an actor and rebuilds it from checkpoints.
 
 Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
-from evo.mutate.prompt import Attempt
-
-ACCEPT, REPEAT, KEEP, REJECT = "accepted", "repeat", "kept", "rejected"
-HISTORY = 20  # attempts an island remembers for its prompts
+from evo.config import SearchConfig
+from evo.status import Status
 
 
-@dataclass
+@dataclass(frozen=True)
 class Member:
     """A program of a population with its evaluations (seed index -> metric)."""
 
@@ -36,10 +33,24 @@ class Member:
     def fitness(self) -> float:
         return sum(self.metrics.values()) / len(self.metrics)
 
+    def to_state(self) -> dict:
+        """JSON-ready: the metrics' seed indices as numbers, not the strings JSON keys become."""
+        return {
+            "id": self.id,
+            "sources": self.sources,
+            "metrics": [[k, v] for k, v in self.metrics.items()],
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Member:
+        metrics = {int(k): v for k, v in state["metrics"]}
+        return cls(state["id"], state["sources"], metrics, state["generation"])
+
 
 @dataclass(frozen=True)
 class Selection:
-    """Parent choice and acceptance settings (see RunConfig for their meaning)."""
+    """Parent choice and acceptance settings (see evo.config.SearchConfig for their meaning)."""
 
     population: int
     tournament: int
@@ -47,6 +58,12 @@ class Selection:
     noise_k: float
     max_repeats: int
     minimize: bool
+
+    @classmethod
+    def of(cls, search: SearchConfig, minimize: bool) -> Selection:
+        """The island's part of a run's [search] settings."""
+        shared = {f.name for f in fields(cls)} - {"minimize"}
+        return cls(**{name: getattr(search, name) for name in shared}, minimize=minimize)
 
 
 class Island:
@@ -57,9 +74,15 @@ class Island:
         self.rng = random.Random(f"{seed}-{index}")
         self.population: list[Member] = []
         self.champion: Member | None = None
-        self.history: deque[Attempt] = deque(maxlen=HISTORY)
         self.evaluations = 0
         self.since_improvement = 0
+
+    @classmethod
+    def founded(cls, index: int, selection: Selection, sigma: float, seed: int, founder: Member):
+        """A new island whose population is the founder alone."""
+        island = cls(index, selection, sigma, seed)
+        island.reset(founder)
+        return island
 
     # ------------------------------------------------------------------ choosing parents
 
@@ -85,25 +108,26 @@ class Island:
         difference = theirs - mine if self.selection.minimize else mine - theirs
         return difference, max(1, len(shared))
 
-    def judge(self, candidate: Member) -> str:
+    def judge(self, candidate: Member) -> Status:
         """accepted (new champion), repeat (evaluate again), kept (joins), or rejected."""
         gain, shared = self.gain(candidate, self.champion)
         if gain > self.selection.noise_k * self.sigma / math.sqrt(shared):
-            return ACCEPT
+            return Status.ACCEPTED
         if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
-            return REPEAT
+            return Status.REPEAT
         room = len(self.population) < self.selection.population
         worst = max(self.population, key=self._rank)
-        return KEEP if room or self._rank(candidate) < self._rank(worst) else REJECT
+        return Status.KEPT if room or self._rank(candidate) < self._rank(worst) else Status.REJECTED
 
-    def settle(self, candidate: Member, verdict: str) -> None:
-        """Apply a final verdict: the population and champion change, counters move."""
+    def settle(self, candidate: Member, verdict: Status) -> None:
+        """Apply a candidate's final fate (a verdict, or a failed evaluation): the population and
+        champion change, counters move."""
         self.evaluations += len(candidate.metrics)
         self.since_improvement += len(candidate.metrics)
-        if verdict == ACCEPT:
+        if verdict == Status.ACCEPTED:
             self.champion = candidate
             self.since_improvement = 0
-        if verdict in (ACCEPT, KEEP):
+        if verdict in (Status.ACCEPTED, Status.KEPT):
             self._insert(candidate)
 
     def _insert(self, member: Member) -> None:
@@ -118,16 +142,16 @@ class Island:
         others = sorted((m for m in self.population if m is not self.champion), key=self._rank)
         return ([self.champion] + others)[:count]
 
-    def receive(self, migrant: Member) -> str:
+    def receive(self, migrant: Member) -> Status:
         """A program from another island: it may become champion, join, or be turned away."""
         if any(m.id == migrant.id for m in self.population):
-            return REJECT
+            return Status.REJECTED
         verdict = self.judge(migrant)
-        verdict = KEEP if verdict == REPEAT else verdict
-        if verdict == ACCEPT:
+        verdict = Status.KEPT if verdict == Status.REPEAT else verdict
+        if verdict == Status.ACCEPTED:
             self.champion = migrant
             self.since_improvement = 0
-        if verdict in (ACCEPT, KEEP):
+        if verdict in (Status.ACCEPTED, Status.KEPT):
             self._insert(migrant)
         return verdict
 
@@ -145,9 +169,8 @@ class Island:
             "index": self.index,
             "sigma": self.sigma,
             "rng": [version, list(internal), gauss],
-            "population": [_member_state(m) for m in self.population],
+            "population": [m.to_state() for m in self.population],
             "champion": self.champion.id if self.champion else None,
-            "history": [asdict(a) for a in self.history],
             "evaluations": self.evaluations,
             "since_improvement": self.since_improvement,
         }
@@ -157,19 +180,8 @@ class Island:
         island = cls(state["index"], selection, state["sigma"], seed=0)
         version, internal, gauss = state["rng"]
         island.rng.setstate((version, tuple(internal), gauss))
-        island.population = [_member(m) for m in state["population"]]
+        island.population = [Member.from_state(m) for m in state["population"]]
         island.champion = next(m for m in island.population if m.id == state["champion"])
-        island.history.extend(Attempt(**a) for a in state["history"])
         island.evaluations = state["evaluations"]
         island.since_improvement = state["since_improvement"]
         return island
-
-
-def _member_state(member: Member) -> dict:
-    return {**asdict(member), "metrics": [[k, v] for k, v in member.metrics.items()]}
-
-
-def _member(state: dict) -> Member:
-    return Member(
-        state["id"], state["sources"], {int(k): v for k, v in state["metrics"]}, state["generation"]
-    )

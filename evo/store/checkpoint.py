@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+from evo.errors import UsageError
+
+VERSION = 2  # 2: the run state of evo.run.state (typed candidates, members)
 NAME = "checkpoint.json"
 PREVIOUS = "checkpoint.prev.json"
 
@@ -42,4 +44,9 @@ def load(run_dir: Path) -> dict[str, Any] | None:
             continue
         if isinstance(state, dict) and state.get("version") == VERSION:
             return state
+        if isinstance(state, dict) and "version" in state:
+            raise UsageError(
+                f"{run_dir / name} was written by another version of evo (checkpoint format "
+                f"{state['version']}, this evo reads {VERSION}); start a new run"
+            )
     return None

@@ -1,20 +1,33 @@
-"""The lineage log: one Parquet row per candidate, whatever became of it, plus migration events.
+"""The lineage log: one Parquet row per candidate, whatever became of it, plus migration and
+reset events. The row's shape lives here alone: the schema, and the two functions that build rows.
 
 Append-only: rows are buffered and flushed as a new file `lineage/part-NNNNNN.parquet`, written
 under a temporary name and renamed, so a reader never sees half a file. Every file has the same
 versioned schema, so pyarrow, pandas, DuckDB and Polars read the folder directly, and readers
-given SCHEMA read older files with fewer columns as nulls.
+given SCHEMA read older files with fewer columns as nulls. Every file also names the run's metric
+and its direction in its metadata, so that a reader never needs the target folder, which may
+have moved or changed since.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from evo.mutate.proposal import program_hash
+from evo.search.candidate import Candidate
+from evo.status import Event, Status
 
 # Version 2 added the eval_* columns (where and when each evaluation ran); version-1 files
 # read them as nulls.
@@ -23,7 +36,7 @@ SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
         ("run_id", pa.string()),
-        ("event", pa.string()),  # candidate | migration
+        ("event", pa.string()),  # candidate | migration | reset
         ("candidate_id", pa.int64()),
         ("parent_id", pa.int64()),
         ("island", pa.int32()),
@@ -67,13 +80,28 @@ SCHEMA = pa.schema(
 _PART = re.compile(r"^part-(\d{6})\.parquet$")
 
 
-class LineageWriter:
-    """Buffers rows and flushes them as numbered part files; `parts` counts what is on disk."""
+@dataclass(frozen=True)
+class Metric:
+    """What a lineage measured: the metric's name and whether lower is better."""
 
-    def __init__(self, folder: Path, parts: int = 0):
+    name: str
+    minimize: bool
+
+    def metadata(self) -> dict[bytes, bytes]:
+        direction = "minimize" if self.minimize else "maximize"
+        return {b"evo.metric": self.name.encode(), b"evo.direction": direction.encode()}
+
+
+class LineageWriter:
+    """Buffers rows and flushes them as numbered part files; `parts` counts what is on disk.
+    The rows it builds name the run by its folder's name (runs/<id>/lineage)."""
+
+    def __init__(self, folder: Path, metric: Metric):
         self.folder = folder
+        self.run_id = folder.parent.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.parts = parts
+        self.metric = metric
+        self.parts = 0
         self.buffer: list[dict[str, Any]] = []
 
     def add(self, row: dict[str, Any]) -> None:
@@ -82,10 +110,18 @@ class LineageWriter:
             raise KeyError(f"not lineage columns: {sorted(unknown)}")
         self.buffer.append({"schema_version": SCHEMA_VERSION, **row})
 
+    def candidate(self, candidate: Candidate, status: Status, reason: str = "") -> None:
+        self.add(candidate_row(self.run_id, candidate, status, reason))
+
+    def event(self, kind: Event, candidate_id: int, source: int, dest: int, status: Status) -> None:
+        self.add(event_row(self.run_id, kind, candidate_id, source, dest, status))
+
     def flush(self) -> None:
         if not self.buffer:
             return
-        table = pa.Table.from_pylist(self.buffer, schema=SCHEMA)
+        table = pa.Table.from_pylist(
+            self.buffer, schema=SCHEMA.with_metadata(self.metric.metadata())
+        )
         path = self.folder / f"part-{self.parts + 1:06d}.parquet"
         tmp = path.with_name(f".{path.name}.tmp")
         pq.write_table(table, tmp)
@@ -118,3 +154,89 @@ def read_lineage(folder: Path) -> pa.Table:
     """Every row of a lineage folder, in the current schema."""
     tables = [pq.read_table(p, schema=SCHEMA) for p in part_files(folder)]
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+
+def lineage_metric(folder: Path) -> Metric:
+    """The metric a lineage folder records; lineages written before it was recorded are read as
+    minimizing a metric called `metric`, with a warning."""
+    for path in part_files(folder):
+        metadata = pq.read_schema(path).metadata or {}
+        if b"evo.metric" in metadata:
+            return Metric(
+                metadata[b"evo.metric"].decode(), metadata[b"evo.direction"] != b"maximize"
+            )
+    print(
+        f"warning: {folder} does not record its metric; assuming lower is better", file=sys.stderr
+    )
+    return Metric("metric", True)
+
+
+def candidate_row(run_id: str, candidate: Candidate, status: Status, reason: str) -> dict:
+    """The row of a candidate whose fate is final."""
+    child, evals = candidate.child, candidate.evaluations
+    usage = child.usage
+    return {
+        "run_id": run_id,
+        "event": Event.CANDIDATE,
+        "candidate_id": candidate.id,
+        "parent_id": child.parent_id,
+        "island": child.island,
+        "generation": child.generation,
+        "operator": child.operator,
+        "model": child.model,
+        "hypothesis": child.hypothesis,
+        "edit": child.edit,
+        "code_hash": program_hash(child.sources) if child.sources else None,
+        "sources": json.dumps(child.sources) if child.sources else None,
+        "status": status,
+        "reason": reason,
+        "metrics": [e.result.metric for e in evals],
+        "seeds": [e.seed for e in evals],
+        "eval_statuses": [e.result.status for e in evals],
+        "fitness": candidate.fitness,
+        "accepted": status == Status.ACCEPTED,
+        "evaluator": _joined(e.evaluator for e in evals),
+        "node": _joined(e.node for e in evals),
+        "gpu": _joined(e.gpu for e in evals),
+        "queued_s": max(0.0, evals[0].dispatched - candidate.created_at) if evals else None,
+        "eval_evaluators": [e.evaluator for e in evals],
+        "eval_dispatched_at": [utc(e.dispatched) for e in evals],
+        "eval_returned_at": [utc(e.returned) for e in evals],
+        "eval_seconds": [e.result.wall_seconds for e in evals],
+        "mutation_s": child.mutation_s,
+        "evaluation_s": sum(e.result.wall_seconds for e in evals) if evals else None,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cost_usd": usage.cost_usd,
+        "created_at": utc(candidate.created_at),
+        "finished_at": utc(time.time()),
+    }
+
+
+def event_row(
+    run_id: str, kind: Event, candidate_id: int, source: int, dest: int, status: Status
+) -> dict:
+    """A migration (or a reset) of program `candidate_id` from island `source` to `dest`."""
+    now = utc(time.time())
+    return {
+        "run_id": run_id,
+        "event": kind,
+        "candidate_id": candidate_id,
+        "island": dest,
+        "from_island": source,
+        "to_island": dest,
+        "status": status,
+        "accepted": status == Status.ACCEPTED,
+        "created_at": now,
+        "finished_at": now,
+    }
+
+
+def utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _joined(values: Iterable[str]) -> str | None:
+    return ",".join(sorted({v for v in values if v})) or None

@@ -1,7 +1,9 @@
-"""Questions asked of lineages: DuckDB SQL over the Parquet files of one or several run folders.
+"""The reader of lineages: DuckDB SQL over the Parquet files of one or several run folders.
 
 The view `lineage` holds every row of every given run (older files with fewer columns read as
-nulls). Candidates are keyed by (run_id, candidate_id), so several runs can be read together.
+nulls); the table `candidates` holds the candidate rows without their sources. Candidates are
+keyed by (run_id, candidate_id), so several runs can be read together. What a run measured comes
+from its lineage and its checkpoint, never from the target folder.
 """
 
 from __future__ import annotations
@@ -15,15 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.store import checkpoint
-from evo.store.lineage import part_files
-from evo.target import load_target
+from evo.store.lineage import lineage_metric, part_files
 
 MISSING = -2  # in a parent array: no candidate has this id
-LISTED = 8  # groups listed one by one; more are summarised by their range
-CHAIN_SHOWN = 20  # steps of the best's improvement chain shown in the summary
 
 
 @dataclass(frozen=True)
@@ -137,88 +135,6 @@ class Lineage:
             None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
         )
 
-    def summary(self, run_id: str) -> list[str]:
-        """The figures of `evo lineage`, as lines."""
-        run = self.runs[run_id]
-        where = "run_id = ?"
-        lines = [f"run {run_id} ({run.metric}, {'lower' if run.minimize else 'higher'} is better)"]
-        by_status = dict(
-            self.query(
-                f"SELECT status, count(*) FROM candidates WHERE {where} GROUP BY ALL", [run_id]
-            )
-        )
-        evals = dict(
-            self.query(
-                f"SELECT s, count(*) FROM (SELECT unnest(eval_statuses) AS s FROM candidates "
-                f"WHERE {where}) GROUP BY ALL",
-                [run_id],
-            )
-        )
-        lines.append(f"candidates: {sum(by_status.values())} ({_counts(by_status)})")
-        lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
-        if run.sigma is not None:
-            lines.append(f"noise: sigma {run.sigma:.4g} (the seed program's spread over seeds)")
-        for key, label in (
-            ("island", "island"),
-            ("operator || coalesce('/' || model, '')", "operator"),
-        ):
-            rates = self.query(
-                f"SELECT {key}, count(*) FILTER (WHERE accepted), count(*) FROM candidates "
-                f"WHERE {where} AND candidate_id <> 0 AND len(metrics) > 0 GROUP BY ALL ORDER BY 1",
-                [run_id],
-            )
-            shown = [(k, f"{a}/{n} ({100 * a / n:.0f}%)") for k, a, n in rates]
-            lines.append(f"acceptance by {label}: {_listing(shown, [a / n for _, a, n in rates])}")
-        order = "min" if run.minimize else "max"
-        per_island = self.query(
-            f"SELECT island, {order}(fitness) FROM candidates WHERE {where} AND accepted "
-            "GROUP BY ALL ORDER BY 1",
-            [run_id],
-        )
-        shown = [(i, f"{f:.4f}") for i, f in per_island]
-        lines.append("best per island: " + _listing(shown, [f for _, f in per_island]))
-        best = self.best(run_id)
-        if best:
-            chain = self.ancestry(run_id, best[0])
-            lines.append(f"improvement chain of the best (#{best[0]}, {run.metric} {best[1]:.4f}):")
-            previous = None
-            if len(chain) > CHAIN_SHOWN:
-                lines.append(
-                    f"  ({len(chain) - CHAIN_SHOWN} earlier steps: `--ancestry {best[0]}`)"
-                )
-                previous = chain[-CHAIN_SHOWN - 1]["fitness"]
-                chain = chain[-CHAIN_SHOWN:]
-            for step in chain:
-                delta = "" if previous is None else _delta(step["fitness"] - previous, run.sigma)
-                lines.append(
-                    f"  #{step['candidate_id']:<6} {step['fitness']:.4f} {delta:>22}  "
-                    f"{step['hypothesis']}"
-                )
-                previous = step["fitness"]
-        spend = self.query(
-            f"SELECT sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens) "
-            f"FROM candidates WHERE {where}",
-            [run_id],
-        )[0]
-        cost, tokens_in, tokens_out, cached = (v or 0 for v in spend)
-        lines.append(
-            f"spend: ${cost:.2f} ({tokens_in} input, {cached} cache-read, "
-            f"{tokens_out} output tokens)"
-        )
-        busy, start, end, evaluators = self.query(
-            "SELECT sum(evaluation_s), min(created_at), max(finished_at), "
-            f"count(DISTINCT evaluator) FROM candidates WHERE {where}",
-            [run_id],
-        )[0]
-        count = run.evaluators or evaluators
-        if busy and count and end > start:
-            span = (end - start).total_seconds()
-            lines.append(
-                f"evaluator utilisation: {100 * busy / (count * span):.1f}% "
-                f"({busy:.0f} s of evaluation over {count} evaluator(s) x {span:.0f} s)"
-            )
-        return lines
-
 
 def _readable(path: Path) -> bool:
     """Whether a lineage file can be read; a damaged one is skipped with a warning."""
@@ -233,105 +149,17 @@ def _readable(path: Path) -> bool:
 
 
 def _run_info(folder: Path) -> RunInfo:
-    metric, minimize = "metric", True
-    if (folder / "config.toml").is_file():
-        config = RunConfig().with_overrides(read_toml(folder / "config.toml"), str(folder))
-        try:
-            target = load_target(config.target)
-            metric, minimize = target.metric, target.direction == "minimize"
-        except UsageError:  # the target moved or changed since: its name is not essential
-            pass
+    metric = lineage_metric(folder / "lineage")
     state = checkpoint.load(folder) or {}
     return RunInfo(
-        folder.name, folder, metric, minimize, state.get("evaluators"), state.get("sigma")
+        folder.name,
+        folder,
+        metric.name,
+        metric.minimize,
+        state.get("evaluators"),
+        state.get("sigma"),
     )
-
-
-def _listing(items: list[tuple[Any, str]], values: list[float]) -> str:
-    """`key: text` pairs, or for many keys their range, so that 64 islands fit on a line."""
-    if len(items) <= LISTED:
-        return ", ".join(f"{key}: {text}" for key, text in items) or "-"
-    low, high = (
-        min(range(len(values)), key=values.__getitem__),
-        max(range(len(values)), key=values.__getitem__),
-    )
-    return (
-        f"{len(items)} groups, from {items[low][0]}: {items[low][1]} "
-        f"to {items[high][0]}: {items[high][1]} (median {statistics.median(values):.4g})"
-    )
-
-
-def _counts(counts: dict[str, int]) -> str:
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return ", ".join(f"{k} {v}" for k, v in ordered) or "none"
-
-
-def _delta(delta: float, sigma: float | None) -> str:
-    if not sigma:
-        return f"{delta:+.4f}"
-    return f"{delta:+.4f} ({abs(delta) / sigma:.1f} sigma)"
 
 
 def sources(row: dict[str, Any]) -> dict[str, str]:
     return json.loads(row["sources"]) if row.get("sources") else {}
-
-
-def show(lineage: Lineage, run_id: str, candidate_id: int) -> list[str]:
-    """The lines of `evo show`: what the candidate is, how it fared, and its code."""
-    import difflib
-
-    row = lineage.candidate(run_id, candidate_id)
-    if row is None:
-        raise UsageError(f"run {run_id} has no candidate {candidate_id}; see `evo lineage`")
-    run = lineage.runs[run_id]
-    parent = lineage.candidate(run_id, row["parent_id"]) if row["parent_id"] is not None else None
-    lines = [
-        f"candidate {candidate_id} of run {run_id}: island {row['island']}, generation "
-        f"{row['generation']}, parent {row['parent_id'] if parent else '-'}, "
-        f"operator {row['operator']}{'/' + row['model'] if row['model'] else ''}",
-        f"hypothesis: {row['hypothesis'] or '-'}",
-        f"edit: {row['edit'] or '-'}",
-        f"status: {row['status']}" + (f" ({row['reason']})" if row["reason"] else ""),
-    ]
-    for seed, status, metric in zip(
-        row["seeds"] or [], row["eval_statuses"] or [], row["metrics"] or [], strict=True
-    ):
-        value = f"{metric:.4f}" if metric is not None else "-"
-        lines.append(f"  evaluation with seed {seed}: {status} {run.metric}={value}")
-    if row["fitness"] is not None:
-        against = ""
-        if parent and parent["fitness"] is not None:
-            change = _delta(row["fitness"] - parent["fitness"], run.sigma)
-            against = f"; parent {parent['fitness']:.4f}, {change}"
-        lines.append(f"fitness (mean over seeds): {row['fitness']:.4f}{against}")
-    lines.append(f"why: {_why(row['status'])}")
-    mine, theirs = sources(row), sources(parent) if parent else {}
-    for name, text in mine.items():
-        old = theirs.get(name, "")
-        lines += [
-            line.rstrip("\n")
-            for line in difflib.unified_diff(
-                old.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                f"parent/{name}",
-                f"candidate/{name}",
-            )
-        ]
-    for name, text in mine.items():
-        lines += [f"--- {name} (source) ---", *text.splitlines()]
-    return lines
-
-
-_WHY = {
-    "accepted": "it beat its island's champion on shared seeds by more than k sigma / sqrt(n)",
-    "kept": "it joined its island's population but did not beat the champion beyond the noise",
-    "rejected": "it was no better than the worst program of a full population",
-    "refused": "validation refused it before any evaluation (see the reason)",
-    "crash": "its evaluation exited with an error (see the reason)",
-    "invalid": "its evaluation ran but could not be scored (see the reason)",
-    "timeout": "its evaluation was killed at the hard timeout",
-}
-
-
-def _why(status: str) -> str:
-    return _WHY.get(status, status)

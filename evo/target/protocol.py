@@ -23,6 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from evo.status import Status
+
 BUDGET_SECONDS = "EVO_BUDGET_SECONDS"
 DEVICE = "EVO_DEVICE"
 SEED = "EVO_SEED"
@@ -69,12 +71,12 @@ def request(default_budget_seconds: float) -> Request:
 
 def report(req: Request, metric: float, **details: float | int | str | None) -> None:
     """Report the metric with target-specific details (train_seconds, tokens, ...)."""
-    _write(req, {"status": "ok", "metric": _finite_or_none(metric), **details})
+    _write(req, {"status": Status.OK, "metric": _finite_or_none(metric), **details})
 
 
 def report_invalid(req: Request, reason: str, **details: float | int | str | None) -> None:
     """Report that the variant ran but must not be scored (wrong output, broken budget, ...)."""
-    _write(req, {"status": "invalid", "reason": reason, **details})
+    _write(req, {"status": Status.INVALID, "reason": reason, **details})
 
 
 def _finite_or_none(value: float) -> float | None:

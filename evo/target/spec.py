@@ -62,10 +62,6 @@ class Target:
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
 
-    def is_better(self, a: float, b: float) -> bool:
-        """True when metric value a is strictly better than b."""
-        return a < b if self.direction == "minimize" else a > b
-
     def read_mutable(self) -> dict[str, str]:
         """The target's own mutable sources: the seed program."""
         return {rel: (self.root / rel).read_text() for rel in self.mutable}

@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from evo.status import Status
 from evo.store.reader import Lineage
+from evo.views.summary import summary
 
 MAX_POINTS = 50_000
 STATUS_COLOURS = {
-    "ok": "tab:blue",
-    "crash": "tab:red",
-    "invalid": "tab:orange",
-    "timeout": "tab:purple",
+    Status.OK: "tab:blue",
+    Status.CRASH: "tab:red",
+    Status.INVALID: "tab:orange",
+    Status.TIMEOUT: "tab:purple",
 }
 
 
@@ -61,12 +63,12 @@ def write_report(lineage: Lineage, run_id: str, folder: Path) -> Path:
         (folder / name).write_bytes(buffer.getvalue())
         encoded = base64.b64encode(buffer.getvalue()).decode()
         images.append(f'<figure><img alt="{name}" src="data:image/png;base64,{encoded}"></figure>')
-    summary = html.escape("\n".join(lineage.summary(run_id)))
+    text = html.escape("\n".join(summary(lineage, run_id)))
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>evo run {run_id}</title>"
         "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
         "img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style>"
-        f"</head><body><h1>evo run {html.escape(run_id)}</h1><pre>{summary}</pre>"
+        f"</head><body><h1>evo run {html.escape(run_id)}</h1><pre>{text}</pre>"
         + "".join(images)
         + "</body></html>"
     )
@@ -139,7 +141,12 @@ def _evaluations(evaluations: dict, run):
         mask = statuses[index] == status
         ys = np.where(np.isnan(metrics[index][mask]), top, metrics[index][mask])
         axes.scatter(
-            index[mask], ys, s=8, color=colour, label=status, marker="o" if status == "ok" else "x"
+            index[mask],
+            ys,
+            s=8,
+            color=colour,
+            label=status,
+            marker="o" if status == Status.OK else "x",
         )
     axes.legend(fontsize=8)
     return figure

@@ -1,0 +1,218 @@
+"""What each command of `python -m evo` does, given its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import time
+from pathlib import Path
+
+from evo.errors import UsageError
+from evo.status import Status
+from evo.views.table import print_table
+
+
+def bench(args: argparse.Namespace) -> int:
+    from evo.bench.command import main
+
+    return main(args)
+
+
+def lineage(args: argparse.Namespace) -> int:
+    from evo.store.reader import Lineage
+    from evo.views.summary import summary
+
+    lineage = Lineage(args.runs)
+    if args.sql:
+        print_table(*lineage.table(args.sql))
+        return 0
+    if args.ancestry is not None:
+        for run_id in lineage.runs:
+            chain = lineage.ancestry(run_id, args.ancestry)
+            if not chain:
+                raise UsageError(f"run {run_id} has no candidate {args.ancestry}")
+            print_table(
+                ["run", "id", "parent", "island", "fitness", "status", "hypothesis"],
+                [(run_id, *row.values()) for row in chain],
+            )
+        return 0
+    filters = [
+        (c, getattr(args, c))
+        for c in ("island", "status", "operator")
+        if getattr(args, c) is not None
+    ]
+    if filters:
+        where = " AND ".join(f"{column} = ?" for column, _ in filters)
+        print_table(
+            *lineage.table_with(
+                "SELECT run_id AS run, candidate_id AS id, parent_id AS parent, island, status, "
+                f"round(fitness, 4) AS fitness, hypothesis FROM candidates WHERE {where} "
+                "ORDER BY run_id, candidate_id",
+                [value for _, value in filters],
+            )
+        )
+        return 0
+    for number, run_id in enumerate(lineage.runs):
+        print(("\n" if number else "") + "\n".join(summary(lineage, run_id)))
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from evo.store.reader import Lineage
+    from evo.views.show import show
+
+    lineage = Lineage([args.run])
+    print("\n".join(show(lineage, args.run.name, args.candidate)))
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from evo.run.folder import read_config
+    from evo.run.progress import Figures
+    from evo.run.state import RunState
+    from evo.store import checkpoint
+
+    saved = checkpoint.load(args.run)
+    if saved is None or not (args.run / "config.toml").is_file():
+        raise UsageError(f"{args.run} has no checkpoint yet; pass a run folder such as runs/<id>")
+    config = read_config(args.run)
+    state = RunState.from_json(saved)
+    age = time.time() - (args.run / checkpoint.NAME).stat().st_mtime
+    print(
+        f"run {args.run.name}: last checkpoint {age:.0f} s ago; "
+        f"{len(state.pending)} candidates waiting"
+    )
+    print(Figures.of(state, config.limits, state.elapsed).line())
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from evo.store.reader import Lineage
+    from evo.views.report import write_report
+
+    path = write_report(Lineage([args.run]), args.run.name, args.out or args.run / "report")
+    print(f"report: {path}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from evo.store.reader import Lineage
+    from evo.views.export import export_git
+
+    commits = export_git(Lineage([args.run]), args.run.name, args.git)
+    print(f"{commits} commits in {args.git} (branch evo)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from evo.config import SETTINGS
+    from evo.run.folder import new_run, resume_run
+
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if args.resume:
+        if args.preset or args.config:
+            raise UsageError("--resume keeps the run's settings; drop --preset and --config")
+        resume_run(args.resume, given)
+    else:
+        new_run(given, args.preset, args.config)
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from evo.evaluate import sandbox
+
+    for flag, value in (("--budget", args.budget), ("--timeout", args.timeout)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{flag} must be a number of seconds > 0, not {value:g}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {args.threads}")
+    target = _target(args.target)
+    device = sandbox.resolve_device(args.device)
+    result = sandbox.evaluate(
+        target,
+        _variant_sources(args.file, target.mutable),
+        budget_seconds=args.budget,
+        timeout_seconds=args.timeout,
+        device=device,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    print(result.to_json() if args.json else result.summary())
+    if result.status != Status.OK and result.stderr_tail and not args.json:
+        print(result.stderr_tail.rstrip(), file=sys.stderr)
+    return 0
+
+
+def propose(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from evo.config import SETTINGS, RunConfig
+    from evo.evaluate.sandbox import resolve_device
+    from evo.mutate.llm import LLMConfig
+    from evo.mutate.operator import make_operator
+    from evo.mutate.proposal import Validator
+
+    target = _target(args.target)
+    parent = target.read_mutable() | _variant_sources(args.file, target.mutable)
+    given = {
+        name: getattr(args, name)
+        for name, (section, _) in SETTINGS.items()
+        if section == "llm" and getattr(args, name) is not None
+    }
+    settings = RunConfig().with_settings(given, "the command line").llm
+    config = replace(LLMConfig.from_settings(settings), spend_cap_usd=args.spend_cap)
+    operator = make_operator(
+        settings.operator, Validator(target), args.seed, resolve_device(args.device), config
+    )
+    proposal = operator.propose(parent)
+    print(
+        f"operator: {proposal.operator}" + (f"  model: {proposal.model}" if proposal.model else "")
+    )
+    for reason in proposal.rejections:
+        print(f"rejected: {reason}")
+    if proposal.usage.input_tokens or proposal.usage.output_tokens:
+        u = proposal.usage
+        print(
+            f"tokens: input {u.input_tokens}, output {u.output_tokens}, cache write "
+            f"{u.cache_write_tokens}, cache read {u.cache_read_tokens}; "
+            f"cost ${u.cost_usd:.4f}; {u.latency_seconds:.1f}s"
+        )
+    if not proposal.valid:
+        return 1
+    print(f"hypothesis: {proposal.hypothesis}")
+    for name in target.mutable:
+        diff = difflib.unified_diff(
+            parent[name].splitlines(keepends=True),
+            proposal.child[name].splitlines(keepends=True),
+            f"a/{name}",
+            f"b/{name}",
+        )
+        sys.stdout.writelines(diff)
+    return 0
+
+
+def _variant_sources(files: list[str], mutable: tuple[str, ...]) -> dict[str, str]:
+    sources = {}
+    for spec in files:
+        rel, sep, path = spec.rpartition("=")
+        if not sep:
+            if len(mutable) != 1:
+                raise UsageError(
+                    f"the target has several mutable files ({', '.join(mutable)}); "
+                    "pass --file REL=PATH to say which one PATH replaces"
+                )
+            rel = mutable[0]
+        variant = Path(path)
+        if not variant.is_file():
+            raise UsageError(f"variant file {variant} does not exist; pass an existing file")
+        sources[rel] = variant.read_text()
+    return sources
+
+
+def _target(path: Path | None):
+    """The target given, or the shipped default."""
+    from evo.shipped import default_target
+    from evo.target import load_target
+
+    return load_target(path or default_target())

@@ -1,0 +1,105 @@
+"""The state of a run: what the driver knows, and exactly what its checkpoint holds.
+
+Everything here is saved at each checkpoint (evo.store.checkpoint writes it atomically) and read
+back on resume; Ray actors hold nothing that is not rebuilt from it. The live progress line and
+`evo status` read the same figures, from the running engine or from the file.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from evo.search.candidate import Candidate
+from evo.search.island import Member
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best program of the run so far and the island that holds it."""
+
+    island: int
+    member: Member
+
+    @property
+    def fitness(self) -> float:
+        return self.member.fitness
+
+
+@dataclass
+class RunState:
+    """sigma: the noise measured on the seed program (the spread of its evaluations).
+    evaluators: evaluator actors of the run (for its utilisation).
+    busy_seconds: evaluator seconds spent on evaluations that came back.
+    elapsed: the run's seconds before this driver started (a resume adds its own).
+    champions: each island's champion, for the inspirations of prompts and the progress line.
+    seen: hashes of every program proposed, so that none is evaluated twice.
+    pending: candidates to evaluate, each with the seed index of its next evaluation; at a
+        checkpoint the ones being evaluated are saved with them, and evaluated again on resume.
+    islands: each island actor's state as of the last checkpoint (what a dead one is rebuilt from).
+    lineage_parts: lineage files the checkpoint covers; later ones are discarded on resume.
+    """
+
+    sigma: float = 0.0
+    next_id: int = 1
+    evals_done: int = 0
+    spent: float = 0.0
+    evaluators: int = 1
+    busy_seconds: float = 0.0
+    elapsed: float = 0.0
+    champions: dict[int, Member] = field(default_factory=dict)
+    best: Best | None = None
+    seen: set[str] = field(default_factory=set)
+    pending: deque[tuple[Candidate, int]] = field(default_factory=deque)
+    islands: list[dict] = field(default_factory=list)
+    lineage_parts: int = 0
+
+    def set_champion(self, island: int, member: Member, minimize: bool) -> None:
+        self.champions[island] = member
+        if self.best is None or (
+            member.fitness < self.best.fitness if minimize else member.fitness > self.best.fitness
+        ):
+            self.best = Best(island, member)
+
+    def champion_fitness(self, island: int) -> float | None:
+        member = self.champions.get(island)
+        return member.fitness if member else None
+
+    def to_json(self, running: list[tuple[Candidate, int]], elapsed: float) -> dict:
+        """The checkpoint's content, `elapsed` seconds into the run; `running`: candidates being
+        evaluated, saved as pending (their evaluations are made again on resume)."""
+        best = self.best
+        return {
+            "sigma": self.sigma,
+            "next_id": self.next_id,
+            "evals_done": self.evals_done,
+            "spent": self.spent,
+            "evaluators": self.evaluators,
+            "busy_seconds": self.busy_seconds,
+            "elapsed": elapsed,
+            "champions": {str(i): m.to_state() for i, m in self.champions.items()},
+            "best": {"island": best.island, "member": best.member.to_state()} if best else None,
+            "seen": sorted(self.seen),
+            "pending": [[c.to_state(), i] for c, i in [*self.pending, *running]],
+            "islands": self.islands,
+            "lineage_parts": self.lineage_parts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> RunState:
+        best = data["best"]
+        return cls(
+            sigma=data["sigma"],
+            next_id=data["next_id"],
+            evals_done=data["evals_done"],
+            spent=data["spent"],
+            evaluators=data["evaluators"],
+            busy_seconds=data["busy_seconds"],
+            elapsed=data["elapsed"],
+            champions={int(i): Member.from_state(m) for i, m in data["champions"].items()},
+            best=Best(best["island"], Member.from_state(best["member"])) if best else None,
+            seen=set(data["seen"]),
+            pending=deque((Candidate.from_state(c), i) for c, i in data["pending"]),
+            islands=data["islands"],
+            lineage_parts=data["lineage_parts"],
+        )

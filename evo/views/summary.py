@@ -1,0 +1,116 @@
+"""`evo lineage RUN`: what was tried, what won, why: the figures of one run, as lines."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from evo.store.reader import Lineage
+
+LISTED = 8  # groups listed one by one; more are summarised by their range
+CHAIN_SHOWN = 20  # steps of the best's improvement chain shown in the summary
+
+
+def summary(lineage: Lineage, run_id: str) -> list[str]:
+    """The figures of `evo lineage`, as lines."""
+    run = lineage.runs[run_id]
+    where = "run_id = ?"
+    lines = [f"run {run_id} ({run.metric}, {'lower' if run.minimize else 'higher'} is better)"]
+    by_status = dict(
+        lineage.query(
+            f"SELECT status, count(*) FROM candidates WHERE {where} GROUP BY ALL", [run_id]
+        )
+    )
+    evals = dict(
+        lineage.query(
+            f"SELECT s, count(*) FROM (SELECT unnest(eval_statuses) AS s FROM candidates "
+            f"WHERE {where}) GROUP BY ALL",
+            [run_id],
+        )
+    )
+    lines.append(f"candidates: {sum(by_status.values())} ({_counts(by_status)})")
+    lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
+    if run.sigma is not None:
+        lines.append(f"noise: sigma {run.sigma:.4g} (the seed program's spread over seeds)")
+    for key, label in (
+        ("island", "island"),
+        ("operator || coalesce('/' || model, '')", "operator"),
+    ):
+        rates = lineage.query(
+            f"SELECT {key}, count(*) FILTER (WHERE accepted), count(*) FROM candidates "
+            f"WHERE {where} AND candidate_id <> 0 AND len(metrics) > 0 GROUP BY ALL ORDER BY 1",
+            [run_id],
+        )
+        shown = [(k, f"{a}/{n} ({100 * a / n:.0f}%)") for k, a, n in rates]
+        lines.append(f"acceptance by {label}: {_listing(shown, [a / n for _, a, n in rates])}")
+    order = "min" if run.minimize else "max"
+    per_island = lineage.query(
+        f"SELECT island, {order}(fitness) FROM candidates WHERE {where} AND accepted "
+        "GROUP BY ALL ORDER BY 1",
+        [run_id],
+    )
+    shown = [(i, f"{f:.4f}") for i, f in per_island]
+    lines.append("best per island: " + _listing(shown, [f for _, f in per_island]))
+    best = lineage.best(run_id)
+    if best:
+        chain = lineage.ancestry(run_id, best[0])
+        lines.append(f"improvement chain of the best (#{best[0]}, {run.metric} {best[1]:.4f}):")
+        previous = None
+        if len(chain) > CHAIN_SHOWN:
+            lines.append(f"  ({len(chain) - CHAIN_SHOWN} earlier steps: `--ancestry {best[0]}`)")
+            previous = chain[-CHAIN_SHOWN - 1]["fitness"]
+            chain = chain[-CHAIN_SHOWN:]
+        for step in chain:
+            delta = "" if previous is None else delta_text(step["fitness"] - previous, run.sigma)
+            lines.append(
+                f"  #{step['candidate_id']:<6} {step['fitness']:.4f} {delta:>22}  "
+                f"{step['hypothesis']}"
+            )
+            previous = step["fitness"]
+    spend = lineage.query(
+        f"SELECT sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens) "
+        f"FROM candidates WHERE {where}",
+        [run_id],
+    )[0]
+    cost, tokens_in, tokens_out, cached = (v or 0 for v in spend)
+    lines.append(
+        f"spend: ${cost:.2f} ({tokens_in} input, {cached} cache-read, {tokens_out} output tokens)"
+    )
+    busy, start, end, evaluators = lineage.query(
+        "SELECT sum(evaluation_s), min(created_at), max(finished_at), "
+        f"count(DISTINCT evaluator) FROM candidates WHERE {where}",
+        [run_id],
+    )[0]
+    count = run.evaluators or evaluators
+    if busy and count and end > start:
+        span = (end - start).total_seconds()
+        lines.append(
+            f"evaluator utilisation: {100 * busy / (count * span):.1f}% "
+            f"({busy:.0f} s of evaluation over {count} evaluator(s) x {span:.0f} s)"
+        )
+    return lines
+
+
+def _listing(items: list[tuple[Any, str]], values: list[float]) -> str:
+    """`key: text` pairs, or for many keys their range, so that 64 islands fit on a line."""
+    if len(items) <= LISTED:
+        return ", ".join(f"{key}: {text}" for key, text in items) or "-"
+    low, high = (
+        min(range(len(values)), key=values.__getitem__),
+        max(range(len(values)), key=values.__getitem__),
+    )
+    return (
+        f"{len(items)} groups, from {items[low][0]}: {items[low][1]} "
+        f"to {items[high][0]}: {items[high][1]} (median {statistics.median(values):.4g})"
+    )
+
+
+def _counts(counts: dict[str, int]) -> str:
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{k} {v}" for k, v in ordered) or "none"
+
+
+def delta_text(delta: float, sigma: float | None) -> str:
+    if not sigma:
+        return f"{delta:+.4f}"
+    return f"{delta:+.4f} ({abs(delta) / sigma:.1f} sigma)"
