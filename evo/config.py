@@ -117,10 +117,10 @@ class RunConfig:
         tables: dict[str, Any] = {}
         for name, value in settings.items():
             name = name.replace("-", "_")
-            section = SECTION_OF.get(name)
-            if section is None:
-                known = ", ".join(SECTION_OF)
+            if name not in SETTINGS:
+                known = ", ".join(SETTINGS)
                 raise UsageError(f"{where}: unknown setting {name!r}; known: {known}")
+            section, _ = SETTINGS[name]
             (tables.setdefault(section, {}) if section else tables)[name] = value
         return self.with_tables(tables, where)
 
@@ -138,7 +138,7 @@ class RunConfig:
         _at_least("checkpoint_every", self.checkpoint_every, 1)
         for name in ("migration_interval", "stagnation", "migration_count"):
             _at_least(name, getattr(s, name), 0)
-        for name, value in asdict(e).items() | asdict(lim).items():
+        for name, value in {**asdict(e), **asdict(lim)}.items():
             _at_least(name, value, 0)
         if not 0 <= s.explore <= 1:
             raise UsageError(f"explore must be between 0 and 1, not {s.explore}")
@@ -176,7 +176,6 @@ SECTIONS = tuple(SECTION_TYPES)
 SETTINGS = {f.name: ("", f) for f in fields(RunConfig) if f.name not in SECTIONS} | {
     f.name: (section, f) for section, kind in SECTION_TYPES.items() for f in fields(kind)
 }
-SECTION_OF = {name: section for name, (section, _) in SETTINGS.items()}
 
 
 def model_weight(spec: str) -> tuple[str, float]:
@@ -201,6 +200,8 @@ def _with(section: Any, values: dict[str, Any], where: str) -> Any:
 
 def _checked(f: Any, value: Any, where: str) -> Any:
     kind = f.metadata["kind"]
+    if value is None and f.default is None:
+        return value
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is tuple and isinstance(value, list | tuple):

@@ -280,3 +280,20 @@ def test_a_truncated_lineage_file_is_skipped_with_a_warning(fixture_run, tmp_pat
     assert done.returncode == 0
     assert done.stdout.splitlines() == ["n", "6"]  # the candidates of the first file
     assert done.stderr.startswith(f"warning: skipping {second}: not a readable Parquet file")
+
+
+def test_a_maximizing_run_reads_its_direction_from_its_lineage_not_its_target(tmp_path):
+    folder = tmp_path / "fixture"
+    folder.mkdir()
+    # the run's target has moved since: its config names a folder that is no more
+    (folder / "config.toml").write_text(RunConfig(target=str(tmp_path / "moved")).to_toml())
+    writer = LineageWriter(folder / "lineage", Metric("score", minimize=False))
+    writer.add(row(0, None, 0, "accepted", [10.0, 10.2, 9.8], "the seed program", 0))
+    writer.add(row(1, 0, 0, "accepted", [12.0], "up", 1))
+    writer.add(row(2, 0, 0, "kept", [11.0], "a little up", 2))
+    writer.flush()
+    done = evo("lineage", str(folder))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "run fixture (score, higher is better)"
+    assert "best per island: 0: 12.0000" in lines

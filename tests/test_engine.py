@@ -451,3 +451,28 @@ def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, t
     assert [r["reason"] for r in crashed] == ["killed by SIGKILL"]
     assert engine.state.evals_done == 20
     assert_complete(rows, engine)
+
+
+def test_the_runs_llm_settings_reach_the_island_actors(
+    ray_session, tmp_path, model_server, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
+    values = iter(range(2, 1000))
+
+    def reply(request):
+        new = f"X = {next(values)}.0"
+        return Reply(
+            f"HYPOTHESIS: X up\nREPLACE DEFINITION X IN params.py\n```python\n{new}\n```\n"
+        )
+
+    model_server.reset()
+    monkeypatch.setattr(model_server, "default", reply)
+    settings = {"models": ["our-model"], "max_tokens": 777, "temperature": 0.25}
+    _, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=6, operator="anthropic", **settings)
+    asked = [r for r in candidates(rows) if r["operator"] == "anthropic"]
+    assert asked and {r["model"] for r in asked} == {"our-model"}
+    bodies = [r.body for r in model_server.requests]
+    assert {(b["model"], b["max_tokens"], b["temperature"]) for b in bodies} == {
+        ("our-model", 777, 0.25)
+    }

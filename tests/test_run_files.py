@@ -6,8 +6,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evo.config import RunConfig, read_toml
+from evo.cli import build_parser
+from evo.config import SETTINGS, RunConfig, read_toml
 from evo.errors import UsageError
+from evo.evaluate.result import EvalResult
+from evo.mutate.proposal import Usage
+from evo.run.state import Best, RunState
+from evo.search.candidate import Candidate, Child, Evaluation
+from evo.search.island import Member
 from evo.shipped import preset_path
 from evo.store import checkpoint
 from evo.store.lineage import SCHEMA, LineageWriter, Metric, part_files, read_lineage
@@ -53,6 +59,48 @@ def test_config_round_trips_through_toml(tmp_path):
     path.write_text(config.to_toml())
     assert RunConfig().with_tables(read_toml(path), "file") == config
     assert config.evaluation.budget == 12.0  # an int for a float setting is taken as a float
+
+
+def test_tables_mirror_the_settings_and_every_setting_has_a_flag(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        "seed = 3\n[search]\nislands = 2\n[evaluation]\nbudget = 9\n[limits]\nmax_hours = 1\n"
+        '[llm]\noperator = "offline"\nmodels = ["a", "b:2"]\ntemperature = 0.5\n'
+    )
+    config = RunConfig().with_tables(read_toml(path), "file")
+    assert (config.seed, config.search.islands, config.evaluation.budget) == (3, 2, 9.0)
+    assert (config.limits.max_hours, config.limits.max_evals) == (1.0, 40)
+    assert (config.llm.models, config.llm.temperature) == (("a", "b:2"), 0.5)
+    args = build_parser().parse_args(
+        ["run", "--islands", "2", "--max-hours", "1", "--model", "a", "--model", "b:2"]
+    )
+    given = {name: getattr(args, name) for name in SETTINGS if getattr(args, name) is not None}
+    assert given == {"islands": 2, "max_hours": 1.0, "models": ["a", "b:2"]}
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    flags = [f"--{name.replace('_', '-')}" for name in SETTINGS if name != "models"]
+    assert [flag for flag in [*flags, "--model"] if flag not in help_text] == []
+    assert "--max-evals MAX_EVALS" in help_text and "(default: 40)" in help_text
+    with pytest.raises(UsageError, match=r"file \[search\]: unknown setting 'islandz'"):
+        RunConfig().with_tables({"search": {"islandz": 2}}, "file")
+    with pytest.raises(UsageError, match="model 'b:x': write NAME or NAME:WEIGHT"):
+        RunConfig().with_settings({"models": ["b:x"]}, "test")
+
+
+def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
+    result = EvalResult("ok", "loss", 1.5, 7, "cpu", 2.0, 2.0, 2.2, 100.0, details={"steps": 3})
+    child = Child(1, 0, 1, "anthropic", "m", "h", "e", {"p.py": "X = 2\n"}, "", Usage(1, 2))
+    evaluation = Evaluation(result, "evaluator-0", "node", "host", "", 42, 1, 10.0, 12.5)
+    candidate = Candidate(5, child, 9.0, [evaluation])
+    seed = Member(0, {"p.py": "X = 1\n"}, {0: 2.0, 1: 2.5}, 0)
+    state = RunState(sigma=0.1, next_id=6, evals_done=4, spent=0.5, evaluators=2, seen={"ab"})
+    state.set_champion(0, seed, minimize=True)
+    state.pending.append((candidate, 2))
+    checkpoint.save(tmp_path, state.to_json([(candidate, 1)], elapsed=30.0))
+    again = RunState.from_json(checkpoint.load(tmp_path))
+    assert again.best == Best(0, seed) and again.champions == {0: seed}
+    assert list(again.pending) == [(candidate, 2), (candidate, 1)]
+    assert (again.sigma, again.next_id, again.evals_done, again.elapsed) == (0.1, 6, 4, 30.0)
+    assert again.pending[0][0].metrics == {1: 1.5} and again.seen == {"ab"}
 
 
 def test_unknown_preset():
