@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -476,3 +478,16 @@ def test_the_runs_llm_settings_reach_the_island_actors(
     assert {(b["model"], b["max_tokens"], b["temperature"]) for b in bodies} == {
         ("our-model", 777, 0.25)
     }
+
+
+def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, tmp_path):
+    # A reference cycle would keep the engine, and the evaluators' reserved CPUs, until a
+    # garbage collection: the next run in the same process would wait for them.
+    engine, _ = run_engine(tmp_path, QUAD, islands=2, max_evals=6)
+    gc.disable()
+    try:
+        freed = weakref.ref(engine)
+        del engine
+        assert freed() is None
+    finally:
+        gc.enable()

@@ -81,8 +81,11 @@ class Engine:
             device = self.evaluators.device
             self.islands = Archipelago(ray, target, config, self.selection, device, self.state)
             self.proposals = Proposals(ray, self.islands, self.scheduler, self.state, self.lineage)
-            self.periodic = periodic.Tasks(self)
-            self.periodic.checkpoint()
+            self.periodic = periodic.Tasks(
+                config, self.state, self.islands, self.lineage, self.selection.minimize, run_dir,
+                target.root,
+            )  # fmt: skip
+            self.periodic.checkpoint(self._running(), self.elapsed())
         except BaseException:
             signal.signal(signal.SIGINT, self.previous_handler)
             raise
@@ -115,7 +118,7 @@ class Engine:
                         self._evaluated(ref)
                 progress.maybe_print()
         finally:
-            self.periodic.checkpoint()
+            self.periodic.checkpoint(self._running(), self.elapsed())
             progress.print()
 
     def _interrupt(self, *_: object) -> None:
@@ -174,7 +177,7 @@ class Engine:
                 self.state.pending.appendleft((candidate, out.index + 1))
             else:
                 self._settle(candidate, verdict, "")
-        self.periodic.after_evaluation()
+        self.periodic.after_evaluation(self._running(), self.elapsed())
 
     def record(self, candidate: Candidate, evaluation: Evaluation, busy: float) -> None:
         """An evaluation of a candidate came back, having kept an evaluator `busy` seconds."""
@@ -195,6 +198,9 @@ class Engine:
                 candidate.island, candidate.as_member(), self.selection.minimize
             )
         self.lineage.candidate(candidate, fate, reason)
+
+    def _running(self) -> list[tuple[Candidate, int]]:
+        return [(out.candidate, out.index) for out in self.running.values()]
 
     def elapsed(self) -> float:
         return self.state.elapsed + time.monotonic() - self.started

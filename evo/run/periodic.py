@@ -10,30 +10,44 @@ much work or checkpoint_every evaluations, whichever is more.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from evo.config import RunConfig
 from evo.errors import UsageError
+from evo.run.archipelago import Archipelago
+from evo.run.state import RunState
+from evo.search.candidate import Candidate
 from evo.status import Event, Status
 from evo.store import checkpoint
-
-if TYPE_CHECKING:
-    from evo.run.engine import Engine
+from evo.store.lineage import LineageWriter
 
 MIN_CHECKPOINT_SECONDS = 2.0
 
 
 class Tasks:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    """Holds no reference to the engine: an engine that is done is freed at once, and its actors
+    (and the resources they hold) with it, without waiting for a garbage collection."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        state: RunState,
+        islands: Archipelago,
+        lineage: LineageWriter,
+        minimize: bool,
+        run_dir: Path,
+        target_root: Path,
+    ):
+        self.config, self.state, self.islands, self.lineage = config, state, islands, lineage
+        self.minimize, self.run_dir, self.target_root = minimize, run_dir, target_root
         # The evaluation count when each task last ran.
-        self.last = dict.fromkeys(
-            ("migration", "stagnation", "checkpoint"), engine.state.evals_done
-        )
+        self.last = dict.fromkeys(("migration", "stagnation", "checkpoint"), state.evals_done)
         self.checkpointed_at = 0.0
 
-    def after_evaluation(self) -> None:
-        search = self.engine.config.search
-        several = len(self.engine.islands) > 1
+    def after_evaluation(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
+        """`running`: the candidates being evaluated, with their evaluation numbers; `elapsed`:
+        the run's seconds so far (both for a checkpoint)."""
+        search, several = self.config.search, len(self.islands) > 1
         if (
             several
             and search.migration_interval
@@ -47,51 +61,48 @@ class Tasks:
         ):
             self.reset_stagnant()
         recent = time.monotonic() - self.checkpointed_at < MIN_CHECKPOINT_SECONDS
-        if not recent and self._due("checkpoint", self.engine.config.checkpoint_every):
-            self.checkpoint()
+        if not recent and self._due("checkpoint", self.config.checkpoint_every):
+            self.checkpoint(running, elapsed)
 
     def _due(self, what: str, interval: int) -> bool:
         """Whether `interval` evaluations have passed since `what` last happened."""
-        if self.engine.state.evals_done - self.last[what] < interval:
+        if self.state.evals_done - self.last[what] < interval:
             return False
-        self.last[what] = self.engine.state.evals_done
+        self.last[what] = self.state.evals_done
         return True
 
     def migrate(self) -> None:
-        engine = self.engine
-        for source, dest, migrant, verdict in engine.islands.migrate(
-            engine.config.search.migration_count
+        for source, dest, migrant, verdict in self.islands.migrate(
+            self.config.search.migration_count
         ):
             if verdict == Status.ACCEPTED:
-                engine.state.set_champion(dest, migrant, engine.selection.minimize)
-            engine.lineage.event(Event.MIGRATION, migrant.id, source, dest, verdict)
+                self.state.set_champion(dest, migrant, self.minimize)
+            self.lineage.event(Event.MIGRATION, migrant.id, source, dest, verdict)
 
     def reset_stagnant(self) -> None:
-        engine, best = self.engine, self.engine.state.best
-        for index, since in enumerate(engine.islands.since_improvement()):
-            if since < engine.config.search.stagnation or best is None or best.island == index:
+        best = self.state.best
+        for index, since in enumerate(self.islands.since_improvement()):
+            if since < self.config.search.stagnation or best is None or best.island == index:
                 continue
-            engine.islands.reset(index, best.member)
-            engine.state.set_champion(index, best.member, engine.selection.minimize)
-            engine.lineage.event(Event.RESET, best.member.id, best.island, index, Status.RESET)
+            self.islands.reset(index, best.member)
+            self.state.set_champion(index, best.member, self.minimize)
+            self.lineage.event(Event.RESET, best.member.id, best.island, index, Status.RESET)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
         """Save the run state; a run folder that cannot be written stops the run in one line."""
-        engine = self.engine
         try:
             self.checkpointed_at = time.monotonic()
-            engine.lineage.flush()
-            engine.state.lineage_parts = engine.lineage.parts
-            engine.state.islands = engine.islands.states()
-            running = [(out.candidate, out.index) for out in engine.running.values()]
+            self.lineage.flush()
+            self.state.lineage_parts = self.lineage.parts
+            self.state.islands = self.islands.states()
             checkpoint.save(
-                engine.run_dir,
-                engine.state.to_json(running, engine.elapsed())
-                | {"run_id": engine.run_dir.name, "target": str(engine.target.root)},
+                self.run_dir,
+                self.state.to_json(running, elapsed)
+                | {"run_id": self.run_dir.name, "target": str(self.target_root)},
             )
         except OSError as e:  # a full disk, a folder made read-only or removed
             raise UsageError(
-                f"cannot write to the run folder {engine.run_dir} ({e.strerror or e}); free "
+                f"cannot write to the run folder {self.run_dir} ({e.strerror or e}); free "
                 f"space or fix its permissions, then go on: python -m evo run --resume "
-                f"{engine.run_dir}"
+                f"{self.run_dir}"
             ) from None
