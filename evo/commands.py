@@ -74,7 +74,7 @@ def status(args: argparse.Namespace) -> int:
     from evo.store import checkpoint
 
     saved = checkpoint.load(args.run)
-    if saved is None or not (args.run / "config.toml").is_file():
+    if saved is None:
         raise UsageError(f"{args.run} has no checkpoint yet; pass a run folder such as runs/<id>")
     config = read_config(args.run)
     state = RunState.from_json(saved)

@@ -84,7 +84,7 @@ class RunConfig:
     target: str = setting("", "target folder (default: the shipped gpt target)")
     seed: int = setting(0, "seed of every random choice of the run")
     out: str = setting("runs", "where run folders are created")
-    address: str = setting("", "a Ray cluster to join (auto: the local one); none: start a Ray")
+    address: str = setting("", "a Ray cluster to join (auto: the local one); empty: start one")
     checkpoint_every: int = setting(5, "evaluations between checkpoints, at most one every 2 s")
     search: SearchConfig = field(default_factory=SearchConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -105,6 +105,12 @@ class RunConfig:
             else:
                 values[f.name] = _checked(f, tables[f.name], where)
         unknown = sorted(set(tables) - {f.name for f in fields(self)})
+        misplaced = [name for name in unknown if name in SETTINGS]
+        if misplaced:  # e.g. a config file of an older evo, whose settings were all top-level
+            section = SETTINGS[misplaced[0]][0]
+            raise UsageError(
+                f"{where}: {misplaced[0]} belongs in the [{section}] table; put it there"
+            )
         if unknown:
             known = ", ".join(f.name for f in fields(self))
             raise UsageError(f"{where}: unknown setting {unknown[0]!r}; known: {known}")

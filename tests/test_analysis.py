@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, evo
 
 from evo.config import RunConfig
-from evo.store.lineage import LineageWriter, Metric
+from evo.store.lineage import SCHEMA, LineageWriter, Metric
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 
@@ -297,3 +299,25 @@ def test_a_maximizing_run_reads_its_direction_from_its_lineage_not_its_target(tm
     lines = done.stdout.splitlines()
     assert lines[0] == "run fixture (score, higher is better)"
     assert "best per island: 0: 12.0000" in lines
+
+
+def test_an_older_run_is_still_read(tmp_path):
+    # Written before the lineage recorded its metric: flat config.toml, checkpoint format 1.
+    target = tmp_path / "upward"
+    shutil.copytree(QUAD, target)
+    toml = (target / "target.toml").read_text().replace('"minimize"', '"maximize"')
+    (target / "target.toml").write_text(toml)
+    folder = tmp_path / "fixture"
+    (folder / "lineage").mkdir(parents=True)
+    (folder / "config.toml").write_text(f'target = "{target}"\nislands = 4\n')
+    (folder / "checkpoint.json").write_text('{"version": 1, "sigma": 0.2, "evaluators": 1}')
+    rows = [row(0, None, 0, "accepted", [1.0, 1.2, 0.8], "the seed program", 0)]
+    old = pa.Table.from_pylist(rows, schema=SCHEMA)  # no metadata
+    pq.write_table(old, folder / "lineage" / "part-000001.parquet")
+    done = evo("lineage", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "run fixture (loss, higher is better)"
+    assert done.stderr == (
+        f"warning: {folder}'s lineage does not record its metric (an older run): read as loss, "
+        "higher is better\n"
+    )

@@ -80,6 +80,8 @@ def test_tables_mirror_the_settings_and_every_setting_has_a_flag(tmp_path):
     flags = [f"--{name.replace('_', '-')}" for name in SETTINGS if name != "models"]
     assert [flag for flag in [*flags, "--model"] if flag not in help_text] == []
     assert "--max-evals MAX_EVALS" in help_text and "(default: 40)" in help_text
+    with pytest.raises(UsageError, match=r"file: islands belongs in the \[search\] table"):
+        RunConfig().with_tables({"islands": 2}, "file")
     with pytest.raises(UsageError, match=r"file \[search\]: unknown setting 'islandz'"):
         RunConfig().with_tables({"search": {"islandz": 2}}, "file")
     with pytest.raises(UsageError, match="model 'b:x': write NAME or NAME:WEIGHT"):

@@ -91,7 +91,8 @@ class Validator:
         reasons = self.reasons(parent, child)
         digest = program_hash(child)
         if reasons:
-            duplicate = len(reasons) == 1 and digest in self.seen
+            new = digest != program_hash(parent)
+            duplicate = len(reasons) == 1 and new and digest in self.seen
             raise (DuplicateProgram if duplicate else EditError)("; ".join(reasons))
         self.seen.add(digest)
         return child

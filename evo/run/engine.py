@@ -1,6 +1,6 @@
 """The loop of a run: ask islands for children, evaluate them, judge them, record them.
 
-The driver holds the run state (evo.run.state, exactly what a checkpoint saves), an archipelago
+The driver holds the run state (evo.run.state, what a checkpoint saves), an archipelago
 of island actors that propose and judge (evo.run.archipelago), a pool of evaluator actors
 (evo.run.evaluators), and the pacing that keeps every evaluator busy (evo.run.scheduler).
 Results are handled in completion order (`ray.wait`); re-evaluations that decide a champion go
@@ -61,7 +61,6 @@ class Engine:
         import ray  # only runs need it: `evo eval` and the readers start without
 
         self.config, self.target, self.run_dir, self.ray = config, target, run_dir, ray
-        self.started = time.monotonic()
         self.stopping = False
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
@@ -72,6 +71,7 @@ class Engine:
             self.running: dict[Any, InFlight] = {}
             connect_ray(config.address)
             self.evaluators = EvaluatorPool(ray, target, config.evaluation, sandbox)
+            self.started = time.monotonic()  # the run's clock: Ray's own start-up is not in it
             self.scheduler = Scheduler(len(self.evaluators), config.search.islands)
             if resume:
                 self.lineage.discard_parts_after(resume.lineage_parts)
@@ -81,24 +81,18 @@ class Engine:
             device = self.evaluators.device
             self.islands = Archipelago(ray, target, config, self.selection, device, self.state)
             self.proposals = Proposals(ray, self.islands, self.scheduler, self.state, self.lineage)
+            minimize = self.selection.minimize
             self.periodic = periodic.Tasks(
-                config, self.state, self.islands, self.lineage, self.selection.minimize, run_dir,
-                target.root,
-            )  # fmt: skip
-            self.periodic.checkpoint(self._running(), self.elapsed())
+                config, self.state, self.islands, self.lineage, minimize, run_dir, target.root
+            )
+            if not resume:
+                self.periodic.checkpoint(self._running(), self.elapsed())
         except BaseException:
             signal.signal(signal.SIGINT, self.previous_handler)
             raise
 
     def run(self) -> RunState:
         """Go on until a stop condition, checkpoint, and return the final state."""
-        try:
-            self._loop()
-        finally:
-            signal.signal(signal.SIGINT, self.previous_handler)
-        return self.state
-
-    def _loop(self) -> None:
         progress = Progress(self.figures)
         try:
             while self.running or self.proposals or not (self.stopping or self._should_stop()):
@@ -117,9 +111,11 @@ class Engine:
                     else:
                         self._evaluated(ref)
                 progress.maybe_print()
-        finally:
+        finally:  # a Ctrl-C during the last checkpoint stops at once
+            signal.signal(signal.SIGINT, self.previous_handler)
             self.periodic.checkpoint(self._running(), self.elapsed())
             progress.print()
+        return self.state
 
     def _interrupt(self, *_: object) -> None:
         if self.stopping:

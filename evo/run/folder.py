@@ -63,7 +63,8 @@ def resume_run(run_dir: Path, settings: dict[str, Any]) -> Path:
     if "target" in settings:  # the same folder, however it is written
         settings = {**settings, "target": str(Path(settings["target"]).resolve())}
     current = config.flat()
-    changed = {k for k, v in settings.items() if current[k] != v}
+    asked = config.with_settings(settings, "the command line").flat()  # as the run reads them
+    changed = {name for name in settings if asked[name] != current[name]}
     if changed - RESUMABLE:
         raise UsageError(
             f"a resumed run keeps its settings; {', '.join(sorted(changed - RESUMABLE))} cannot "

@@ -1,7 +1,8 @@
-"""The state of a run: what the driver knows, and exactly what its checkpoint holds.
+"""The state of a run: what the driver knows, and what its checkpoint is made of.
 
-Everything here is saved at each checkpoint (evo.store.checkpoint writes it atomically) and read
-back on resume; Ray actors hold nothing that is not rebuilt from it. The live progress line and
+Everything here is saved at each checkpoint (evo.store.checkpoint writes it atomically, with the
+candidates being evaluated among the pending, the run's seconds so far, its id and target) and
+read back on resume; Ray actors hold nothing that is not rebuilt from it. The live progress line and
 `evo status` read the same figures, from the running engine or from the file.
 """
 

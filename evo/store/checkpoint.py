@@ -32,8 +32,9 @@ def save(run_dir: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(run_dir: Path) -> dict[str, Any] | None:
-    """The newest readable checkpoint, or None when the run has none yet."""
+def load(run_dir: Path, any_version: bool = False) -> dict[str, Any] | None:
+    """The newest readable checkpoint, or None when the run has none yet; one of another format
+    is refused in one line, unless `any_version` (readers that take a figure or two of it)."""
     for name in (NAME, PREVIOUS):
         try:
             state = json.loads((run_dir / name).read_text())
@@ -42,7 +43,7 @@ def load(run_dir: Path) -> dict[str, Any] | None:
         except (json.JSONDecodeError, UnicodeDecodeError):
             print(f"warning: {run_dir / name} is damaged; trying the one before", file=sys.stderr)
             continue
-        if isinstance(state, dict) and state.get("version") == VERSION:
+        if isinstance(state, dict) and (state.get("version") == VERSION or any_version):
             return state
         if isinstance(state, dict) and "version" in state:
             raise UsageError(

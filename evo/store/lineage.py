@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -156,19 +155,16 @@ def read_lineage(folder: Path) -> pa.Table:
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
-def lineage_metric(folder: Path) -> Metric:
-    """The metric a lineage folder records; lineages written before it was recorded are read as
-    minimizing a metric called `metric`, with a warning."""
-    for path in part_files(folder):
+def lineage_metric(parts: list[Path]) -> Metric | None:
+    """The metric that readable lineage files record; None for files written before evo
+    recorded it."""
+    for path in parts:
         metadata = pq.read_schema(path).metadata or {}
         if b"evo.metric" in metadata:
             return Metric(
                 metadata[b"evo.metric"].decode(), metadata[b"evo.direction"] != b"maximize"
             )
-    print(
-        f"warning: {folder} does not record its metric; assuming lower is better", file=sys.stderr
-    )
-    return Metric("metric", True)
+    return None
 
 
 def candidate_row(run_id: str, candidate: Candidate, status: Status, reason: str) -> dict:

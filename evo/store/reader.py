@@ -3,7 +3,8 @@
 The view `lineage` holds every row of every given run (older files with fewer columns read as
 nulls); the table `candidates` holds the candidate rows without their sources. Candidates are
 keyed by (run_id, candidate_id), so several runs can be read together. What a run measured comes
-from its lineage and its checkpoint, never from the target folder.
+from its lineage and its checkpoint, not from the target folder, which may have moved or changed
+since (only for lineages written before evo recorded the metric is the target read).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,8 @@ import numpy as np
 
 from evo.errors import UsageError
 from evo.store import checkpoint
-from evo.store.lineage import lineage_metric, part_files
+from evo.store.lineage import Metric, lineage_metric, part_files
+from evo.target import load_target
 
 MISSING = -2  # in a parent array: no candidate has this id
 
@@ -45,7 +48,7 @@ class Lineage:
             if not parts:
                 raise UsageError(f"{folder} holds no lineage; pass a run folder such as runs/<id>")
             files += [str(p) for p in parts]
-            self.runs[folder.name] = _run_info(folder)
+            self.runs[folder.name] = _run_info(folder, parts)
         self.db = duckdb.connect()
         self.db.execute(
             f"CREATE VIEW lineage AS SELECT * FROM read_parquet({files!r}, union_by_name = true)"
@@ -148,9 +151,9 @@ def _readable(path: Path) -> bool:
     return True
 
 
-def _run_info(folder: Path) -> RunInfo:
-    metric = lineage_metric(folder / "lineage")
-    state = checkpoint.load(folder) or {}
+def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
+    metric = lineage_metric(parts) or _older_metric(folder)
+    state = checkpoint.load(folder, any_version=True) or {}
     return RunInfo(
         folder.name,
         folder,
@@ -159,6 +162,22 @@ def _run_info(folder: Path) -> RunInfo:
         state.get("evaluators"),
         state.get("sigma"),
     )
+
+
+def _older_metric(folder: Path) -> Metric:
+    """A lineage written before evo recorded its metric: the target its run's config names, if
+    it still loads, else a metric called `metric`, lower being better; with a warning."""
+    try:
+        target = load_target(tomllib.loads((folder / "config.toml").read_text())["target"])
+        found = Metric(target.metric, target.direction == "minimize")
+    except (OSError, KeyError, tomllib.TOMLDecodeError, UsageError):
+        found = Metric("metric", True)
+    print(
+        f"warning: {folder}'s lineage does not record its metric (an older run): read as "
+        f"{found.name}, {'lower' if found.minimize else 'higher'} is better",
+        file=sys.stderr,
+    )
+    return found
 
 
 def sources(row: dict[str, Any]) -> dict[str, str]:

@@ -9,8 +9,9 @@ The result travels through a JSON file whose path only the fixed part knows: `re
 it from the environment, so text that mutable code prints is never read as the metric, and a
 variant that exits early without the fixed part reporting gets status `invalid`.
 
-This module uses the standard library only, so a target can import it without evo's heavier
-dependencies (the sandbox puts evo on the child's PYTHONPATH).
+This module and what it imports (evo.target's loader, evo.status, evo.errors) use the standard
+library only, so a target can import it without evo's heavier dependencies (the sandbox puts evo
+on the child's PYTHONPATH).
 """
 
 from __future__ import annotations
