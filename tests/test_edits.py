@@ -11,8 +11,8 @@ from evo.mutate.edits import (
     SearchReplace,
     apply_edits,
     describe,
-    parse_reply,
 )
+from evo.mutate.replies import parse_reply
 
 PARENT = """\
 LR = 0.02  # learning rate
@@ -160,7 +160,7 @@ class Model:
 
 
 def test_parse_reply_reads_every_edit_in_order():
-    hypothesis, edits = parse_reply(REPLY, ["m.py"])
+    hypothesis, edits = parse_reply(REPLY, {"m.py": PARENT})
     assert hypothesis == "LR 0.02 -> 0.04 converges faster within the budget"
     assert edits == [
         SearchReplace("m.py", "LR = 0.02  # learning rate\n", "LR = 0.04  # learning rate\n"),
@@ -189,13 +189,12 @@ def test_parse_reply_reads_every_edit_in_order():
     ],
 )
 def test_parse_reply_forms(reply, files, expected):
-    assert parse_reply(reply, files)[1] == expected
+    assert parse_reply(reply, dict.fromkeys(files, "x = 1\n"))[1] == expected
 
 
 @pytest.mark.parametrize(
     "reply, files, reason",
     [
-        ("LR = 0.04", ["m.py"], "the reply has no `HYPOTHESIS: ...` line"),
         ("HYPOTHESIS: faster\nLR = 0.04\n", ["m.py"], "the reply has no edit in a known form"),
         (
             "HYPOTHESIS: h\nREWRITE\n```\nx = 2\n```\n",
@@ -206,4 +205,4 @@ def test_parse_reply_forms(reply, files, expected):
 )
 def test_parse_reply_refusals(reply, files, reason):
     with pytest.raises(EditError, match=reason):
-        parse_reply(reply, files)
+        parse_reply(reply, dict.fromkeys(files, "x = 1\n"))

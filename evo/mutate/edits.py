@@ -14,7 +14,6 @@ Applying never guesses: every failure raises EditError with a reason an LLM can 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -189,73 +188,3 @@ def _defined(statement: cst.CSTNode) -> set[str]:
 
 def _all_defined(module: cst.Module) -> list[str]:
     return sorted(name for statement in module.body for name in _defined(statement))
-
-
-# ---------------------------------------------------------------------------- parsing replies
-
-_HYPOTHESIS = re.compile(r"^\s*HYPOTHESIS:\s*(.+?)\s*$", re.M)
-_SEARCH_BLOCK = re.compile(
-    r"^(?:FILE:\s*(?P<file>\S+)\s*\n)?<<<<<<< SEARCH\n(?P<search>.*?)^=======\n"
-    r"(?P<replace>.*?)^>>>>>>> REPLACE",
-    re.M | re.S,
-)
-_DEFINITION = re.compile(
-    r"^REPLACE DEFINITION\s+(?P<name>\w+)(?:\s+IN\s+(?P<file>\S+))?\s*\n"
-    r"```(?:python)?\n(?P<code>.*?)^```",
-    re.M | re.S,
-)
-_REWRITE = re.compile(
-    r"^REWRITE(?:\s+(?P<file>\S+))?\s*\n```(?:python)?\n(?P<code>.*?)^```", re.M | re.S
-)
-
-REPLY_FORMAT = """Reply with one line `HYPOTHESIS: <what you change and why it should help>`,
-then the edit in one of these forms (several SEARCH/REPLACE blocks may follow each other):
-
-FILE: <file>
-<<<<<<< SEARCH
-<lines copied exactly from the file, enough to be unique>
-=======
-<the lines that replace them>
->>>>>>> REPLACE
-
-REPLACE DEFINITION <top-level function, class or variable name> IN <file>
-```python
-<the whole new definition>
-```
-
-REWRITE <file>
-```python
-<the whole new file>
-```"""
-
-
-def parse_reply(text: str, files: Sequence[str]) -> tuple[str, list[Edit]]:
-    """The hypothesis and edits of an operator's reply; EditError when either is missing.
-
-    files: the mutable files; an edit may leave its file out when there is only one.
-    """
-    hypothesis = _HYPOTHESIS.search(text)
-    if hypothesis is None:
-        raise EditError("the reply has no `HYPOTHESIS: ...` line; state one hypothesis first")
-    found: list[tuple[int, Edit]] = []
-    for m in _SEARCH_BLOCK.finditer(text):
-        file = _file(m["file"], files)
-        found.append((m.start(), SearchReplace(file, m["search"], m["replace"])))
-    for m in _DEFINITION.finditer(text):
-        found.append((m.start(), ReplaceDefinition(_file(m["file"], files), m["name"], m["code"])))
-    for m in _REWRITE.finditer(text):
-        found.append((m.start(), Rewrite(_file(m["file"], files), m["code"])))
-    if not found:
-        raise EditError(
-            "the reply has no edit in a known form (SEARCH/REPLACE, REPLACE DEFINITION or "
-            "REWRITE); use one of them exactly"
-        )
-    return hypothesis.group(1), [edit for _, edit in sorted(found, key=lambda pair: pair[0])]
-
-
-def _file(named: str | None, files: Sequence[str]) -> str:
-    if named:
-        return named
-    if len(files) == 1:
-        return files[0]
-    raise EditError(f"an edit does not say its file; name one of: {', '.join(files)}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from evo.config import LLMSettings, model_weight
-from evo.mutate.edits import EditError, parse_reply
+from evo.mutate.edits import EditError
 from evo.mutate.prompt import (
     Attempt,
     Inspiration,
@@ -31,6 +31,7 @@ from evo.mutate.prompt import (
     task_text,
 )
 from evo.mutate.proposal import Proposal, Usage, Validator
+from evo.mutate.replies import parse_reply
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ class LLMOperator:
             with self._lock:
                 self.spent_usd += cost
             try:
-                hypothesis, edits = parse_reply(completion.text, self.target.mutable)
+                hypothesis, edits = parse_reply(completion.text, parent)
                 child = self.validator.child_of(parent, edits)
             except EditError as e:
                 rejections.append(str(e))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evo.mutate.edits import REPLY_FORMAT
+from evo.mutate.replies import REPLY_FORMAT
 from evo.target import Target
 
 MAX_FIXED_FILE_BYTES = 100_000  # larger fixed files (data) are left out of the prompt
