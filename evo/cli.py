@@ -51,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (section, spec) in SETTINGS.items():
         if section == "llm":
             _add_setting(pr, name, spec, with_defaults=True)
-    pr.add_argument("--spend-cap", type=float, default=10.0, help="USD cap for the calls (10)")
     pr.set_defaults(handler=commands.propose)
 
     rn = sub.add_parser(

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from evo.run.folder import new_run, resume_run
 
     given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    if given.get("max_cost", 1) <= 0:
+        raise UsageError("--max-cost takes a number of USD above 0; leave it out for no cap")
     if args.resume:
         if args.preset or args.config:
             raise UsageError("--resume keeps the run's settings; drop --preset and --config")
@@ -145,8 +147,6 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def propose(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from evo.config import SETTINGS, RunConfig
     from evo.evaluate.sandbox import resolve_device
     from evo.mutate.llm import LLMConfig
@@ -161,7 +161,7 @@ def propose(args: argparse.Namespace) -> int:
         if section == "llm" and getattr(args, name) is not None
     }
     settings = RunConfig().with_settings(given, "the command line").llm
-    config = replace(LLMConfig.from_settings(settings), spend_cap_usd=args.spend_cap)
+    config = LLMConfig.from_settings(settings)
     operator = make_operator(
         settings.operator, Validator(target), args.seed, resolve_device(args.device), config
     )

@@ -321,3 +321,16 @@ def test_an_older_run_is_still_read(tmp_path):
         f"warning: {folder}'s lineage does not record its metric (an older run): read as loss, "
         "higher is better\n"
     )
+
+
+def test_the_lineage_keeps_what_each_evaluation_measured(real_run):
+    done = evo(
+        "lineage", str(real_run), "--sql",
+        "SELECT candidate_id, json_extract_string(eval_details[1], '$.machine') AS machine "
+        "FROM lineage WHERE accepted ORDER BY candidate_id LIMIT 1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("0             CPU, ")
+    shown = evo("show", str(real_run), "0").stdout.splitlines()
+    assert shown[4].startswith("  evaluation with seed 0: ok loss=")
+    assert shown[5].startswith("    train_seconds ") and ", machine CPU, " in shown[5]

@@ -324,7 +324,10 @@ def test_a_resume_keeps_the_run_settings(tmp_path):
     (run_dir / "config.toml").write_text(config.to_toml())
     done = evo("run", "--resume", str(run_dir), "--islands", "7")
     assert done.returncode == 2
-    assert "islands cannot change (only address, max_cost, max_evals, max_hours can)" in done.stderr
+    assert (
+        "islands cannot change (only address, max_cost, max_evals, max_hours, models can)"
+        in done.stderr
+    )
     other = evo("run", "--resume", str(run_dir), "--target", str(NOISE))
     assert other.returncode == 2 and "; target cannot change (only " in other.stderr
     same = evo("run", "--resume", str(run_dir), "--target", os.path.relpath(config.target, ROOT))
@@ -455,29 +458,116 @@ def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, t
     assert_complete(rows, engine)
 
 
-def test_the_runs_llm_settings_reach_the_island_actors(
-    ray_session, tmp_path, model_server, monkeypatch
-):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
-    values = iter(range(2, 1000))
+def rising_x(usage: dict | None = None):
+    """Model replies that each set X to a new value: every proposal a new, valid program."""
+    values = iter(range(2, 100_000))
 
     def reply(request):
         new = f"X = {next(values)}.0"
-        return Reply(
-            f"HYPOTHESIS: X up\nREPLACE DEFINITION X IN params.py\n```python\n{new}\n```\n"
-        )
+        text = f"HYPOTHESIS: X up\nREPLACE DEFINITION X IN params.py\n```python\n{new}\n```\n"
+        return Reply(text, **({"usage": usage} if usage else {}))
 
+    return reply
+
+
+@pytest.mark.parametrize(("operator", "path"), [("anthropic", ""), ("openai", "/v1")])
+def test_the_runs_llm_settings_reach_the_island_actors(
+    ray_session, tmp_path, model_server, monkeypatch, operator, path
+):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     model_server.reset()
-    monkeypatch.setattr(model_server, "default", reply)
+    monkeypatch.setattr(model_server, "default", rising_x())
     settings = {"models": ["our-model"], "max_tokens": 777, "temperature": 0.25}
-    _, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=6, operator="anthropic", **settings)
-    asked = [r for r in candidates(rows) if r["operator"] == "anthropic"]
+    _, rows = run_engine(
+        tmp_path, QUAD, islands=2, max_evals=6, operator=operator,
+        base_url=model_server.url + path, **settings,
+    )  # fmt: skip
+    asked = [r for r in candidates(rows) if r["operator"] == operator]
     assert asked and {r["model"] for r in asked} == {"our-model"}
+    assert [r for r in asked if r["metrics"]]  # a whole search: evaluated children
     bodies = [r.body for r in model_server.requests]
     assert {(b["model"], b["max_tokens"], b["temperature"]) for b in bodies} == {
         ("our-model", 777, 0.25)
     }
+
+
+def test_an_operator_that_raises_is_a_refusal_and_the_run_stops_cleanly(
+    ray_session, tmp_path, model_server, monkeypatch, capsys
+):
+    # A server whose usage is not a number: the operator's own code raises a TypeError.
+    body = {
+        "choices": [{"message": {"content": "HYPOTHESIS: h\nREWRITE\n```\nX = 2.0\n```"}}],
+        "usage": {"prompt_tokens": "many", "completion_tokens": 1},
+    }
+    model_server.reset()
+    monkeypatch.setattr(
+        model_server, "default", lambda request: Reply(raw=json.dumps(body).encode())
+    )
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=2, max_evals=50, operator="openai",
+        base_url=model_server.url + "/v1", models=["local"],
+    )  # fmt: skip
+    refused = candidates(rows)[1:]
+    assert len(refused) >= 30 and engine.state.evals_done == 3
+    assert all(r["reason"].startswith("the operator failed: TypeError: ") for r in refused)
+    assert "stopping: the last 30 proposals were all refused" in capsys.readouterr().out
+
+
+def test_the_cost_cap_ends_the_run_cleanly_and_a_resume_raises_it(
+    tmp_path, model_server, monkeypatch
+):
+    # Each proposal reads 10,000 input tokens of claude-haiku-4-5: $0.01.
+    model_server.reset()
+    monkeypatch.setattr(
+        model_server, "default", rising_x({"input_tokens": 10_000, "output_tokens": 0})
+    )
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test", "ANTHROPIC_BASE_URL": model_server.url}
+    out = tmp_path / "runs"
+    first = evo(
+        "run", "--target", str(QUAD), "--islands", "2", "--max-evals", "1000", "--max-cost", "0.05",
+        "--operator", "anthropic", "--model", "claude-haiku-4-5", "--out", str(out), env=env,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    [run_dir] = out.iterdir()
+    state = json.loads((run_dir / "checkpoint.json").read_text())
+    assert state["spent"] >= 0.05
+    assert first.stdout.splitlines()[-1] == (
+        f"stopped at the cost cap: spent ${state['spent']:.2f} of $0.05; to go on: "
+        f"python -m evo run --resume {run_dir} --max-cost 0.1"
+    )
+    rows = read_lineage(run_dir / "lineage").to_pylist()
+    pending_cost = sum(c[0]["child"]["usage"]["cost_usd"] for c in state["pending"])
+    assert sum(r["cost_usd"] or 0 for r in rows) + pending_cost == pytest.approx(state["spent"])
+    second = evo(
+        "run", "--resume", str(run_dir), "--max-cost", "0.1", "--model", "claude-sonnet-4-5",
+        env=env,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    final = json.loads((run_dir / "checkpoint.json").read_text())
+    assert final["spent"] >= 0.1 and final["evals_done"] > state["evals_done"]
+    rows = candidates(read_lineage(run_dir / "lineage").to_pylist())
+    ids = [r["candidate_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) | {c[0]["id"] for c in final["pending"]} == set(range(final["next_id"]))
+    models = {r["model"] for r in rows} | {c[0]["child"]["model"] for c in final["pending"]}
+    assert "claude-sonnet-4-5" in models  # the models may change on resume
+    same = evo(
+        "run",
+        "--resume",
+        str(run_dir),
+        "--max-cost",
+        "0.1",
+        "--model",
+        "claude-sonnet-4-5",
+        env=env,
+    )
+    assert same.returncode == 0 and "cannot change" not in same.stderr  # the same models again
+    refused = evo("run", "--resume", str(run_dir), "--max-cost", "0", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "evo: error: --max-cost takes a number of USD above 0; leave it out for no cap\n"
+    )
 
 
 def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, tmp_path):

@@ -7,8 +7,15 @@ import pytest
 from conftest import evo
 
 from evo.bench.loopback import Reply
-from evo.mutate.llm import LLMConfig, LLMOperator, Price, SpendCapReached
-from evo.mutate.prompt import Attempt, Inspiration
+from evo.mutate.llm import LLMConfig, LLMOperator, Price
+from evo.mutate.prompt import (
+    CHANGING_PART_CHARS,
+    Attempt,
+    Inspiration,
+    Measured,
+    short_tail,
+    task_text,
+)
 from evo.mutate.proposal import Validator
 
 SEARCH_REPLY = """HYPOTHESIS: a cut-off of 16 suits these inputs
@@ -132,7 +139,8 @@ def test_a_rejected_reply_is_repaired_with_its_reason(sort_target, anthropic_env
     assert proposal.rejections == (
         "SEARCH block 1 (sort.py) matches nothing; no line of the file matches its first line "
         "`INSERTION_THRESHOLD = 9  # runs this short are cheaper to insertion-sort than to`",
-        "the reply has no `HYPOTHESIS: ...` line; state one hypothesis first",
+        "the reply has no edit in a known form (SEARCH/REPLACE, REPLACE DEFINITION or REWRITE); "
+        "use one of them exactly",
     )
     assert proposal.usage.cost_usd == pytest.approx(3 * USAGE_COST)
     roles = [m["role"] for m in anthropic_env.requests[2].body["messages"]]
@@ -199,14 +207,14 @@ def test_service_failures_end_the_proposal_with_a_reason(
     assert rejection.startswith(reason)
 
 
-def test_the_spending_cap_stops_new_proposals(sort_target, anthropic_env):
-    anthropic_env.reset(Reply(SEARCH_REPLY, usage=USAGE), Reply(DEFINITION_REPLY, usage=USAGE))
-    op = operator(sort_target, anthropic_env, spend_cap_usd=1.5 * USAGE_COST)
-    assert op.propose(sort_target.read_mutable()).valid
-    assert op.propose(sort_target.read_mutable()).valid  # 1.0 x cost spent: below the cap
-    with pytest.raises(SpendCapReached, match=r"spent \$0.01 of the \$0.01 cap"):
-        op.propose(sort_target.read_mutable())
-    assert len(anthropic_env.requests) == 2
+def test_output_beyond_the_requested_max_tokens_is_not_charged(sort_target, anthropic_env):
+    verbose = {**USAGE, "output_tokens": 5000}  # a server that ignores max_tokens
+    anthropic_env.reset(Reply(SEARCH_REPLY, usage=verbose))
+    proposal = operator(sort_target, anthropic_env, max_tokens=200).propose(
+        sort_target.read_mutable()
+    )
+    assert proposal.usage.output_tokens == 5000
+    assert proposal.usage.cost_usd == pytest.approx(USAGE_COST)  # 200 output tokens charged
 
 
 def test_the_ensemble_draws_models_by_weight(sort_target, anthropic_env):
@@ -271,3 +279,35 @@ def test_propose_command_offline_and_its_errors():
         failed.stderr
         == "evo: error: the openai operator needs --model NAME (the server's model name)\n"
     )
+
+
+def test_the_prompt_shows_what_was_measured_the_noise_and_a_crash_tail(sort_target):
+    crash = Attempt(
+        "a deeper recursion", "sort.py: replace definition of sort_ints", "crash", None,
+        "RecursionError: maximum recursion depth exceeded",
+        short_tail("\n".join(f"  frame {i}" for i in range(40)) + "\nRecursionError: maximum"),
+    )  # fmt: skip
+    measured = Measured({"train_seconds": 1.5, "machine": "CPU, 2 threads (x86_64)"}, 0.25, 0.5)
+    text = task_text(sort_target, sort_target.read_mutable(), 72.5, [crash], [], measured)
+    assert (
+        "- [crash] a deeper recursion | sort.py: replace definition of sort_ints "
+        "(RecursionError: maximum recursion depth exceeded)\n  stderr, last lines:\n"
+        "      frame 35\n      frame 36\n      frame 37\n      frame 38\n      frame 39\n"
+        "    RecursionError: maximum\n"
+    ) in text
+    assert (
+        "# The parent to improve: runtime_ms = 72.5\n\n"
+        "What its evaluation measured besides the metric:\n- train_seconds: 1.5\n"
+        "- machine: CPU, 2 threads (x86_64)\n- noise: runtime_ms varies by sigma 0.25 between "
+        "seeds; a child must gain more than 0.5 on one evaluation to count (less on several)\n"
+    ) in text
+
+
+def test_the_changing_part_keeps_within_its_budget(sort_target):
+    parent = sort_target.read_mutable()
+    big = Inspiration({"sort.py": "x = 1\n" * 5000}, 70.0, 1)  # 30,000 characters each
+    history = [Attempt(f"idea {i}", "sort.py: an edit", "rejected") for i in range(20)]
+    text = task_text(sort_target, parent, 72.5, history, [big, big], Measured({}))
+    assert len(text) <= CHANGING_PART_CHARS
+    assert "## Inspiration 1:" in text and "## Inspiration 2:" not in text  # the second left out
+    assert "idea 0 |" in text and parent["sort.py"] in text  # every attempt and the parent kept

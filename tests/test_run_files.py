@@ -128,7 +128,7 @@ def test_lineage_parts_are_atomic_and_readable(tmp_path):
     table = read_lineage(tmp_path / "lineage")
     assert table.schema == SCHEMA
     assert [r["candidate_id"] for r in table.to_pylist()] == [0, 1, 0]
-    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 2
+    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 3
     with pytest.raises(KeyError, match="not lineage columns"):
         writer.add({"nope": 1})
 

@@ -8,8 +8,8 @@ import pytest
 
 from evo.bench.synthetic import RewriteReplies, instant_evaluation, knob_loss, write_knob_target
 from evo.evaluate.sandbox import evaluate
-from evo.mutate.edits import parse_reply
 from evo.mutate.proposal import Validator
+from evo.mutate.replies import parse_reply
 from evo.target import load_target
 
 OPTIMA = [4.0, 8.0, 16.0, 32.0]
@@ -54,7 +54,7 @@ def test_rewrite_replies_are_new_valid_programs_after_their_latency(tmp_path):
     for number in range(5):
         reply = replies(None)
         assert reply.delay == 2.5
-        hypothesis, edits = parse_reply(reply.text, target.mutable)
+        hypothesis, edits = parse_reply(reply.text, target.read_mutable())
         assert hypothesis == f"knob set {number}"
         children.append(validator.child_of(target.read_mutable(), edits)["knobs.py"])
     assert len(set(children)) == 5

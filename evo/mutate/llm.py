@@ -25,6 +25,7 @@ from evo.mutate.edits import EditError
 from evo.mutate.prompt import (
     Attempt,
     Inspiration,
+    Measured,
     fixed_context,
     repair_text,
     system_text,
@@ -63,7 +64,9 @@ class LLMConfig:
     base_url: the server; None means the SDK's default (or ANTHROPIC_BASE_URL).
     max_retries / timeout_seconds: per HTTP call, for 408/409/429/5xx and connection errors.
     repairs: how many times a rejected reply is sent back with its reason.
-    spend_cap_usd: no new call once this much has been spent.
+    prices: per model; a model missing here is charged at DEFAULT_PRICE.
+    The spending of a run is counted and capped by its driver (`--max-cost`), from the usage
+    each proposal reports: one account, whatever the number of island actors.
     """
 
     backend: str = "anthropic"
@@ -74,7 +77,22 @@ class LLMConfig:
     max_retries: int = 2
     timeout_seconds: float = 120.0
     repairs: int = 2
-    spend_cap_usd: float = 10.0
+    prices: dict[str, Price] = field(default_factory=lambda: dict(PRICES))
+
+    def cost(self, model: str, usage: Usage) -> float:
+        """Dollars for one reply; output beyond the requested max_tokens (a server that does
+        not honour it) is not counted."""
+        price = self.prices.get(model, DEFAULT_PRICE)
+        return (
+            usage.input_tokens * price.input
+            + min(usage.output_tokens, self.max_tokens) * price.output
+            + usage.cache_write_tokens * price.cache_write
+            + usage.cache_read_tokens * price.cache_read
+        ) / 1e6
+
+    def unpriced(self) -> list[str]:
+        """The models of the ensemble that the price table does not know."""
+        return [model for model, _ in self.models if model not in self.prices]
 
     @classmethod
     def from_settings(cls, settings: LLMSettings) -> LLMConfig:
@@ -87,24 +105,9 @@ class LLMConfig:
         backend = "openai" if settings.operator == "openai" else "anthropic"
         return cls(backend=backend, **chosen)
 
-    prices: dict[str, Price] = field(default_factory=lambda: dict(PRICES))
-
-    def cost(self, model: str, usage: Usage) -> float:
-        price = self.prices.get(model, DEFAULT_PRICE)
-        return (
-            usage.input_tokens * price.input
-            + usage.output_tokens * price.output
-            + usage.cache_write_tokens * price.cache_write
-            + usage.cache_read_tokens * price.cache_read
-        ) / 1e6
-
 
 class BackendError(Exception):
     """The model service failed after its retries."""
-
-
-class SpendCapReached(Exception):
-    """The spending cap is reached: no new proposal may call a model."""
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,6 @@ class LLMOperator:
         self.name = config.backend
         self.backend = backend or BACKENDS[config.backend](config)
         self.rng = random.Random(seed)
-        self.spent_usd = 0.0
         self._lock = threading.Lock()
         self._system = system_text(self.target)
         self._stable = fixed_context(self.target)
@@ -265,21 +267,16 @@ class LLMOperator:
         metric: float | None = None,
         history: Sequence[Attempt] = (),
         inspirations: Sequence[Inspiration] = (),
+        measured: Measured | None = None,
     ) -> Proposal:
         """One validated child of `parent`, or a Proposal without child and every reason."""
-        if self.spent_usd >= self.config.spend_cap_usd:
-            raise SpendCapReached(
-                f"spent ${self.spent_usd:.2f} of the ${self.config.spend_cap_usd:.2f} cap"
-            )
         models, weights = zip(*self.config.models, strict=True)
         with self._lock:  # island actors call from several threads; only the wait is shared
             model = self.rng.choices(models, weights)[0]
-        turns = [("user", task_text(self.target, parent, metric, history, inspirations))]
+        task = task_text(self.target, parent, metric, history, inspirations, measured)
+        turns = [("user", task)]
         usage, rejections, hypothesis = Usage(), [], ""
-        for attempt in range(1 + self.config.repairs):
-            if attempt and self.spent_usd >= self.config.spend_cap_usd:
-                rejections.append("spending cap reached before the repair")
-                break
+        for _ in range(1 + self.config.repairs):
             started = time.monotonic()
             try:
                 completion = self.backend.complete(model, self._system, self._stable, turns)
@@ -289,8 +286,6 @@ class LLMOperator:
             cost = self.config.cost(model, completion.usage)
             latency = time.monotonic() - started
             usage += replace(completion.usage, cost_usd=cost, latency_seconds=latency)
-            with self._lock:
-                self.spent_usd += cost
             try:
                 hypothesis, edits = parse_reply(completion.text, parent)
                 child = self.validator.child_of(parent, edits)

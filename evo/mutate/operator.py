@@ -10,7 +10,7 @@ from evo.config import OPENAI_NEEDS_URL, OPERATORS
 from evo.errors import UsageError
 from evo.mutate.llm import LLMConfig, LLMOperator
 from evo.mutate.offline import OfflineOperator
-from evo.mutate.prompt import Attempt, Inspiration
+from evo.mutate.prompt import Attempt, Inspiration, Measured
 from evo.mutate.proposal import Proposal, Validator
 
 
@@ -23,6 +23,7 @@ class Operator(Protocol):
         metric: float | None = None,
         history: Sequence[Attempt] = (),
         inspirations: Sequence[Inspiration] = (),
+        measured: Measured | None = None,
     ) -> Proposal:
         """One proposal for a child of `parent`: a validated child, or the reasons it has none."""
 

@@ -1,9 +1,12 @@
 """What an LLM operator is shown: a stable prefix worth caching, then what changes every call.
 
 Stable (cached): the operator's role, the reply format, the target's instructions (program.md),
-and the fixed files as read-only context. Changing (last): the parent's source and metric, the
-island's recent attempts (failures and rejections included, so the model does not repeat them)
-and inspirations (the best programs of this island and others).
+and the fixed files as read-only context. Changing (last): inspirations (the best programs of
+other islands), the island's recent attempts (failures and rejections included, with the end of
+a crash's stderr, so the model does not repeat them), what the parent's evaluation measured
+(everything the fixed part reported, the machine, the noise and the smallest gain that counts)
+and the parent's source. The changing part is kept within CHANGING_PART_CHARS: inspirations go
+first, then the oldest attempts, when it would not fit.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from evo.mutate.replies import REPLY_FORMAT
 from evo.target import Target
 
 MAX_FIXED_FILE_BYTES = 100_000  # larger fixed files (data) are left out of the prompt
+# About 12k tokens at 3.5 characters a token: the parent, two inspirations of its size and 20
+# attempts fit for a target of gpt's size (README: the measured sizes).
+CHANGING_PART_CHARS = 42_000
+TAIL_LINES, TAIL_CHARS = 6, 600  # of a failed attempt's stderr
 TEXT_SUFFIXES = (".py", ".md", ".toml", ".txt", ".cfg", ".json", ".yaml", ".yml")
 
 ROLE = """You are the scientist of an evolutionary code search. Each reply proposes ONE hypothesis
@@ -33,6 +40,17 @@ class Attempt:
     status: str  # its fate (evo.status.Status): accepted, kept, rejected, crash, ..., refused
     delta: float | None = None  # metric change against its parent, when it has one
     reason: str = ""
+    stderr_tail: str = ""  # the end of a failed evaluation's stderr (short_tail)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the parent's evaluation measured besides its metric, and the run's noise: sigma, the
+    spread of the metric between seeds, and the smallest gain a child must show to count."""
+
+    details: dict
+    sigma: float | None = None
+    smallest_gain: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,14 +89,40 @@ def fixed_context(target: Target) -> str:
     return "# Fixed files\n\n" + "\n\n".join(parts)
 
 
+def short_tail(stderr: str) -> str:
+    """The last lines of a failed evaluation's stderr, as an attempt keeps them."""
+    return "\n".join(stderr.strip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+
+
 def task_text(
     target: Target,
     parent: dict[str, str],
     metric: float | None,
     history: Sequence[Attempt] = (),
     inspirations: Sequence[Inspiration] = (),
+    measured: Measured | None = None,
 ) -> str:
-    """The part of the prompt that changes every call; it comes last."""
+    """The part of the prompt that changes every call; it comes last, within CHANGING_PART_CHARS
+    (inspirations are left out first, then the oldest attempts)."""
+    history, inspirations = list(history), list(inspirations)
+    while True:
+        text = _task_text(target, parent, metric, history, inspirations, measured)
+        if len(text) <= CHANGING_PART_CHARS or not (history or inspirations):
+            return text
+        if inspirations:
+            inspirations.pop()
+        else:
+            history.pop(0)
+
+
+def _task_text(
+    target: Target,
+    parent: dict[str, str],
+    metric: float | None,
+    history: list[Attempt],
+    inspirations: list[Inspiration],
+    measured: Measured | None,
+) -> str:
     sections = []
     if inspirations:
         sections.append("# Inspirations: strong programs found so far\n")
@@ -98,14 +142,38 @@ def task_text(
             sections.append(
                 f"- [{attempt.status}{delta}] {attempt.hypothesis} | {attempt.edit}{reason}"
             )
+            if attempt.stderr_tail:
+                sections.append("  stderr, last lines:\n" + _indented(attempt.stderr_tail, 4))
     score = "not yet measured" if metric is None else f"{metric:.6g}"
     sections.append(f"# The parent to improve: {target.metric} = {score}\n")
+    if measured:
+        sections.append(_measured_text(target, measured))
     sections += [f"## {name}\n```python\n{src}\n```" for name, src in parent.items()]
     sections.append(
         "Propose one new hypothesis, different from the attempts above, and its edit, in the "
         "reply format."
     )
     return "\n".join(sections)
+
+
+def _measured_text(target: Target, measured: Measured) -> str:
+    lines = ["What its evaluation measured besides the metric:"]
+    lines += [f"- {key}: {_value(value)}" for key, value in measured.details.items()]
+    if measured.sigma is not None:
+        lines.append(
+            f"- noise: {target.metric} varies by sigma {measured.sigma:.4g} between seeds; a "
+            f"child must gain more than {measured.smallest_gain:.4g} on one evaluation to count "
+            "(less on several)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _indented(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
 
 
 def repair_text(reason: str) -> str:

@@ -7,8 +7,11 @@ own checkpoints, and evaluators hold no state worth keeping.
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 import socket
+import subprocess
 import threading
 import time
 from collections import deque
@@ -20,8 +23,8 @@ from evo.evaluate.sandbox import evaluate
 from evo.mutate.edits import describe
 from evo.mutate.llm import LLMConfig
 from evo.mutate.operator import make_operator
-from evo.mutate.prompt import Attempt, Inspiration
-from evo.mutate.proposal import Validator
+from evo.mutate.prompt import Attempt, Inspiration, Measured
+from evo.mutate.proposal import Proposal, Validator
 from evo.search.candidate import Child, EvalRequest, Evaluation
 from evo.search.island import Island, Member, Selection
 from evo.status import Status
@@ -63,13 +66,20 @@ class IslandActor:
         with self.lock:
             parent = self.island.select_parent()
             history = list(self.history)
+        noise = self.island.sigma
+        measured = Measured(parent.details, noise, self.island.selection.noise_k * noise)
         started = time.monotonic()
-        proposal = self.operator.propose(
-            parent.sources,
-            metric=parent.fitness,
-            history=history,
-            inspirations=[i for i in inspirations if i.island != self.island.index],
-        )
+        try:
+            proposal = self.operator.propose(
+                parent.sources,
+                metric=parent.fitness,
+                history=history,
+                inspirations=[i for i in inspirations if i.island != self.island.index],
+                measured=measured,
+            )
+        except Exception as e:  # an operator's bug must not end the run: it is a refusal
+            why = f"the operator failed: {type(e).__name__}: {e}"[:500]
+            proposal = Proposal(self.operator.name, None, "", (), None, (why,))
         edit = "; ".join(describe(e) for e in proposal.edits)
         if not proposal.valid:
             reason = proposal.rejections[-1] if proposal.rejections else "no proposal"
@@ -155,6 +165,25 @@ class Evaluator:
         """Answers once the actor runs: after a restart, where Ray found room for it."""
         return self.name
 
+    @functools.cached_property
+    def machine(self) -> str:
+        """The device this actor evaluates on, in words: the name and memory of the GPU Ray
+        gave it (asked of nvidia-smi, which numbers GPUs as Ray does), or its CPU threads."""
+        import ray
+
+        gpus = ray.get_gpu_ids()
+        if self.device == "cuda" and gpus:
+            query = ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"]
+            try:
+                found = subprocess.run(
+                    [*query, "-i", str(gpus[0])], capture_output=True, text=True, timeout=10
+                )
+                return "GPU " + found.stdout.strip().splitlines()[0]
+            except (OSError, subprocess.SubprocessError, IndexError):
+                return f"GPU {gpus[0]}"
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        return f"{self.device.upper()}, {threads} ({platform.machine()})"
+
     def evaluate(self, request: EvalRequest) -> Evaluation:
         import ray  # the actor runs under Ray; its context says where
 
@@ -173,4 +202,5 @@ class Evaluator:
             host=socket.gethostname(),
             gpu=",".join(str(g) for g in ray.get_gpu_ids()),
             pid=os.getpid(),
+            machine=self.machine,
         )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from evo.config import RunConfig
-from evo.mutate.llm import LLMConfig
+from evo.mutate.llm import DEFAULT_PRICE, LLMConfig
 from evo.mutate.prompt import Attempt, Inspiration
 from evo.run.actors import IslandActor
 from evo.run.scheduler import PROPOSALS_PER_ISLAND
@@ -39,6 +39,13 @@ class Archipelago:
     ):
         self.ray = ray
         llm = LLMConfig.from_settings(config.llm)
+        for model in llm.unpriced() if config.llm.models else []:
+            print(
+                f"warning: no list price is known for model {model}; it is charged at "
+                f"${DEFAULT_PRICE.input:g} / ${DEFAULT_PRICE.output:g} per million input / "
+                "output tokens",
+                flush=True,
+            )
         self._make = (str(target.root), config.llm.operator, selection, config.seed, device, llm)
         self.seen = state.seen  # the run's, shared: a rebuilt island knows every program so far
         self.saved = list(state.islands)

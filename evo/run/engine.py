@@ -19,7 +19,7 @@ from typing import Any
 from evo.config import RunConfig
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
-from evo.mutate.prompt import Attempt
+from evo.mutate.prompt import Attempt, short_tail
 from evo.run import periodic
 from evo.run.archipelago import Archipelago
 from evo.run.evaluators import EvaluatorPool, connect_ray
@@ -186,8 +186,10 @@ class Engine:
         parent = self.state.champion_fitness(candidate.island)
         fitness = candidate.fitness
         delta = None if fitness is None or parent is None else fitness - parent
-        child = candidate.child
-        attempt = Attempt(child.hypothesis, child.edit, fate, delta, reason)
+        child, last = candidate.child, candidate.evaluations[-1].result
+        attempt = Attempt(
+            child.hypothesis, child.edit, fate, delta, reason, short_tail(last.stderr_tail)
+        )
         self.islands.settle(candidate.island, candidate.as_member(), fate, attempt)
         if fate == Status.ACCEPTED:
             self.state.set_champion(

@@ -24,8 +24,9 @@ from evo.store import checkpoint
 from evo.store.reader import Lineage, sources
 from evo.target import Target, load_target
 
-# What a resume may change: how long it goes on, and where it runs.
-RESUMABLE = {"max_evals", "max_hours", "max_cost", "address"}
+# What a resume may change: how long it goes on (and how much it may spend), where it runs, and
+# which models propose.
+RESUMABLE = {"max_evals", "max_hours", "max_cost", "address", "models"}
 
 
 def read_config(run_dir: Path) -> RunConfig:
@@ -94,7 +95,14 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None
             f"seed {seed_fitness:.4f}, noise sigma {state.sigma:.4f}; {state.evals_done} "
             f"evaluations; results in {run_dir / 'best'}"
         )
-    print(f"to go on: python -m evo run --resume {run_dir}")
+    cap = config.limits.max_cost
+    if cap and state.spent >= cap:
+        print(
+            f"stopped at the cost cap: spent ${state.spent:.2f} of ${cap:.2f}; to go on: "
+            f"python -m evo run --resume {run_dir} --max-cost {2 * cap:g}"
+        )
+    else:
+        print(f"to go on: python -m evo run --resume {run_dir}")
 
 
 def write_best(lineage: Lineage, run_id: str, target: Target, best_id: int, folder: Path) -> None:

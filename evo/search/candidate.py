@@ -46,8 +46,9 @@ class EvalRequest:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation of a candidate: its result, where it ran, and (filled in by the driver)
-    which seed index it was and when it was sent and came back (epoch seconds)."""
+    """One evaluation of a candidate: its result, where it ran (`machine`: the device in words),
+    and (filled in by the driver) which seed index it was and when it was sent and came back
+    (epoch seconds)."""
 
     result: EvalResult
     evaluator: str
@@ -58,10 +59,26 @@ class Evaluation:
     index: int = 0
     dispatched: float = 0.0
     returned: float = 0.0
+    machine: str = ""
 
     @property
     def seed(self) -> int:
         return self.result.seed
+
+    @property
+    def measured(self) -> dict:
+        """What the evaluation measured beyond its metric: what the fixed part reported (for gpt:
+        tokens/s, steps, parameters, MFU, peak GPU memory), training and wall seconds, the peak
+        memory of its process, the machine; what it did not measure is left out."""
+        r = self.result
+        found = {
+            "train_seconds": r.train_seconds,
+            "wall_seconds": round(r.wall_seconds, 2),
+            "peak_rss_mb": None if r.peak_rss_mb is None else round(r.peak_rss_mb),
+            "machine": self.machine,
+            **r.details,
+        }
+        return {key: value for key, value in found.items() if value not in (None, "")}
 
     @classmethod
     def from_state(cls, state: dict) -> Evaluation:
@@ -99,7 +116,11 @@ class Candidate:
         return sum(metrics.values()) / len(metrics) if metrics else None
 
     def as_member(self) -> Member:
-        return Member(self.id, self.sources, self.metrics, self.child.generation)
+        """The candidate as its island sees it; its details are those of its latest scored
+        evaluation."""
+        scored = [e for e in self.evaluations if e.result.status == Status.OK]
+        details = scored[-1].measured if scored else {}
+        return Member(self.id, self.sources, self.metrics, self.child.generation, details)
 
     def to_state(self) -> dict:
         return asdict(self)

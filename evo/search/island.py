@@ -22,12 +22,14 @@ from evo.status import Status
 
 @dataclass(frozen=True)
 class Member:
-    """A program of a population with its evaluations (seed index -> metric)."""
+    """A program of a population with its evaluations (seed index -> metric) and what its latest
+    evaluation measured besides (evo.search.candidate.Evaluation.measured)."""
 
     id: int
     sources: dict[str, str]
     metrics: dict[int, float] = field(default_factory=dict)
     generation: int = 0
+    details: dict = field(default_factory=dict)
 
     @property
     def fitness(self) -> float:
@@ -40,12 +42,13 @@ class Member:
             "sources": self.sources,
             "metrics": [[k, v] for k, v in self.metrics.items()],
             "generation": self.generation,
+            "details": self.details,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> Member:
         metrics = {int(k): v for k, v in state["metrics"]}
-        return cls(state["id"], state["sources"], metrics, state["generation"])
+        return cls(state["id"], state["sources"], metrics, state["generation"], state["details"])
 
 
 @dataclass(frozen=True)

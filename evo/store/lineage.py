@@ -28,9 +28,9 @@ from evo.mutate.proposal import program_hash
 from evo.search.candidate import Candidate
 from evo.status import Event, Status
 
-# Version 2 added the eval_* columns (where and when each evaluation ran); version-1 files
-# read them as nulls.
-SCHEMA_VERSION = 2
+# Version 2 added the eval_* columns (where and when each evaluation ran), version 3
+# eval_details; older files read them as nulls.
+SCHEMA_VERSION = 3
 SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
@@ -63,6 +63,9 @@ SCHEMA = pa.schema(
         ("eval_dispatched_at", pa.list_(pa.timestamp("us", tz="UTC"))),
         ("eval_returned_at", pa.list_(pa.timestamp("us", tz="UTC"))),
         ("eval_seconds", pa.list_(pa.float64())),
+        # JSON per evaluation: what it measured besides the metric (Evaluation.measured), e.g.
+        # json_extract(eval_details[1], '$.peak_vram_mb') in `evo lineage --sql`.
+        ("eval_details", pa.list_(pa.string())),
         ("mutation_s", pa.float64()),
         ("evaluation_s", pa.float64()),
         ("input_tokens", pa.int64()),
@@ -199,6 +202,7 @@ def candidate_row(run_id: str, candidate: Candidate, status: Status, reason: str
         "eval_dispatched_at": [utc(e.dispatched) for e in evals],
         "eval_returned_at": [utc(e.returned) for e in evals],
         "eval_seconds": [e.result.wall_seconds for e in evals],
+        "eval_details": [json.dumps(e.measured) for e in evals],
         "mutation_s": child.mutation_s,
         "evaluation_s": sum(e.result.wall_seconds for e in evals) if evals else None,
         "input_tokens": usage.input_tokens,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 
 from evo.errors import UsageError
 from evo.status import Status
@@ -25,11 +26,16 @@ def show(lineage: Lineage, run_id: str, candidate_id: int) -> list[str]:
         f"edit: {row['edit'] or '-'}",
         f"status: {row['status']}" + (f" ({row['reason']})" if row["reason"] else ""),
     ]
-    for seed, status, metric in zip(
-        row["seeds"] or [], row["eval_statuses"] or [], row["metrics"] or [], strict=True
+    details = row.get("eval_details") or [None] * len(row["seeds"] or [])
+    for seed, status, metric, measured in zip(
+        row["seeds"] or [], row["eval_statuses"] or [], row["metrics"] or [], details, strict=True
     ):
         value = f"{metric:.4f}" if metric is not None else "-"
         lines.append(f"  evaluation with seed {seed}: {status} {run.metric}={value}")
+        if measured:
+            lines.append(
+                "    " + ", ".join(f"{k} {_short(v)}" for k, v in json.loads(measured).items())
+            )
     if row["fitness"] is not None:
         against = ""
         if parent and parent["fitness"] is not None:
@@ -63,6 +69,10 @@ _WHY = {
     Status.INVALID: "its evaluation ran but could not be scored (see the reason)",
     Status.TIMEOUT: "its evaluation was killed at the hard timeout",
 }
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _why(status: str) -> str:
