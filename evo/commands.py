@@ -106,10 +106,9 @@ def export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evo.config import SETTINGS
     from evo.run.folder import new_run, resume_run
 
-    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    given = _given(args, ("", "search", "evaluation", "limits", "llm"))
     if given.get("max_cost", 1) <= 0:
         raise UsageError("--max-cost takes a number of USD above 0; leave it out for no cap")
     if args.resume:
@@ -147,7 +146,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def propose(args: argparse.Namespace) -> int:
-    from evo.config import SETTINGS, RunConfig
+    from evo.config import RunConfig
     from evo.evaluate.sandbox import resolve_device
     from evo.mutate.llm import LLMConfig
     from evo.mutate.operator import make_operator
@@ -155,12 +154,7 @@ def propose(args: argparse.Namespace) -> int:
 
     target = _target(args.target)
     parent = target.read_mutable() | _variant_sources(args.file, target.mutable)
-    given = {
-        name: getattr(args, name)
-        for name, (section, _) in SETTINGS.items()
-        if section == "llm" and getattr(args, name) is not None
-    }
-    settings = RunConfig().with_settings(given, "the command line").llm
+    settings = RunConfig().with_settings(_given(args, ("llm",)), "the command line").llm
     config = LLMConfig.from_settings(settings)
     operator = make_operator(
         settings.operator, Validator(target), args.seed, resolve_device(args.device), config
@@ -208,6 +202,17 @@ def _variant_sources(files: list[str], mutable: tuple[str, ...]) -> dict[str, st
             raise UsageError(f"variant file {variant} does not exist; pass an existing file")
         sources[rel] = variant.read_text()
     return sources
+
+
+def _given(args: argparse.Namespace, sections: tuple[str, ...]) -> dict:
+    """The settings of these tables ("" the top level) that the command line gave."""
+    from evo.config import SETTINGS
+
+    return {
+        name: getattr(args, name)
+        for name, (section, _) in SETTINGS.items()
+        if section in sections and getattr(args, name) is not None
+    }
 
 
 def _target(path: Path | None):

@@ -132,9 +132,9 @@ class RunConfig:
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its field name alone."""
-        top = {k: v for k, v in asdict(self).items() if k not in SECTIONS}
-        return top | {
-            k: v for section in SECTIONS for k, v in asdict(getattr(self, section)).items()
+        return {
+            name: getattr(getattr(self, section) if section else self, name)
+            for name, (section, _) in SETTINGS.items()
         }
 
     def check(self) -> None:

@@ -160,7 +160,6 @@ class Engine:
             self.state.pending.appendleft((out.candidate, out.index))
             return
         self.evaluators.release(out.slot)
-        self.scheduler.resting.clear()
         back = time.time()
         evaluation = replace(evaluation, index=out.index, dispatched=out.dispatched, returned=back)
         self.record(out.candidate, evaluation, busy=back - out.dispatched)
@@ -190,11 +189,10 @@ class Engine:
         attempt = Attempt(
             child.hypothesis, child.edit, fate, delta, reason, short_tail(last.stderr_tail)
         )
-        self.islands.settle(candidate.island, candidate.as_member(), fate, attempt)
+        member = candidate.as_member()
+        self.islands.settle(candidate.island, member, fate, attempt)
         if fate == Status.ACCEPTED:
-            self.state.set_champion(
-                candidate.island, candidate.as_member(), self.selection.minimize
-            )
+            self.state.set_champion(candidate.island, member, self.selection.minimize)
         self.lineage.candidate(candidate, fate, reason)
 
     def _running(self) -> list[tuple[Candidate, int]]:

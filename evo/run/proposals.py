@@ -94,7 +94,7 @@ class Proposals:
             return ""
         reason = child.reason or "duplicates a program already proposed on another island"
         self.lineage.candidate(candidate, Status.REFUSED, reason)
-        self.scheduler.resting.add(asked.island)
+        self.scheduler.rest(asked.island)
         self.refused_in_a_row += not child.sources
         if self.refused_in_a_row < MAX_REFUSED_IN_A_ROW:
             return ""

@@ -35,7 +35,13 @@ class Scheduler:
         self.mutation_s = _running_mean(self.mutation_s, seconds)
 
     def evaluated(self, seconds: float) -> None:
+        """A result came back: resting islands may be asked again."""
         self.evaluation_s = _running_mean(self.evaluation_s, seconds)
+        self.resting.clear()
+
+    def rest(self, island: int) -> None:
+        """The island's last proposal was refused: not asked again before the next result."""
+        self.resting.add(island)
 
     def limits(self, out_since: list[float], now: float | None = None) -> tuple[int, int]:
         """How many candidates to keep waiting or being proposed, and how many proposals one
