@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--timeout", type=float, help="hard timeout in seconds (default: target's)")
     ev.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     ev.add_argument("--json", action="store_true", help="print the whole result record as JSON")
+    for name in ("isolation", "memory_gb"):
+        _add_setting(ev, name, SETTINGS[name][1], with_defaults=True)
     ev.set_defaults(handler=commands.evaluate)
 
     pr = sub.add_parser(
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_variant_arguments(pr)
     for name, (section, spec) in SETTINGS.items():
-        if section == "llm":
+        if section == "llm" and name != "adaptive_models":  # learnt over a run, not one call
             _add_setting(pr, name, spec, with_defaults=True)
     pr.set_defaults(handler=commands.propose)
 
@@ -103,10 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
     be.add_argument(
         "name",
-        choices=["overhead", "scale", "efficiency", "lineage"],
+        choices=["overhead", "scale", "efficiency", "ensemble", "lineage"],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: the single chain "
-        "against 4 islands; lineage: evo lineage/report on a large lineage",
+        "against 4 islands; ensemble: fixed model weights against --adaptive-models for the "
+        "same spend; lineage: evo lineage/report on a large lineage",
     )
     numbers = "comma-separated"
     be.add_argument("--evaluators", default="1,2,4,8", help=f"overhead: {numbers} (1,2,4,8)")
@@ -115,9 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--eval-seconds", type=float, default=2.0, help="overhead: per evaluation")
     be.add_argument("--per-evaluator", type=int, default=12, help="overhead: evaluations each")
     be.add_argument(
+        "--isolation", default="auto", help=f"overhead: isolation levels, {numbers} (auto)"
+    )
+    be.add_argument(
         "--evaluations", default="1000,10000", help=f"scale: evaluations a run, {numbers}"
     )
-    be.add_argument("--seeds", type=int, default=5, help="efficiency: runs per preset (5)")
+    be.add_argument(
+        "--seeds", type=int, default=5, help="efficiency, ensemble: runs per preset or mode (5)"
+    )
     be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
     be.add_argument(
         "--target", type=Path, help="efficiency: a target (default: the rugged knob target)"
@@ -144,12 +152,15 @@ def _add_setting(
     default, kind = spec.default, spec.metadata["kind"]
     shown = f" (default: {default:g})" if isinstance(default, int | float) else ""
     shown = f" (default: {default})" if isinstance(default, str) and default else shown
+    shown = f" (default: {'on' if default else 'off'})" if kind is bool else shown
     text = spec.metadata["help"] + shown
     if kind is tuple:
         flag, options = (
             f"--{name.removesuffix('s')}",
             {"action": "append", "metavar": "NAME[:WEIGHT]"},
         )
+    elif kind is bool:
+        flag, options = f"--{name.replace('_', '-')}", {"action": argparse.BooleanOptionalAction}
     else:
         flag, options = f"--{name.replace('_', '-')}", {"type": kind}
     parser.add_argument(

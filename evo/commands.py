@@ -106,8 +106,10 @@ def export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evo.run.credentials import restart_without
     from evo.run.folder import new_run, resume_run
 
+    restart_without()  # the run's processes never hold them; its island actors get them
     given = _given(args, ("", "search", "evaluation", "limits", "llm"))
     if given.get("max_cost", 1) <= 0:
         raise UsageError("--max-cost takes a number of USD above 0; leave it out for no cap")
@@ -121,15 +123,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from evo.evaluate import sandbox
+    from evo.evaluate import isolation, sandbox
+    from evo.run import credentials
 
+    credentials.restart_without()
+    credentials.take()  # an evaluation needs none of them
     for flag, value in (("--budget", args.budget), ("--timeout", args.timeout)):
         if value is not None and not value > 0:
             raise UsageError(f"{flag} must be a number of seconds > 0, not {value:g}")
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be at least 1, not {args.threads}")
+    if args.memory_gb < 0:
+        raise UsageError(f"--memory-gb must be >= 0 (0: the default cap), not {args.memory_gb:g}")
     target = _target(args.target)
     device = sandbox.resolve_device(args.device)
+    level = isolation.resolve(args.isolation)
+    if level == "process" and args.isolation == "auto":
+        print(
+            f"warning: the process isolation level ({isolation.why_not()}): "
+            f"{isolation.NOT_COVERED}",
+            file=sys.stderr,
+        )
     result = sandbox.evaluate(
         target,
         _variant_sources(args.file, target.mutable),
@@ -138,6 +152,8 @@ def evaluate(args: argparse.Namespace) -> int:
         device=device,
         seed=args.seed,
         threads=args.threads,
+        isolation=level,
+        memory_bytes=int(args.memory_gb * 2**30) or None,
     )
     print(result.to_json() if args.json else result.summary())
     if result.status != Status.OK and result.stderr_tail and not args.json:
@@ -211,7 +227,7 @@ def _given(args: argparse.Namespace, sections: tuple[str, ...]) -> dict:
     return {
         name: getattr(args, name)
         for name, (section, _) in SETTINGS.items()
-        if section in sections and getattr(args, name) is not None
+        if section in sections and getattr(args, name, None) is not None
     }
 
 

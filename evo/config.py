@@ -17,6 +17,7 @@ from typing import Any
 from evo.errors import UsageError
 
 OPERATORS = ("auto", "offline", "anthropic", "openai")
+ISOLATION_LEVELS = ("auto", "namespace", "process")  # evo.evaluate.isolation
 OPENAI_NEEDS_URL = "the openai operator needs --base-url (e.g. http://127.0.0.1:8000/v1)"
 
 
@@ -50,6 +51,16 @@ class EvaluationConfig:
     evaluators: int = setting(0, "evaluator actors; 0: one per GPU, or one without GPUs")
     gpus_per_eval: float = setting(1.0, "GPUs reserved by each evaluator, fractions allowed")
     budget: float = setting(0.0, "training budget per evaluation in seconds; 0: the target's")
+    isolation: str = setting(
+        "auto",
+        "namespace (Linux: each evaluation in its own PID, mount and network namespaces), "
+        "process (a process group), or auto: namespace where the machine allows it",
+    )
+    memory_gb: float = setting(
+        0.0,
+        "memory cap per evaluation in GiB; 0: 0.9 of the machine's memory, shared by the "
+        "evaluations that run on it at once",
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,11 @@ class LLMSettings:
     base_url: str = setting("", "the model server (required for openai)")
     temperature: float | None = setting(None, "sampling temperature (the model's own)", float)
     max_tokens: int = setting(4096, "reply length cap in tokens")
+    adaptive_models: bool = setting(
+        False,
+        "choose each proposal's model by what the models' proposals earned per dollar so far "
+        "(Thompson sampling, evo.mutate.ensemble) instead of by the fixed weights",
+    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +161,12 @@ class RunConfig:
         for name in ("migration_interval", "stagnation", "migration_count"):
             _at_least(name, getattr(s, name), 0)
         for name, value in {**asdict(e), **asdict(lim)}.items():
-            _at_least(name, value, 0)
+            if not isinstance(value, str):
+                _at_least(name, value, 0)
+        if e.isolation not in ISOLATION_LEVELS:
+            raise UsageError(
+                f"unknown isolation {e.isolation!r}; use one of: {', '.join(ISOLATION_LEVELS)}"
+            )
         if not 0 <= s.explore <= 1:
             raise UsageError(f"explore must be between 0 and 1, not {s.explore}")
         if not e.gpus_per_eval > 0:
@@ -162,6 +183,11 @@ class RunConfig:
             raise UsageError("the openai operator needs --model NAME (the server's model name)")
         if self.llm.operator == "openai" and not self.llm.base_url:
             raise UsageError(OPENAI_NEEDS_URL)
+        if self.llm.operator == "offline" and self.llm.adaptive_models:
+            raise UsageError(
+                "--adaptive-models chooses among an LLM's models and the offline operator has "
+                "none; leave it out, or use --operator anthropic or openai"
+            )
 
     def to_toml(self) -> str:
         lines = [_toml_line(k, v) for k, v in asdict(self).items() if k not in SECTIONS]

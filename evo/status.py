@@ -15,6 +15,7 @@ class Status(StrEnum):
     CRASH = "crash"  # a non-zero exit and no verdict of the fixed part
     TIMEOUT = "timeout"  # killed at the hard timeout
     INVALID = "invalid"  # ran, but could not be scored (or the fixed part refused it)
+    OOM = "oom"  # stopped at the evaluation's memory cap
     # The island's verdict on an evaluated candidate (evo.search.island).
     ACCEPTED = "accepted"  # the island's new champion
     REPEAT = "repeat"  # promising within the noise: evaluate it again (never final)

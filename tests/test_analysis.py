@@ -63,16 +63,42 @@ def fixture_run(tmp_path_factory) -> Path:
             [9.0],
             "X down",
             1,
+            operator="anthropic",
+            model="claude-haiku-4-5",
             cost_usd=0.25,
             input_tokens=1000,
             output_tokens=100,
         ),
         row(
-            2, 0, 1, "kept", [10.1], "Y up", 2, cost_usd=0.25, input_tokens=1000, output_tokens=100
-        ),
+            2,
+            0,
+            1,
+            "kept",
+            [10.1],
+            "Y up",
+            2,
+            operator="anthropic",
+            model="claude-sonnet-4-5",
+            cost_usd=0.25,
+            input_tokens=1000,
+            output_tokens=100,
+        ),  # fmt: skip
         row(3, 1, 0, "crash", [None], "X way down", 3, statuses=["crash"], reason="boom"),
         row(4, 1, 0, "accepted", [8.0, 8.2], "X further down", 4),
-        row(5, 0, 1, "refused", [], "bad edit", 5, reason="SEARCH block 1 matches nothing"),
+        row(
+            5,
+            0,
+            1,
+            "refused",
+            [],
+            "bad edit",
+            5,
+            reason="SEARCH block 1 matches nothing",
+            operator="anthropic",
+            model="claude-haiku-4-5",
+            cost_usd=0.15,
+            input_tokens=500,
+        ),  # fmt: skip
     ]:
         writer.add(r)
     writer.flush()
@@ -101,13 +127,16 @@ def test_the_summary_figures(fixture_run):
         "evaluations: 8 (ok 7, crash 1)",
         "noise: sigma 0.2 (the seed program's spread over seeds)",
         "acceptance by island: 0: 2/3 (67%), 1: 0/1 (0%)",
-        "acceptance by operator: offline: 2/4 (50%)",
+        "acceptance by operator: anthropic/claude-haiku-4-5: 1/1 (100%), "
+        "anthropic/claude-sonnet-4-5: 0/1 (0%), offline: 1/2 (50%)",
         "best per island: 0: 8.1000",
         "improvement chain of the best (#4, loss 8.1000):",
         "  #0      10.0000                         the seed program",
         "  #1      9.0000    -1.0000 (5.0 sigma)  X down",
         "  #4      8.1000    -0.9000 (4.5 sigma)  X further down",
-        "spend: $0.50 (2000 input, 0 cache-read, 200 output tokens)",
+        "spend: $0.65 (2500 input, 0 cache-read, 200 output tokens)",
+        "spend by model: claude-haiku-4-5: 1 accepted of 2 for $0.40 (2.5 per $), "
+        "claude-sonnet-4-5: 0 accepted of 1 for $0.25 (0 per $)",
         # 30 + 10 + 10 + 10 + 20 s of evaluation between minute 0 and minute 6
         "evaluator utilisation: 22.2% (80 s of evaluation over 1 evaluator(s) x 360 s)",
     ]

@@ -7,6 +7,7 @@ import json
 from conftest import ROOT, evo
 
 from evo.bench.efficiency import bench_efficiency
+from evo.bench.ensemble import WORLDS, bench_ensemble
 
 
 def test_bench_lineage_small(tmp_path):
@@ -26,3 +27,16 @@ def test_bench_efficiency_small():
     assert chain["final_best_min"] <= chain["final_best_median"] <= chain["final_best_max"]
     assert chain["final_best_max"] < 62.1  # never worse than the seed program (about 62.0)
     assert chain["reached_reference_best"].endswith("/2")
+
+
+def test_bench_ensemble_small():
+    results = bench_ensemble(seeds=1, max_cost=0.03)
+    assert [(r["world"], r["models"]) for r in results] == [
+        (world, models) for world in WORLDS for models in ("fixed 0.7/0.3", "adaptive")
+    ]
+    for row in results:
+        assert row["seeds"] == 1 and row["max_cost"] == 0.03
+        assert row["final_best_median"] < 32.3  # never worse than the seed program (32.26)
+        # $0.03 buys 3 to 6 proposals of these models; the run stops at the cap, its last
+        # proposals already asked for coming back
+        assert 3 <= row["proposals"] <= 12 and 0 <= row["sonnet_share"] <= 1

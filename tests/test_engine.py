@@ -6,13 +6,16 @@ import gc
 import json
 import os
 import random
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 import weakref
 from collections import Counter
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -308,6 +311,7 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
         (["--preset", "nope"], "preset nope does not exist"),
         (["--target", "nowhere"], "target folder nowhere does not exist"),
         (["--max-evals", "0"], "set a stop condition"),
+        (["--operator", "offline", "--adaptive-models"], "the offline operator has none"),
     ],
 )
 def test_run_refuses_bad_input_in_one_line(args, message):
@@ -325,8 +329,8 @@ def test_a_resume_keeps_the_run_settings(tmp_path):
     done = evo("run", "--resume", str(run_dir), "--islands", "7")
     assert done.returncode == 2
     assert (
-        "islands cannot change (only address, max_cost, max_evals, max_hours, models can)"
-        in done.stderr
+        "islands cannot change (only adaptive_models, address, max_cost, max_evals, max_hours, "
+        "models can)" in done.stderr
     )
     other = evo("run", "--resume", str(run_dir), "--target", str(NOISE))
     assert other.returncode == 2 and "; target cannot change (only " in other.stderr
@@ -430,6 +434,25 @@ def test_a_dead_model_service_stops_the_run_with_what_to_do(
     )
     assert engine.state.evals_done == 3  # the seed's; nothing else was paid for
     assert_complete(rows, engine)
+
+
+def test_a_base_url_that_refuses_connections_stops_the_run_with_what_to_do(
+    ray_session, tmp_path, capsys
+):
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=2, max_evals=50, operator="openai", base_url=url,
+        models=["local"],
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "stopping: the last 30 proposals were all refused (the last because: the model " in out
+    assert "Connection refused" in out
+    assert f"then go on: python -m evo run --resume {tmp_path / 'run'}" in out
+    refused = candidates(rows)[1:]
+    assert len(refused) >= 30 and engine.state.evals_done == 3
+    assert all("the model service failed: URLError: " in r["reason"] for r in refused)
 
 
 def test_a_killed_training_process_is_a_crash_and_the_run_goes_on(ray_session, tmp_path):
@@ -560,14 +583,49 @@ def test_the_cost_cap_ends_the_run_cleanly_and_a_resume_raises_it(
         "0.1",
         "--model",
         "claude-sonnet-4-5",
+        "--adaptive-models",
         env=env,
     )
-    assert same.returncode == 0 and "cannot change" not in same.stderr  # the same models again
+    # the same models again; the choice among them may change
+    assert same.returncode == 0 and "cannot change" not in same.stderr
+    assert "adaptive_models = true" in (run_dir / "config.toml").read_text()
     refused = evo("run", "--resume", str(run_dir), "--max-cost", "0", env=env)
     assert refused.returncode == 2
     assert refused.stderr == (
         "evo: error: --max-cost takes a number of USD above 0; leave it out for no cap\n"
     )
+
+
+def test_adaptive_models_ask_the_model_whose_edits_are_accepted(
+    ray_session, tmp_path, model_server, monkeypatch
+):
+    # "good" moves X one step towards its optimum, "bad" away from it; both cost the same.
+    numbers = iter(range(1, 100_000))
+
+    def reply(request):
+        task = request.body["messages"][1]["content"].split("# The parent to improve")[1]
+        x = float(re.search(r"^X = (\S+)", task, re.MULTILINE).group(1))
+        step = -1.0 if request.body["model"] == "good" else 3.0
+        new = f"X = {x + step + next(numbers) * 1e-6:.6f}"  # each a new program
+        return Reply(f"HYPOTHESIS: move X\nREPLACE DEFINITION X IN params.py\n```\n{new}\n```")
+
+    model_server.reset()
+    monkeypatch.setattr(model_server, "default", reply)
+    chain = {"islands": 1, "population": 1, "tournament": 1, "explore": 0.0, "stagnation": 0}
+    engine, rows = run_engine(
+        tmp_path, QUAD, max_evals=24, operator="openai", base_url=model_server.url + "/v1",
+        models=["good", "bad"], adaptive_models=True, **chain,
+    )  # fmt: skip
+    records = engine.state.models
+    assert records["good"].accepted >= 3 and records["bad"].accepted == 0
+    asked = [r.body["model"] for r in model_server.requests]
+    assert asked[:2] == ["good", "bad"]  # each tried once first
+    assert asked[6:].count("good") >= 0.75 * len(asked[6:])
+    # the records are the lineage's own figures, and the checkpoint keeps them
+    settled = Counter(r["model"] for r in candidates(rows) if r["model"])
+    assert {m: r.settled for m, r in records.items()} == dict(settled)
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["models"]
+    assert saved == {m: asdict(r) for m, r in records.items()}
 
 
 def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, tmp_path):

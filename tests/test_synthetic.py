@@ -6,8 +6,16 @@ import random
 
 import pytest
 
-from evo.bench.synthetic import RewriteReplies, instant_evaluation, knob_loss, write_knob_target
+from evo.bench.loopback import Request
+from evo.bench.synthetic import (
+    RewriteReplies,
+    SkilledReplies,
+    instant_evaluation,
+    knob_loss,
+    write_knob_target,
+)
 from evo.evaluate.sandbox import evaluate
+from evo.mutate.prompt import task_text
 from evo.mutate.proposal import Validator
 from evo.mutate.replies import parse_reply
 from evo.target import load_target
@@ -58,3 +66,24 @@ def test_rewrite_replies_are_new_valid_programs_after_their_latency(tmp_path):
         assert hypothesis == f"knob set {number}"
         children.append(validator.child_of(target.read_mutable(), edits)["knobs.py"])
     assert len(set(children)) == 5
+
+
+@pytest.mark.parametrize(("skill", "improvements"), [(1.0, 40), (0.0, 0), (0.5, 13)])
+def test_skilled_replies_improve_with_the_models_skill(tmp_path, skill, improvements):
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05))
+    parent = target.read_mutable()
+    task = task_text(target, parent, 31.5)
+    content = [{"type": "text", "text": "the fixed part"}, {"type": "text", "text": task}]
+    body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    assert SkilledReplies.parent_knobs(body) == [512.0] * 4
+    replies = SkilledReplies({"m": skill}, {"input_tokens": 3000, "output_tokens": 300}, seed=2)
+    validator = Validator(target)
+    better = 0
+    for _ in range(40):
+        reply = replies(Request("/v1/messages", {}, body))
+        assert reply.usage == {"input_tokens": 3000, "output_tokens": 300}
+        _, edits = parse_reply(reply.text, parent)
+        child = validator.child_of(parent, edits)["knobs.py"]
+        values = [float(line.split(" = ")[1]) for line in child.splitlines()]
+        better += knob_loss(values, seed=0) < knob_loss([512.0] * 4, seed=0)
+    assert better == improvements

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from evo.bench.efficiency import bench_efficiency
+from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
 from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import bench_overhead, bench_scale
@@ -33,6 +34,7 @@ def main(args: argparse.Namespace) -> int:
             _numbers(args.latency, "--latency", float),
             args.eval_seconds,
             args.per_evaluator,
+            tuple(args.isolation.split(",")),
         )
     elif args.name == "scale":
         results = bench_scale(
@@ -49,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
             for preset in presets:
                 preset_path(preset)  # a one-line error for a preset that does not exist
             results = bench_efficiency(args.seeds, args.evals, target, args.budget, presets)
+    elif args.name == "ensemble":
+        results = bench_ensemble(args.seeds)
     else:
         results = bench_lineage(args.rows)
     # Lists (per-seed curves and the like) go to the raw results only.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evo.evaluate.process import run_process
 from evo.evaluate.result import EvalResult
-from evo.evaluate.sandbox import run_process
 from evo.mutate.proposal import Usage
 from evo.search.candidate import Candidate, Child, Evaluation
 from evo.status import Status

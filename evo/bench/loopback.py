@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -121,3 +122,21 @@ class ModelServer:
                 **reply.usage,
             },
         }
+
+
+@contextlib.contextmanager
+def loopback_model(answer: Callable[[Request], Reply]) -> Iterator[ModelServer]:
+    """A model server on 127.0.0.1 that gives every request `answer(request)`, set as the
+    anthropic operator's endpoint (with a key of its own) for the block."""
+    server = ModelServer(default=answer)
+    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    os.environ.update(ANTHROPIC_API_KEY="loopback", ANTHROPIC_BASE_URL=server.url)
+    try:
+        yield server
+    finally:
+        server.close()
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value

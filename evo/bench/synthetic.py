@@ -15,7 +15,8 @@ seed (a paired comparison cancels it).
 `instant_evaluation` computes the same loss in-process, without a subprocess: the zero-cost
 evaluation of `evo bench scale`. `RewriteReplies` are model-server answers that rewrite the
 knobs to new random values: every proposal is a new program, after whatever latency the bench
-sets.
+sets. `SkilledReplies` are the answers of models of known skill: each moves one knob of the parent
+one step, towards its optimum with the model's probability, else away from it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ import itertools
 import json
 import math
 import random
+import re
 import textwrap
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evo.evaluate.result import EvalResult
@@ -107,9 +110,11 @@ def instant_evaluation(
     device: str = "cpu",
     seed: int = 0,
     threads: int | None = None,
+    **_isolation: object,
 ) -> EvalResult:
     """The knob target's loss (with its score.py's RUGGEDNESS) computed here, in no time: a
-    sandbox for engine benchmarks only (it trusts the code, which is only ever constants)."""
+    sandbox for engine benchmarks only (it trusts the code, which is only ever constants, and
+    runs it in no sandbox: the isolation settings do not apply)."""
     started = time.monotonic()
     source = (sources or {}).get("knobs.py") or target.read_mutable()["knobs.py"]
     values = {
@@ -130,6 +135,19 @@ def instant_evaluation(
         wall_seconds=time.monotonic() - started,
         peak_rss_mb=None,
     )
+
+
+@dataclass(frozen=True)
+class PacedEvaluation:
+    """`instant_evaluation` that takes `seconds` of wall time (and no CPU): a sandbox for engine
+    benchmarks where evaluations must be slower than proposals, as with a real training run."""
+
+    seconds: float
+
+    def __call__(self, target: Target, sources: dict[str, str] | None = None, **options):
+        time.sleep(self.seconds)
+        result = instant_evaluation(target, sources, **options)
+        return replace(result, train_seconds=self.seconds, wall_seconds=self.seconds)
 
 
 @functools.cache
@@ -160,3 +178,37 @@ class RewriteReplies:
         lines = "".join(f"K{i} = {2 ** self.rng.uniform(-2, 3):.6f}\n" for i in range(self.knobs))
         text = f"HYPOTHESIS: knob set {number}\nREWRITE knobs.py\n```python\n{lines}```\n"
         return Reply(text, delay=self.latency, usage={"input_tokens": 100, "output_tokens": 100})
+
+
+class SkilledReplies:
+    """Model-server answers whose quality depends on the model asked: `skills[model]` is the
+    probability that its edit steps a knob (x2 or x0.5) towards the knob's optimum, an
+    improvement; otherwise the step goes away from it. Every reply costs `usage` tokens."""
+
+    def __init__(self, skills: dict[str, float], usage: dict[str, int], seed: int = 0):
+        self.skills = skills
+        self.usage = usage
+        self.rng = random.Random(seed)
+        self.count = itertools.count(1)
+
+    def __call__(self, request):
+        from evo.bench.loopback import Reply
+
+        knobs = self.parent_knobs(request.body)
+        skilled = self.rng.random() < self.skills[request.body["model"]]
+        off = [i for i, value in enumerate(knobs) if round(math.log2(value)) != 2 + i % 4]
+        i = self.rng.choice(off or range(len(knobs)))
+        up = (math.log2(knobs[i]) < 2 + i % 4) == skilled
+        value = knobs[i] * (2.0 if up else 0.5) * (1 + next(self.count) * 1e-9)  # each one new
+        text = (
+            f"HYPOTHESIS: K{i} {'up' if up else 'down'}\n"
+            f"REPLACE DEFINITION K{i} IN knobs.py\n```python\nK{i} = {value!r}\n```\n"
+        )
+        return Reply(text, usage=dict(self.usage))
+
+    @staticmethod
+    def parent_knobs(body: dict) -> list[float]:
+        """The parent's knobs, read from the prompt of a Messages-API request."""
+        task = body["messages"][0]["content"][-1]["text"].split("# The parent to improve")[1]
+        found = re.findall(r"^K(\d+) = (\S+)$", task, re.MULTILINE)
+        return [float(value) for _, value in sorted(found, key=lambda kv: int(kv[0]))]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from evo.bench.loopback import ModelServer
+from evo.bench.loopback import loopback_model
 from evo.bench.synthetic import RewriteReplies, instant_evaluation, write_knob_target
 from evo.config import RunConfig, SearchConfig
 from evo.run.engine import Engine
@@ -51,25 +50,6 @@ def local_ray() -> Iterator[None]:
     finally:
         if ours:
             ray.shutdown()
-
-
-@contextlib.contextmanager
-def loopback_model(latency: float) -> Iterator[RewriteReplies]:
-    """A model server on 127.0.0.1 whose every reply rewrites the knobs after `latency`
-    seconds, set as the anthropic operator's endpoint for the block."""
-    replies = RewriteReplies(KNOBS, latency)
-    server = ModelServer(default=replies)
-    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-    os.environ.update(ANTHROPIC_API_KEY="loopback", ANTHROPIC_BASE_URL=server.url)
-    try:
-        yield replies
-    finally:
-        server.close()
-        for key, value in saved.items():
-            if value is None:
-                del os.environ[key]
-            else:
-                os.environ[key] = value
 
 
 def evaluation_times(lineage: Path) -> list[tuple[str, float, float, float]]:
@@ -118,36 +98,43 @@ def bench_overhead(
     latencies: list[float],
     seconds: float,
     per_evaluator: int,
+    isolations: tuple[str, ...] = ("auto",),
 ) -> list[dict]:
     results = []
+    replies = RewriteReplies(KNOBS, latency=0.0)
     with (
-        loopback_model(0.0) as replies,
+        loopback_model(replies),
         local_ray(),
         tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
     ):
         target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, seconds))
-        for latency in latencies:
+        runs = [
+            (level, latency, count, island_count)
+            for level in isolations
+            for latency in latencies
+            for count in evaluators
+            for island_count in islands
+        ]
+        for number, (level, latency, count, island_count) in enumerate(runs):
             replies.latency = latency
-            for count in evaluators:
-                for island_count in islands:
-                    config = _config(
-                        target.root,
-                        scratch,
-                        islands=island_count,
-                        evaluators=count,
-                        budget=seconds,
-                        max_evals=SearchConfig.noise_repeats + per_evaluator * count,
-                    )
-                    run_dir = Path(scratch) / f"run-{latency}-{count}-{island_count}"
-                    run_dir.mkdir()
-                    began = time.time()
-                    Engine(config, target, run_dir).run()
-                    ended = time.time()
-                    times = evaluation_times(run_dir / "lineage")
-                    results.append(
-                        _overhead_row(times, count, island_count, latency, seconds, began, ended)
-                    )
-                    print(results[-1], flush=True)
+            config = _config(
+                target.root,
+                scratch,
+                islands=island_count,
+                evaluators=count,
+                budget=seconds,
+                isolation=level,
+                max_evals=SearchConfig.noise_repeats + per_evaluator * count,
+            )
+            run_dir = Path(scratch) / f"run-{number}"
+            run_dir.mkdir()
+            began = time.time()
+            Engine(config, target, run_dir).run()
+            ended = time.time()
+            times = evaluation_times(run_dir / "lineage")
+            row = _overhead_row(times, count, island_count, latency, seconds, began, ended)
+            results.append({"isolation": level, **row})
+            print(results[-1], flush=True)
     return results
 
 
@@ -171,6 +158,10 @@ def _overhead_row(
         "utilisation_steady": round(utilisation(times, count, steady_start, steady_end), 4),
         "overhead_median_ms": round(1000 * statistics.median(gaps), 1) if gaps else None,
         "overhead_p90_ms": round(1000 * _quantile(gaps, 0.9), 1) if gaps else None,
+        # the sandbox's own time: copy, process start-up, isolation, the fixed part's imports
+        "sandbox_beyond_eval_ms": round(
+            1000 * statistics.median(sandbox - seconds for *_, sandbox in times), 1
+        ),
     }
 
 
@@ -193,7 +184,7 @@ def bench_scale(islands: list[int], evaluations: list[int], evaluators: int) -> 
 
 def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
     with (
-        loopback_model(0.0),
+        loopback_model(RewriteReplies(KNOBS, latency=0.0)),
         local_ray(),
         tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
     ):

@@ -16,15 +16,18 @@ class EvalResult:
     """One evaluation of one variant.
 
     status: ok (finite metric), crash (non-zero exit, no verdict), timeout (killed at the hard
-        limit), invalid (ran, but the metric is NaN/inf, was never reported, or the fixed part
-        refused it: a failed correctness check, a broken budget, a non-causal model).
+        limit), oom (stopped at the memory cap), invalid (ran, but the metric is NaN/inf, was
+        never reported, or the fixed part refused it: a failed correctness check, a broken
+        budget, a non-causal model).
     metric: the fixed part's measurement; set only when status is ok.
     train_seconds: time the fixed part counted against the budget, when it reported one.
     wall_seconds: the evaluation's whole life, start-up and final evaluation included.
-    peak_rss_mb: peak resident memory of the evaluation's main process.
+    peak_rss_mb: peak memory of the evaluation: its cgroup's where it has one, else its largest
+        process's resident memory.
     reason: one line saying why a non-ok evaluation failed.
     stderr_tail: the end of stderr (the traceback of a crash).
     details: what else the fixed part reported (tokens, steps, params, MFU, GPU memory, ...).
+    isolation: the level it ran at (evo.evaluate.isolation); "" where no sandbox ran it.
     """
 
     status: Status
@@ -39,6 +42,7 @@ class EvalResult:
     reason: str = ""
     stderr_tail: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    isolation: str = ""
 
     def summary(self) -> str:
         """The one-line form the CLI prints."""

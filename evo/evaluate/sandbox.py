@@ -1,40 +1,45 @@
-"""Run one evaluation of one variant in a fresh, killable subprocess.
+"""Run one evaluation of one variant in a fresh, killable subprocess, isolated as far as the
+machine allows (evo.evaluate.isolation has the levels).
 
-What is covered:
+What is covered, at every level:
 - A fresh working copy per evaluation: a temporary folder holding the target's fixed files and
   the variant's mutable files. The target folder itself is never written, and the copy is
   deleted afterwards.
 - A fresh process per evaluation, in a process group of its own. Past the hard timeout the whole
   group gets SIGKILL, which children that ignore SIGTERM cannot refuse; the group is killed again
-  after a normal exit so that no child outlives its evaluation. A fresh process also returns all
-  GPU memory to the driver.
+  after a normal exit. A fresh process also returns all GPU memory to the driver.
 - An environment built from an allow-list (PATH, locale, CUDA and BLAS settings, ...), minus
-  anything that looks like a credential, plus the protocol's EVO_* variables. No API key of ours
-  reaches a variant.
+  anything that looks like a credential, plus the protocol's EVO_* variables. A run also keeps
+  credentials out of its evaluators and Ray's daemons (evo.run.credentials).
+- A memory cap (evo.evaluate.memory): an evaluation that reaches it is `oom`.
 - The metric comes from the target's fixed part through a result file (evo.target.protocol);
   what the variant prints is kept for diagnosis only and never parsed.
 - `--device cpu` hides every GPU (CUDA_VISIBLE_DEVICES is set empty).
 
+At the namespace level (Linux, the default where it works), besides:
+- Every process the variant starts dies with the evaluation, `setsid` and double forks
+  included; /proc shows only the evaluation's own processes (no other process's environment).
+- Read-only everywhere but the working copy, a private /tmp and /dev/shm, and the target's cache
+  folder; the fixed files read-only in the working copy; loopback only, unless the target's
+  `[sandbox] network = true`; no capabilities.
+
 What is not covered:
-- This is not a security boundary. The variant runs as the same user, with the same file system
-  and network. A process that calls setsid() leaves the process group and survives the kill;
-  Python code that reads files can find the result channel or the fixed files. The target's
-  static rules (forbidden imports and names) keep honest-but-careless LLM code away from these;
-  for code from models you do not trust, add OS isolation: a container or VM with no network
-  and no credentials, and a memory limit.
-- Memory is not capped: a variant can exhaust the machine's memory (the OOM killer's SIGKILL is
-  then reported as a crash).
+- At the process level: a variant can read other processes' environments and files, write
+  anywhere the user can, reach the network, and leave behind processes that call setsid().
+- At both: the variant runs as the same user (as root of its own user namespace at the namespace
+  level), can read whatever that user can read (the fixed files, the result channel's folder if
+  it finds it: the target's static rules keep honest-but-careless code away from these), and
+  shares the GPUs it was given, whose memory the operating system cannot cap. It is not a
+  defence against kernel exploits: for code from models you do not trust at all, run the
+  evaluators in a VM.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +47,8 @@ from typing import Any
 
 import evo
 from evo.errors import UsageError
+from evo.evaluate.memory import cap, default_cap
+from evo.evaluate.process import run_process
 from evo.evaluate.result import EvalResult, classify
 from evo.status import Status
 from evo.target import Target, protocol
@@ -61,8 +68,14 @@ _PASSED_PREFIXES = (
     "TORCHINDUCTOR_",
     "TRITON_",
 )
-_SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".*")
+# In the namespace, $HOME is read-only: temporary files and caches go to the private /tmp.
+JAILED_ENVIRONMENT = {
+    "TMPDIR": "/tmp",
+    "XDG_CACHE_HOME": "/tmp/.cache",
+    "TRITON_CACHE_DIR": "/tmp/.triton",
+}
 
 
 def resolve_device(device: str) -> str:
@@ -91,12 +104,16 @@ def evaluate(
     threads: int | None = None,
     cache_dir: Path | None = None,
     check_rules: bool = True,
+    isolation: str = "process",
+    memory_bytes: int | None = None,
 ) -> EvalResult:
     """Evaluate one variant of `target` and return its result; never raises for a bad variant.
 
     sources: mutable file (relative path) -> source text; files not given keep the target's own.
     budget_seconds / timeout_seconds: default to the target's (the timeout moves with the budget).
     device: "cpu" or "cuda" (already resolved; see resolve_device).
+    isolation: "namespace" or "process" (already resolved; see evo.evaluate.isolation.resolve).
+    memory_bytes: the memory cap; None: evo.evaluate.memory.default_cap(), 0: none.
     check_rules: refuse a variant that breaks the target's static rules without running it.
         Only tests of the sandbox itself, which must hold even behind broken rules, turn it off.
     """
@@ -131,6 +148,9 @@ def evaluate(
             **common,
         )
 
+    cache = Path(cache_dir or protocol.DEFAULT_CACHE_DIR)
+    cache.mkdir(parents=True, exist_ok=True)
+    memory = cap(default_cap() if memory_bytes is None else memory_bytes, device)
     with tempfile.TemporaryDirectory(prefix="evo-eval-") as scratch_name:
         scratch = Path(scratch_name)
         work = scratch / "work"
@@ -139,25 +159,38 @@ def evaluate(
             (work / rel).write_text(text)
         channel = scratch / secrets.token_hex(8)
         channel.mkdir()
-        env = child_environment(
-            {
-                protocol.BUDGET_SECONDS: repr(float(budget)),
-                protocol.DEVICE: device,
-                protocol.SEED: str(seed),
-                protocol.THREADS: str(threads),
-                protocol.CACHE_DIR: str(cache_dir or protocol.DEFAULT_CACHE_DIR),
-                protocol.RESULT_PATH: str(channel / "result.json"),
-            },
-            device=device,
-            threads=threads,
-        )
-        started = time.monotonic()
-        exit_code, timed_out, peak_rss_mb = run_process(target.entry, work, env, scratch, timeout)
-        wall_seconds = time.monotonic() - started
-        stderr_tail = _tail(scratch / "stderr.log")
-        reported = _read_report(channel / "result.json")
+        request = {
+            protocol.BUDGET_SECONDS: repr(float(budget)),
+            protocol.DEVICE: device,
+            protocol.SEED: str(seed),
+            protocol.THREADS: str(threads),
+            protocol.CACHE_DIR: str(cache),
+            protocol.RESULT_PATH: str(channel / "result.json"),
+        }
+        jail = None
+        if isolation == "namespace":
+            request |= JAILED_ENVIRONMENT
+            jail = {
+                "scratch": scratch,
+                "cache": cache,
+                "read_only": fixed_paths(work, target.mutable),
+                "network": target.network,
+            }
+        env = child_environment(request, device=device, threads=threads)
+        try:
+            started = time.monotonic()
+            exit_code, timed_out, peak_rss_mb = run_process(
+                target.entry, work, env, scratch, timeout, memory, jail
+            )
+            wall_seconds = time.monotonic() - started
+            stderr_tail = _tail(scratch / "stderr.log")
+            reported = _read_report(channel / "result.json")
+            status, metric, reason = classify(reported, exit_code, timed_out, stderr_tail)
+            if status == Status.CRASH and memory.reached(exit_code, stderr_tail):
+                status, reason = Status.OOM, f"stopped at {memory.describe()}"
+        finally:
+            memory.close()
 
-    status, metric, reason = classify(reported, exit_code, timed_out, stderr_tail)
     reported = reported or {}
     train_seconds = reported.get("train_seconds")
     details = {
@@ -174,6 +207,7 @@ def evaluate(
         reason=reason,
         stderr_tail="" if status == Status.OK else stderr_tail,
         details=details,
+        isolation=isolation,
         **common,
     )
 
@@ -184,7 +218,7 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
         name: value
         for name, value in os.environ.items()
         if (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES))
-        and not any(marker in name.upper() for marker in _SECRET_MARKERS)
+        and not any(marker in name.upper() for marker in SECRET_MARKERS)
     }
     # evo's own folder, so that a target's fixed part can import evo.target.protocol.
     env["PYTHONPATH"] = str(Path(evo.__file__).resolve().parent.parent)
@@ -196,65 +230,20 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
     return env
 
 
-def run_process(
-    argv: tuple[str, ...], cwd: Path, env: dict[str, str], logs: Path, timeout: float
-) -> tuple[int, bool, float | None]:
-    """Run argv in its own process group; return (exit code, timed out, peak RSS in MB)."""
-    with open(logs / "stdout.log", "wb") as out, open(logs / "stderr.log", "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        except OSError as e:
-            raise UsageError(
-                f"cannot start the entry command {argv[0]!r} ({e}); fix 'entry'"
-            ) from None
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    timed_out = False
-    peak_rss_mb = None
-    try:
-        while proc.poll() is None:
-            peak_rss_mb = _peak_rss_mb(proc.pid) or peak_rss_mb
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                _kill_group(proc.pid)
-                proc.wait()
-                break
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 0.01)
-    finally:
-        _kill_group(proc.pid)  # on exit: children the variant left behind; on error: everything
-        proc.wait()
-    return proc.returncode, timed_out, peak_rss_mb
-
-
-def _peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident memory so far (Linux), or None where it cannot be read.
-
-    Read from /proc while it runs, not from wait4's ru_maxrss: that one also counts the memory
-    of evo's own process, which the child shared before it exec'd the entry command.
-    """
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # nothing left to kill
-        os.killpg(pgid, signal.SIGKILL)
+def fixed_paths(work: Path, mutable: tuple[str, ...]) -> list[Path]:
+    """The working copy's fixed files and folders, each folder taken whole where it holds no
+    mutable file."""
+    holding = {parent for rel in mutable for parent in Path(rel).parents if parent != Path(".")}
+    found = []
+    folders = [work]
+    while folders:
+        for path in sorted(folders.pop().iterdir()):
+            rel = path.relative_to(work)
+            if rel in holding:
+                folders.append(path)
+            elif str(rel) not in mutable:
+                found.append(path)
+    return found
 
 
 def _tail(path: Path) -> str:

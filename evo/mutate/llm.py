@@ -268,11 +268,14 @@ class LLMOperator:
         history: Sequence[Attempt] = (),
         inspirations: Sequence[Inspiration] = (),
         measured: Measured | None = None,
+        model: str | None = None,
     ) -> Proposal:
-        """One validated child of `parent`, or a Proposal without child and every reason."""
-        models, weights = zip(*self.config.models, strict=True)
-        with self._lock:  # island actors call from several threads; only the wait is shared
-            model = self.rng.choices(models, weights)[0]
+        """One validated child of `parent`, or a Proposal without child and every reason;
+        `model` is drawn by the ensemble's weights unless given."""
+        if model is None:
+            models, weights = zip(*self.config.models, strict=True)
+            with self._lock:  # island actors call from several threads; only the wait is shared
+                model = self.rng.choices(models, weights)[0]
         task = task_text(self.target, parent, metric, history, inspirations, measured)
         turns = [("user", task)]
         usage, rejections, hypothesis = Usage(), [], ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from evo.config import OPENAI_NEEDS_URL, OPERATORS
@@ -24,19 +24,27 @@ class Operator(Protocol):
         history: Sequence[Attempt] = (),
         inspirations: Sequence[Inspiration] = (),
         measured: Measured | None = None,
+        model: str | None = None,
     ) -> Proposal:
-        """One proposal for a child of `parent`: a validated child, or the reasons it has none."""
+        """One proposal for a child of `parent`: a validated child, or the reasons it has none.
+        `model`: the ensemble's model to ask (evo.mutate.ensemble); None: the operator's choice."""
+
+
+def resolved(kind: str, env: Mapping[str, str] = os.environ) -> str:
+    """The operator `kind` stands for: "auto" is anthropic with an API key in `env`, else
+    offline."""
+    if kind not in OPERATORS:
+        raise UsageError(f"unknown operator {kind!r}; use one of: {', '.join(OPERATORS)}")
+    if kind == "auto":
+        return "anthropic" if env.get("ANTHROPIC_API_KEY") else "offline"
+    return kind
 
 
 def make_operator(
     kind: str, validator: Validator, seed: int, device: str, config: LLMConfig | None = None
 ) -> Operator:
-    """The operator `kind` names; "auto" is anthropic with an API key in the environment, else
-    offline."""
-    if kind not in OPERATORS:
-        raise UsageError(f"unknown operator {kind!r}; use one of: {', '.join(OPERATORS)}")
-    if kind == "auto":
-        kind = "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+    """The operator `kind` names (see `resolved`)."""
+    kind = resolved(kind)
     if kind == "offline":
         return OfflineOperator(validator, seed=seed, device=device)
     config = config or LLMConfig(backend=kind)

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict
 
+from evo.evaluate.isolation import namespaces_work
+from evo.evaluate.memory import default_cap
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.mutate.edits import describe
@@ -61,8 +63,9 @@ class IslandActor:
         seed += 7919 * self.island.index
         self.operator = make_operator(operator, validator, seed, device, llm)
 
-    def propose(self, inspirations: list[Inspiration]) -> Child:
-        """A child of a parent chosen here, with what the lineage needs to know of it."""
+    def propose(self, inspirations: list[Inspiration], model: str | None = None) -> Child:
+        """A child of a parent chosen here, with what the lineage needs to know of it; `model`:
+        the one to ask, where the driver chooses."""
         with self.lock:
             parent = self.island.select_parent()
             history = list(self.history)
@@ -76,10 +79,11 @@ class IslandActor:
                 history=history,
                 inspirations=[i for i in inspirations if i.island != self.island.index],
                 measured=measured,
+                model=model,
             )
         except Exception as e:  # an operator's bug must not end the run: it is a refusal
             why = f"the operator failed: {type(e).__name__}: {e}"[:500]
-            proposal = Proposal(self.operator.name, None, "", (), None, (why,))
+            proposal = Proposal(self.operator.name, model, "", (), None, (why,))
         edit = "; ".join(describe(e) for e in proposal.edits)
         if not proposal.valid:
             reason = proposal.rejections[-1] if proposal.rejections else "no proposal"
@@ -154,12 +158,18 @@ class Evaluator:
         device: str,
         threads: int,
         sandbox: Callable[..., EvalResult] = evaluate,
+        isolation: str = "process",
+        memory_gb: float = 0.0,
+        at_once: int = 1,
     ):
         self.name = name
         self.target = load_target(target_root)
         self.device = device
         self.threads = threads
         self.sandbox = sandbox
+        # The driver chose the level on its own machine; this one may allow less.
+        self.isolation = isolation if namespaces_work() else "process"
+        self.memory_bytes = int(memory_gb * 2**30) or default_cap(at_once)
 
     def ready(self) -> str:
         """Answers once the actor runs: after a restart, where Ray found room for it."""
@@ -194,6 +204,8 @@ class Evaluator:
             device=self.device,
             seed=request.seed,
             threads=self.threads,
+            isolation=self.isolation,
+            memory_bytes=self.memory_bytes,
         )
         return Evaluation(
             result=result,

@@ -6,7 +6,6 @@ the last checkpoint (its population, champion, history and RNG), never restarted
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +19,6 @@ from evo.search.island import Member, Selection
 from evo.status import Status
 from evo.target import Target
 
-LLM_ENV_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 REBUILDS = 3  # rebuilds of an island within one call before the run gives up
 
 # A call of one island actor's method: actor -> the reference of its result.
@@ -36,8 +34,10 @@ class Archipelago:
         selection: Selection,
         device: str,
         state: RunState,
+        model_service: dict[str, str],
     ):
         self.ray = ray
+        self.model_service = model_service  # credentials and endpoints: the island actors' alone
         llm = LLMConfig.from_settings(config.llm)
         for model in llm.unpriced() if config.llm.models else []:
             print(
@@ -60,10 +60,13 @@ class Archipelago:
 
     # ------------------------------------------------------------------ the islands' methods
 
-    def propose(self, index: int, inspirations: list[Inspiration]) -> tuple[Any, int]:
-        """Ask island `index` for a proposal; returns the reference and the island's generation
-        (a proposal of an island rebuilt since is answered by nobody)."""
-        return self.actors[index].propose.remote(inspirations), self.generation[index]
+    def propose(
+        self, index: int, inspirations: list[Inspiration], model: str | None
+    ) -> tuple[Any, int]:
+        """Ask island `index` for a proposal (of `model`, or of the operator's choice); returns
+        the reference and the island's generation (a proposal of an island rebuilt since is
+        answered by nobody)."""
+        return self.actors[index].propose.remote(inspirations, model), self.generation[index]
 
     def judge(self, index: int, candidate: Member) -> Status:
         return self._call(index, lambda actor: actor.judge.remote(candidate))
@@ -131,10 +134,10 @@ class Archipelago:
     def _actor(self, state: dict) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        # The operator's credentials go to the island actors, never to evaluations: the sandbox
-        # builds their environment from an allow-list. Islands live on the driver's node, so
-        # losing another node never takes an island with it.
-        llm_env = {k: v for k, v in os.environ.items() if k.startswith(LLM_ENV_PREFIXES)}
+        # The operator's credentials go to the island actors alone (evo.run.credentials).
+        # Islands live on the driver's node, so losing another node never takes an island
+        # with it.
+        llm_env = self.model_service
         here = self.ray.get_runtime_context().get_node_id()
         remote = self.ray.remote(max_concurrency=PROPOSALS_PER_ISLAND + 1, num_cpus=0)(
             IslandActor

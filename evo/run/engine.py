@@ -9,6 +9,7 @@ first. Every candidate's row goes to the lineage once its fate is final.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -19,8 +20,11 @@ from typing import Any
 from evo.config import RunConfig
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
+from evo.mutate.ensemble import Ensemble
+from evo.mutate.llm import LLMConfig
+from evo.mutate.operator import resolved
 from evo.mutate.prompt import Attempt, short_tail
-from evo.run import periodic
+from evo.run import credentials, periodic
 from evo.run.archipelago import Archipelago
 from evo.run.evaluators import EvaluatorPool, connect_ray
 from evo.run.progress import Figures, Progress
@@ -62,6 +66,7 @@ class Engine:
 
         self.config, self.target, self.run_dir, self.ray = config, target, run_dir, ray
         self.stopping = False
+        self.held: dict[str, str] = {}  # the credentials the run took from the environment
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
             self.selection = Selection.of(config.search, minimize=target.direction == "minimize")
@@ -69,6 +74,7 @@ class Engine:
             self.lineage = LineageWriter(run_dir / "lineage", metric)
             self.state = resume or RunState()
             self.running: dict[Any, InFlight] = {}
+            self.held = credentials.take()  # before Ray starts: its processes inherit them
             connect_ray(config.address)
             self.evaluators = EvaluatorPool(ray, target, config.evaluation, sandbox)
             self.started = time.monotonic()  # the run's clock: Ray's own start-up is not in it
@@ -79,8 +85,20 @@ class Engine:
                 measure_noise(self)
             self.state.evaluators = len(self.evaluators)
             device = self.evaluators.device
-            self.islands = Archipelago(ray, target, config, self.selection, device, self.state)
-            self.proposals = Proposals(ray, self.islands, self.scheduler, self.state, self.lineage)
+            self.islands = Archipelago(
+                ray, target, config, self.selection, device, self.state,
+                credentials.for_model_service(self.held),
+            )  # fmt: skip
+            self.ensemble = Ensemble(
+                [model for model, _ in LLMConfig.from_settings(config.llm).models],
+                config.llm.adaptive_models
+                and resolved(config.llm.operator, {**os.environ, **self.held}) != "offline",
+                self.state.models,
+                seed=config.seed * 1000 + self.state.next_id,  # a resume draws anew
+            )
+            self.proposals = Proposals(
+                ray, self.islands, self.scheduler, self.state, self.lineage, self.ensemble
+            )
             minimize = self.selection.minimize
             self.periodic = periodic.Tasks(
                 config, self.state, self.islands, self.lineage, minimize, run_dir, target.root
@@ -89,6 +107,7 @@ class Engine:
                 self.periodic.checkpoint(self._running(), self.elapsed())
         except BaseException:
             signal.signal(signal.SIGINT, self.previous_handler)
+            credentials.give_back(self.held)
             raise
 
     def run(self) -> RunState:
@@ -113,6 +132,7 @@ class Engine:
                 progress.maybe_print()
         finally:  # a Ctrl-C during the last checkpoint stops at once
             signal.signal(signal.SIGINT, self.previous_handler)
+            credentials.give_back(self.held)
             self.periodic.checkpoint(self._running(), self.elapsed())
             progress.print()
         return self.state
@@ -193,6 +213,7 @@ class Engine:
         self.islands.settle(candidate.island, member, fate, attempt)
         if fate == Status.ACCEPTED:
             self.state.set_champion(candidate.island, member, self.selection.minimize)
+        self.ensemble.settled(child.model, accepted=fate == Status.ACCEPTED)
         self.lineage.candidate(candidate, fate, reason)
 
     def _running(self) -> list[tuple[Candidate, int]]:

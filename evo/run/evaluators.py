@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evo.config import EvaluationConfig
+from evo.evaluate.isolation import NOT_COVERED, resolve, why_not
 from evo.evaluate.result import EvalResult
 from evo.run.actors import Evaluator
 from evo.search.candidate import EvalRequest
@@ -61,8 +62,27 @@ class EvaluatorPool:
             else {"num_cpus": threads if share >= 1 else math.floor(share * 1e4) / 1e4}
         )
         remote = ray.remote(max_restarts=-1)(Evaluator).options(**options)
+        self.isolation = resolve(config.isolation)
+        if self.isolation == "process" and config.isolation == "auto":
+            print(
+                f"warning: evaluations run at the process isolation level ({why_not()}): "
+                f"{NOT_COVERED}",
+                flush=True,
+            )
+        # evaluations at once on one machine, which share its memory by default
+        nodes = [n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]]
+        at_once = max(1, int(max(nodes) // config.gpus_per_eval)) if gpus else count
         self.actors = [
-            remote.remote(f"evaluator-{i}", str(target.root), self.device, threads, sandbox)
+            remote.remote(
+                f"evaluator-{i}",
+                str(target.root),
+                self.device,
+                threads,
+                sandbox,
+                self.isolation,
+                config.memory_gb,
+                at_once,
+            )  # fmt: skip
             for i in range(count)
         ]
         self.idle = list(range(count))

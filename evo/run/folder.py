@@ -26,7 +26,7 @@ from evo.target import Target, load_target
 
 # What a resume may change: how long it goes on (and how much it may spend), where it runs, and
 # which models propose.
-RESUMABLE = {"max_evals", "max_hours", "max_cost", "address", "models"}
+RESUMABLE = {"max_evals", "max_hours", "max_cost", "address", "models", "adaptive_models"}
 
 
 def read_config(run_dir: Path) -> RunConfig:

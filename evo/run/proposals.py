@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from evo.mutate.ensemble import Ensemble
 from evo.mutate.prompt import Inspiration
 from evo.mutate.proposal import program_hash
 from evo.run.archipelago import Archipelago
@@ -27,11 +28,13 @@ MAX_REFUSED_IN_A_ROW = 30
 
 @dataclass(frozen=True)
 class Asked:
-    """A proposal out on island `island`, as it was in its `generation` (rebuilds so far)."""
+    """A proposal out on island `island`, as it was in its `generation` (rebuilds so far), of
+    `model` where the driver chose it."""
 
     island: int
     generation: int
     at: float  # time.monotonic()
+    model: str | None
 
 
 class Proposals:
@@ -42,9 +45,10 @@ class Proposals:
         scheduler: Scheduler,
         state: RunState,
         lineage: LineageWriter,
+        ensemble: Ensemble,
     ):
         self.ray, self.islands, self.scheduler = ray, islands, scheduler
-        self.state, self.lineage = state, lineage
+        self.state, self.lineage, self.ensemble = state, lineage, ensemble
         self.out: dict[Any, Asked] = {}
         self.refused_in_a_row = 0  # proposals the operators failed since the last valid one
 
@@ -69,8 +73,9 @@ class Proposals:
         ]
         in_flight = [asked.island for asked in self.out.values()]
         for index in self.scheduler.next_islands(wanted, in_flight, per_island, evaluating):
-            ref, generation = self.islands.propose(index, inspirations)
-            self.out[ref] = Asked(index, generation, time.monotonic())
+            model = self.ensemble.choose([asked.model for asked in self.out.values()])
+            ref, generation = self.islands.propose(index, inspirations, model)
+            self.out[ref] = Asked(index, generation, time.monotonic(), model)
 
     def received(self, ref: Any) -> str:
         """A proposal came back; returns why the run should stop, or "" to go on."""
@@ -83,6 +88,7 @@ class Proposals:
             return ""
         state = self.state
         state.spent += child.usage.cost_usd
+        self.ensemble.paid(child.model, child.usage.cost_usd)
         self.scheduler.mutated(child.mutation_s)
         candidate = Candidate(state.next_id, child)
         state.next_id += 1
@@ -94,6 +100,7 @@ class Proposals:
             return ""
         reason = child.reason or "duplicates a program already proposed on another island"
         self.lineage.candidate(candidate, Status.REFUSED, reason)
+        self.ensemble.settled(child.model, accepted=False)
         self.scheduler.rest(asked.island)
         self.refused_in_a_row += not child.sources
         if self.refused_in_a_row < MAX_REFUSED_IN_A_ROW:

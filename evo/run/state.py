@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from evo.mutate.ensemble import ModelRecord, records_from_json, records_to_json
 from evo.search.candidate import Candidate
 from evo.search.island import Member
 
@@ -39,6 +40,7 @@ class RunState:
         checkpoint the ones being evaluated are saved with them, and evaluated again on resume.
     islands: each island actor's state as of the last checkpoint (what a dead one is rebuilt from).
     lineage_parts: lineage files the checkpoint covers; later ones are discarded on resume.
+    models: what each model's proposals cost and earned (evo.mutate.ensemble).
     """
 
     sigma: float = 0.0
@@ -54,6 +56,7 @@ class RunState:
     pending: deque[tuple[Candidate, int]] = field(default_factory=deque)
     islands: list[dict] = field(default_factory=list)
     lineage_parts: int = 0
+    models: dict[str, ModelRecord] = field(default_factory=dict)
 
     def set_champion(self, island: int, member: Member, minimize: bool) -> None:
         self.champions[island] = member
@@ -84,6 +87,7 @@ class RunState:
             "pending": [[c.to_state(), i] for c, i in [*self.pending, *running]],
             "islands": self.islands,
             "lineage_parts": self.lineage_parts,
+            "models": records_to_json(self.models),
         }
 
     @classmethod
@@ -103,4 +107,5 @@ class RunState:
             pending=deque((Candidate.from_state(c), i) for c, i in data["pending"]),
             islands=data["islands"],
             lineage_parts=data["lineage_parts"],
+            models=records_from_json(data.get("models", {})),  # none before adaptive ensembles
         )

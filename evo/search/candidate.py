@@ -76,6 +76,7 @@ class Evaluation:
             "wall_seconds": round(r.wall_seconds, 2),
             "peak_rss_mb": None if r.peak_rss_mb is None else round(r.peak_rss_mb),
             "machine": self.machine,
+            "isolation": r.isolation,
             **r.details,
         }
         return {key: value for key, value in found.items() if value not in (None, "")}

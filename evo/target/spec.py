@@ -44,6 +44,8 @@ class Target:
         evaluation's whole process group past it. A different budget moves it by the same amount.
     choices: module-level names of the mutable code and the alternatives an operator may swap
         among (e.g. ACTIVATION: relu2 | gelu).
+    network: whether evaluations may reach the network ([sandbox] network; at the namespace
+        isolation level they have loopback only unless this is true).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Target:
     instructions: str | None = None
     rules: Rules = field(default_factory=Rules)
     choices: dict[str, tuple[str | int | float | bool, ...]] = field(default_factory=dict)
+    network: bool = False
 
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
@@ -77,10 +80,12 @@ _TOP_KEYS = {
     "budget",
     "rules",
     "choices",
+    "sandbox",
 }
 _METRIC_KEYS = {"name", "direction"}
 _BUDGET_KEYS = {"seconds", "timeout_seconds"}
 _RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
+_SANDBOX_KEYS = {"network"}
 
 
 def load_target(path: str | Path) -> Target:
@@ -107,6 +112,10 @@ def load_target(path: str | Path) -> Target:
     _reject_unknown(metric, _METRIC_KEYS, f"{where} [metric]")
     _reject_unknown(budget, _BUDGET_KEYS, f"{where} [budget]")
     _reject_unknown(rules, _RULES_KEYS, f"{where} [rules]")
+    sandbox = data.get("sandbox", {})
+    if not isinstance(sandbox, dict) or not isinstance(sandbox.get("network", False), bool):
+        raise UsageError(f"{where}: [sandbox] network must be true or false")
+    _reject_unknown(sandbox, _SANDBOX_KEYS, f"{where} [sandbox]")
 
     mutable = _strings(data, "mutable", where, required=True)
     for rel in mutable:
@@ -156,6 +165,7 @@ def load_target(path: str | Path) -> Target:
             forbidden_names=_strings(rules, "forbidden_names", f"{where} [rules]"),
         ),
         choices={name: tuple(values) for name, values in choices.items()},
+        network=sandbox.get("network", False),
     )
 
 

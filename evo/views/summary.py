@@ -76,6 +76,18 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     lines.append(
         f"spend: ${cost:.2f} ({tokens_in} input, {cached} cache-read, {tokens_out} output tokens)"
     )
+    per_model = lineage.query(
+        "SELECT model, count(*) FILTER (WHERE accepted), count(*), coalesce(sum(cost_usd), 0) "
+        f"FROM candidates WHERE {where} AND model IS NOT NULL GROUP BY ALL ORDER BY 1",
+        [run_id],
+    )
+    if per_model:  # what --adaptive-models learns from: accepted improvements per dollar
+        shown = [
+            (model, f"{a} accepted of {n} for ${c:.2f}" + (f" ({a / c:.3g} per $)" if c else ""))
+            for model, a, n, c in per_model
+        ]
+        per_dollar = [a / c if c else float(a) for _, a, _, c in per_model]
+        lines.append("spend by model: " + _listing(shown, per_dollar))
     busy, start, end, evaluators = lineage.query(
         "SELECT sum(evaluation_s), min(created_at), max(finished_at), "
         f"count(DISTINCT evaluator) FROM candidates WHERE {where}",

@@ -1,0 +1,125 @@
+"""How far an evaluation is isolated from the machine: the levels, the probe that picks one, and
+the command that puts an entry inside.
+
+namespace (Linux, the default where the probe passes): the evaluation's own user, PID, mount and
+    network namespaces, made by util-linux's `unshare`, shaped by evo.evaluate.jail: every process
+    it starts dies with it; /proc shows only its own processes; the file system is read-only but
+    for the working copy, a private /tmp and /dev/shm, and the target's cache folder; the fixed
+    files are read-only in the working copy; no network but loopback unless the target's
+    `[sandbox] network = true`; no capabilities.
+process: a process group (today's sandbox; macOS, or where namespaces are not allowed, e.g.
+    a container whose seccomp profile refuses them): see NOT_COVERED.
+
+A memory cap applies at both levels (evo.evaluate.memory). GPUs stay visible at both: a variant
+can use the devices Ray gave its evaluator (CUDA_VISIBLE_DEVICES), and at the namespace level it
+can neither write outside the folders above nor reach the network; GPU memory cannot be capped by
+the operating system, and a variant could in principle read what another process left in GPU
+memory (NVIDIA's driver clears memory between processes only with MIG or confidential computing).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from evo.config import ISOLATION_LEVELS as LEVELS
+from evo.errors import UsageError
+
+NOT_COVERED = (
+    "a variant can read other processes' environments and files, write outside its working "
+    "copy, reach the network, and leave processes that call setsid() behind"
+)
+
+
+def unshare_command(network: bool) -> list[str]:
+    """The namespaces of one evaluation: user (root inside, nobody else), PID (with its own
+    /proc), mount, and network unless the target needs it."""
+    return [
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "--mount",
+        *([] if network else ["--net"]),
+    ]
+
+
+def jailed(
+    entry: tuple[str, ...],
+    *,
+    scratch: Path,
+    cache: Path,
+    read_only: list[Path],
+    network: bool,
+    status_fd: int,
+) -> list[str]:
+    """The command that runs `entry` inside the namespaces, shaped by evo.evaluate.jail."""
+    spec = {
+        "scratch": str(scratch),
+        "cache": str(cache),
+        "read_only": [str(path) for path in read_only],
+        "loopback": not network,
+        "status_fd": status_fd,
+    }
+    jail = [sys.executable, "-m", "evo.evaluate.jail", json.dumps(spec), "--"]
+    return [*unshare_command(network), *jail, *entry]
+
+
+def resolve(level: str) -> str:
+    """The level asked for, or for "auto" the best this machine allows."""
+    if level not in LEVELS:
+        raise UsageError(f"unknown isolation {level!r}; use one of: {', '.join(LEVELS)}")
+    if level == "auto":
+        return "namespace" if namespaces_work() else "process"
+    if level == "namespace" and not namespaces_work():
+        raise UsageError(
+            f"isolation namespace is not available here ({why_not()}); use --isolation process"
+        )
+    return level
+
+
+def namespaces_work() -> bool:
+    return not why_not()
+
+
+@functools.cache
+def why_not() -> str:
+    """Why the namespace level cannot run here ("" when it can): the probe runs the jail once,
+    on `true`, and checks that it answered."""
+    if sys.platform != "linux":
+        return f"namespaces are Linux's; this is {sys.platform}"
+    if not shutil.which("unshare"):
+        return "util-linux's unshare is not installed"
+    read, write = os.pipe()
+    with tempfile.TemporaryDirectory(prefix="evo-probe-") as scratch:
+        command = jailed(
+            ("true",),
+            scratch=Path(scratch),
+            cache=Path(scratch),
+            read_only=[],
+            network=False,
+            status_fd=write,
+        )
+        try:
+            done = subprocess.run(
+                command, pass_fds=(write,), capture_output=True, timeout=30, cwd=scratch
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            done = subprocess.CompletedProcess(command, -1, b"", str(e).encode())
+        finally:
+            os.close(write)
+        with os.fdopen(read) as pipe:
+            answered = pipe.read()
+    if done.returncode == 0 and '"returncode": 0' in answered:
+        return ""
+    lines = done.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"the probe exited with {done.returncode}"
