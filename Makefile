@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # The device machine has torch but no network: `make gpu-check GPU_PYTHON=python3` skips the venv.
 GPU_PYTHON ?=
 
-.PHONY: setup run test lint fmt gpu-check browser clean
+.PHONY: setup run test lint fmt gpu-check browser namespaces clean
 
 setup: $(STAMP)
 
@@ -28,10 +28,10 @@ $(STAMP): pyproject.toml Makefile
 
 # The main job: a short offline search on the shipped gpt target (4 islands, 20 evaluations of
 # 15 s; about 8 minutes on 2 CPU cores). Longer: python -m evo run --resume runs/<id> --max-evals N
-run: $(STAMP)
+run: $(STAMP) namespaces
 	$(BIN)/python -m evo run --islands 4 --budget 15 --max-evals 20 --operator offline
 
-test: $(STAMP) browser lint
+test: $(STAMP) browser namespaces lint
 	$(BIN)/python -m pytest
 
 # The report's test renders it in a real headless Chromium (Debian's package; needs root).
@@ -40,6 +40,14 @@ browser:
 		echo "installing Debian's chromium for the report's browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	} || { echo "make test needs chromium: install it (apt-get install chromium) as root"; exit 1; }
+
+# Evaluations run in namespaces of their own made by util-linux's unshare (Linux); without it
+# they fall back to the process isolation level, with a warning.
+namespaces:
+	@[ "$$(uname -s)" != Linux ] || command -v unshare >/dev/null || { \
+		echo "installing util-linux for the namespace isolation level"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux >/dev/null; \
+	} || echo "note: util-linux's unshare is missing; evaluations run at the process isolation level"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -55,6 +55,8 @@ def run_process(
                 pass_fds=status_fds[1:] if status_fds else (),
             )
         except OSError as e:
+            if status_fds:
+                os.close(status_fds[0])
             raise UsageError(
                 f"cannot start the entry command {argv[0]!r} ({e}); fix 'entry'"
             ) from None
