@@ -57,10 +57,14 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Two 60 s evaluations of the gpt target on CUDA with different seeds.
+# The prepared GPU check (about 7 minutes): one evaluation of the gpt target on CUDA (its MFU,
+# set-up and first-step seconds), then a 4-evaluation run with pre-warm off and one with it on
+# (each run's last progress line has its training fraction).
 gpu-check: $(if $(GPU_PYTHON),,$(STAMP))
-	for seed in 1 2; do \
-		$(or $(GPU_PYTHON),$(BIN)/python) -m evo eval targets/gpt --device cuda --budget 60 --seed $$seed || exit 1; \
+	$(or $(GPU_PYTHON),$(BIN)/python) -m evo eval targets/gpt --device cuda --budget 20 || exit 1
+	for prewarm in off on; do \
+		$(or $(GPU_PYTHON),$(BIN)/python) -m evo run --operator offline --islands 1 --budget 20 \
+			--max-evals 4 --prewarm $$prewarm --out runs/gpu-check-$$prewarm || exit 1; \
 	done
 
 clean:

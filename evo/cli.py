@@ -105,17 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
     be.add_argument(
         "name",
-        choices=["overhead", "scale", "efficiency", "ensemble", "lineage"],
+        choices=["overhead", "scale", "efficiency", "ensemble", "prewarm", "lineage"],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: the single chain "
         "against 4 islands; ensemble: fixed model weights against --adaptive-models for the "
-        "same spend; lineage: evo lineage/report on a large lineage",
+        "same spend; prewarm: the training fraction with and without pre-warm; lineage: evo "
+        "lineage/report on a large lineage",
     )
     numbers = "comma-separated"
     be.add_argument("--evaluators", default="1,2,4,8", help=f"overhead: {numbers} (1,2,4,8)")
     be.add_argument("--islands", help=f"overhead (1,4,16) and scale (4,16,64): {numbers}")
     be.add_argument("--latency", default="1,5", help=f"overhead: mutation seconds, {numbers}")
-    be.add_argument("--eval-seconds", type=float, default=2.0, help="overhead: per evaluation")
+    be.add_argument(
+        "--eval-seconds", type=float, default=2.0, help="overhead, prewarm: per evaluation"
+    )
+    be.add_argument(
+        "--setup-seconds", type=float, default=5.0, help="prewarm: set-up per evaluation (5)"
+    )
     be.add_argument("--per-evaluator", type=int, default=12, help="overhead: evaluations each")
     be.add_argument(
         "--isolation", default="auto", help=f"overhead: isolation levels, {numbers} (auto)"
@@ -126,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--seeds", type=int, default=5, help="efficiency, ensemble: runs per preset or mode (5)"
     )
-    be.add_argument("--evals", type=int, default=40, help="efficiency: evaluations a run (40)")
+    be.add_argument(
+        "--evals", type=int, default=40, help="efficiency, prewarm: evaluations a run (40)"
+    )
     be.add_argument(
         "--target", type=Path, help="efficiency: a target (default: the rugged knob target)"
     )

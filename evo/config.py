@@ -56,6 +56,12 @@ class EvaluationConfig:
         "namespace (Linux: each evaluation in its own PID, mount and network namespaces), "
         "process (a process group), or auto: namespace where the machine allows it",
     )
+    prewarm: str = setting(
+        "auto",
+        "start the next candidate while the current one trains, for targets whose fixed part "
+        "calls protocol.ready(): on, off, or auto (on with GPUs, off on CPU where the two "
+        "compete for the cores)",
+    )
     memory_gb: float = setting(
         0.0,
         "memory cap per evaluation in GiB; 0: 0.9 of the machine's memory, shared by the "
@@ -163,6 +169,8 @@ class RunConfig:
         for name, value in {**asdict(e), **asdict(lim)}.items():
             if not isinstance(value, str):
                 _at_least(name, value, 0)
+        if e.prewarm not in ("auto", "on", "off"):
+            raise UsageError(f"prewarm must be auto, on or off, not {e.prewarm!r}")
         if e.isolation not in ISOLATION_LEVELS:
             raise UsageError(
                 f"unknown isolation {e.isolation!r}; use one of: {', '.join(ISOLATION_LEVELS)}"

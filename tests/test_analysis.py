@@ -84,7 +84,16 @@ def fixture_run(tmp_path_factory) -> Path:
             output_tokens=100,
         ),  # fmt: skip
         row(3, 1, 0, "crash", [None], "X way down", 3, statuses=["crash"], reason="boom"),
-        row(4, 1, 0, "accepted", [8.0, 8.2], "X further down", 4),
+        row(
+            4,
+            1,
+            0,
+            "accepted",
+            [8.0, 8.2],
+            "X further down",
+            4,
+            eval_details=[json.dumps({"train_seconds": 9.0}), json.dumps({"train_seconds": 9.5})],
+        ),  # fmt: skip
         row(
             5,
             0,
@@ -139,6 +148,8 @@ def test_the_summary_figures(fixture_run):
         "claude-sonnet-4-5: 0 accepted of 1 for $0.25 (0 per $)",
         # 30 + 10 + 10 + 10 + 20 s of evaluation between minute 0 and minute 6
         "evaluator utilisation: 22.2% (80 s of evaluation over 1 evaluator(s) x 360 s)",
+        # 9 + 9.5 s of training in the same 360 s
+        "training fraction: 5.1% (18 s of training over 1 evaluator(s) x 360 s)",
     ]
 
 

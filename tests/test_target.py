@@ -84,6 +84,10 @@ def test_a_valid_target(tmp_path):
         (lambda t: 'instructions = "nope.md"\n' + t, "instructions file"),
         (lambda t: t + "[choices]\nACT = ['relu']\n", "[choices] must map names to lists of 2"),
         (lambda t: t + "[choices]\nACT = 'relu'\n", "[choices] must map names to lists of 2"),
+        (lambda t: t + "[sandbox]\nprewarm = 'yes'\n", "[sandbox] prewarm must be true or false"),
+        (lambda t: t + "[sandbox]\nnetwork = 1\n", "[sandbox] network must be true or false"),
+        (lambda t: t + "[sandbox]\nnet = true\n", "unknown key 'net'; known keys are network, "),
+        (lambda t: "sandbox = 1\n" + t, "[sandbox] must be a table"),
     ],
 )
 def test_each_mistake_gets_a_clear_message(tmp_path, edit, message):

@@ -13,6 +13,7 @@ from pathlib import Path
 from evo.bench.efficiency import bench_efficiency
 from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
+from evo.bench.prewarm import bench_prewarm
 from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import bench_overhead, bench_scale
 from evo.errors import UsageError
@@ -25,8 +26,10 @@ def main(args: argparse.Namespace) -> int:
     for flag in ("rows", "seeds", "evals", "per_evaluator"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.budget < 0 or args.eval_seconds <= 0:
-        raise UsageError("--budget must be >= 0 (0: the target's) and --eval-seconds > 0")
+    if args.budget < 0 or args.eval_seconds <= 0 or args.setup_seconds < 0:
+        raise UsageError(
+            "--budget must be >= 0 (0: the target's), --eval-seconds > 0, --setup-seconds >= 0"
+        )
     if args.name == "overhead":
         results = bench_overhead(
             _numbers(args.evaluators, "--evaluators"),
@@ -53,6 +56,8 @@ def main(args: argparse.Namespace) -> int:
             results = bench_efficiency(args.seeds, args.evals, target, args.budget, presets)
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
+    elif args.name == "prewarm":
+        results = bench_prewarm(args.setup_seconds, args.eval_seconds, args.evals)
     else:
         results = bench_lineage(args.rows)
     # Lists (per-seed curves and the like) go to the raw results only.

@@ -112,9 +112,10 @@ def bench_lineage(rows: int) -> list[dict]:
             ("evo report", ["report", str(run)]),
         ):
             tick = time.monotonic()
-            code, _, peak = run_process(
+            ended = run_process(
                 (sys.executable, "-m", "evo", *args), Path(scratch), env, Path(scratch), timeout=600
             )
+            code, peak = ended.exit_code, ended.peak_rss_mb
             seconds = time.monotonic() - tick
             if code != 0:
                 raise SystemExit(

@@ -49,8 +49,12 @@ def knob_loss(values: list[float], seed: int, ruggedness: float = 0.0) -> float:
     return loss + random.Random(seed).gauss(0, NOISE_SD)
 
 
-def write_knob_target(folder: Path, knobs: int, seconds: float, ruggedness: float = 0.0) -> Path:
-    """A target folder with `knobs` knobs whose evaluation takes `seconds` by default."""
+def write_knob_target(
+    folder: Path, knobs: int, seconds: float, ruggedness: float = 0.0, setup: float = 0.0
+) -> Path:
+    """A target folder with `knobs` knobs whose evaluation takes `seconds` by default, after
+    `setup` seconds of set-up (a stand-in for imports, data and compilation) that pre-warm may
+    overlap with another evaluation."""
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"K{i}" for i in range(knobs)]
     (folder / "knobs.py").write_text("".join(f"{name} = {START}\n" for name in names))
@@ -67,6 +71,8 @@ def write_knob_target(folder: Path, knobs: int, seconds: float, ruggedness: floa
             import knobs  # noqa: E402  (the mutable part, after request())
 
             values = [getattr(knobs, f"K{{i}}") for i in range({knobs})]
+            time.sleep({setup})  # set-up
+            protocol.ready(req)
             time.sleep(req.budget_seconds)  # the work: a fixed time that costs no CPU
             if min(values) <= 0:
                 protocol.report_invalid(req, "every knob must be > 0")
@@ -90,7 +96,10 @@ def write_knob_target(folder: Path, knobs: int, seconds: float, ruggedness: floa
 
             [budget]
             seconds = {seconds}
-            timeout_seconds = {seconds + 30}
+            timeout_seconds = {seconds + setup + 30}
+
+            [sandbox]
+            prewarm = {str(setup > 0).lower()}
 
             [rules]
             required_names = {json.dumps(names)}
@@ -110,11 +119,11 @@ def instant_evaluation(
     device: str = "cpu",
     seed: int = 0,
     threads: int | None = None,
-    **_isolation: object,
+    **_sandbox_options: object,
 ) -> EvalResult:
     """The knob target's loss (with its score.py's RUGGEDNESS) computed here, in no time: a
     sandbox for engine benchmarks only (it trusts the code, which is only ever constants, and
-    runs it in no sandbox: the isolation settings do not apply)."""
+    runs it in no sandbox: isolation, memory cap and pre-warm do not apply)."""
     started = time.monotonic()
     source = (sources or {}).get("knobs.py") or target.read_mutable()["knobs.py"]
     values = {

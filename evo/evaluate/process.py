@@ -14,13 +14,30 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evo.errors import UsageError
 from evo.evaluate import isolation
 from evo.evaluate.memory import MemoryCap
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How an evaluation's process tree ended.
+
+    setup_seconds: from the start until the fixed part called protocol.ready() (pre-warm only).
+    waited_seconds: from then until the evaluator let it train (another evaluation was training).
+    """
+
+    exit_code: int
+    timed_out: bool
+    peak_rss_mb: float | None
+    setup_seconds: float | None = None
+    waited_seconds: float = 0.0
 
 
 def run_process(
@@ -31,10 +48,17 @@ def run_process(
     timeout: float,
     memory: MemoryCap | None = None,
     jail: dict[str, Any] | None = None,
-) -> tuple[int, bool, float | None]:
+    turn: threading.Lock | None = None,
+    ready: Path | None = None,
+) -> Ended:
     """Run argv in its own process group, under `memory`'s cap and, given `jail` (the keyword
-    arguments of evo.evaluate.isolation.jailed), inside the evaluation's namespaces; return (exit
-    code, timed out, peak memory in MB)."""
+    arguments of evo.evaluate.isolation.jailed), inside the evaluation's namespaces.
+
+    turn: the evaluator's lock, held while an evaluation trains. With `ready` (the folder of the
+    pre-warm FIFO `go`, which protocol.ready() waits on) the process starts at once and takes the
+    turn when its fixed part says it is ready; the timeout does not run while it waits. Without
+    `ready` the turn is taken before the process starts.
+    """
     command, status_fds = list(argv), None
     if jail is not None:
         status_fds = os.pipe()
@@ -42,9 +66,26 @@ def run_process(
     prelude = memory.prelude() if memory else ""
     if prelude:  # the first process joins its cgroup or takes its limit, then becomes the command
         command = ["/bin/sh", "-c", f'{prelude} && exec "$@"', "sh", *command]
+    holding = turn is not None and ready is None and turn.acquire()
+    try:
+        proc = _start(command, argv, cwd, env, logs, status_fds)
+        return _watch(proc, timeout, status_fds, memory, turn if ready else None, ready)
+    finally:
+        if holding:
+            turn.release()
+
+
+def _start(
+    command: list[str],
+    argv: tuple[str, ...],
+    cwd: Path,
+    env: dict[str, str],
+    logs: Path,
+    status_fds: tuple[int, int] | None,
+) -> subprocess.Popen:
     with open(logs / "stdout.log", "wb") as out, open(logs / "stderr.log", "wb") as err:
         try:
-            proc = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 cwd=cwd,
                 env=env,
@@ -63,31 +104,70 @@ def run_process(
         finally:
             if status_fds:
                 os.close(status_fds[1])
-    deadline = time.monotonic() + timeout
+
+
+def _watch(
+    proc: subprocess.Popen,
+    timeout: float,
+    status_fds: tuple[int, int] | None,
+    memory: MemoryCap | None,
+    turn: threading.Lock | None,
+    ready: Path | None,
+) -> Ended:
+    """Wait for the process (letting it train when its turn comes), kill its group at the
+    timeout and at the end."""
+    started = time.monotonic()
+    deadline = started + timeout
     delay = 0.001
     timed_out = False
     peak_rss_mb = None
+    setup = waiting_since = None
+    waited = 0.0
+    released = holding = False
     try:
         while proc.poll() is None:
             peak_rss_mb = _peak_rss_mb(proc.pid) or peak_rss_mb
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if ready and not released and (ready / "ready").exists():
+                if setup is None:
+                    setup, waiting_since = now - started, now
+                holding = holding or turn is None or turn.acquire(blocking=False)
+                if holding and _let_go(ready / "go"):
+                    released, waited = True, now - waiting_since
+                    deadline += waited  # waiting for the turn does not count
+            waiting = setup is not None and not released
+            if now >= deadline and not waiting:
                 timed_out = True
-                _kill_group(proc.pid)
-                proc.wait()
                 break
-            time.sleep(min(delay, remaining))
+            time.sleep(delay if waiting else min(delay, deadline - now))
             delay = min(delay * 2, 0.01)
     finally:
         _kill_group(proc.pid)  # on exit: children the variant left behind; on error: everything
         proc.wait()
+        if holding and turn is not None:
+            turn.release()
     exit_code = proc.returncode
     if status_fds:  # what the jail said of the entry (nothing if it was killed first)
         with os.fdopen(status_fds[0]) as pipe:
             said = json.loads(pipe.read() or "{}")
         exit_code = said.get("returncode", exit_code)
         peak_rss_mb = said.get("peak_rss_mb")
-    return exit_code, timed_out, (memory and memory.peak_mb()) or peak_rss_mb
+    if waiting_since is not None and not released:  # it ended before its turn came
+        waited = time.monotonic() - waiting_since
+    return Ended(exit_code, timed_out, (memory and memory.peak_mb()) or peak_rss_mb, setup, waited)
+
+
+def _let_go(fifo: Path) -> bool:
+    """Write the one byte protocol.ready() waits for; False while it has not opened the FIFO."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: the reader is not there yet
+        return False
+    try:
+        os.write(fd, b"g")
+    finally:
+        os.close(fd)
+    return True
 
 
 def _peak_rss_mb(pid: int) -> float | None:

@@ -28,6 +28,8 @@ class EvalResult:
     stderr_tail: the end of stderr (the traceback of a crash).
     details: what else the fixed part reported (tokens, steps, params, MFU, GPU memory, ...).
     isolation: the level it ran at (evo.evaluate.isolation); "" where no sandbox ran it.
+    setup_seconds: with pre-warm, from its start until the fixed part was ready to train.
+    waited_seconds: with pre-warm, how long it then waited for its turn (not in wall_seconds).
     """
 
     status: Status
@@ -43,6 +45,8 @@ class EvalResult:
     stderr_tail: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     isolation: str = ""
+    setup_seconds: float | None = None
+    waited_seconds: float = 0.0
 
     def summary(self) -> str:
         """The one-line form the CLI prints."""

@@ -41,6 +41,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,10 @@ _PASSED_PREFIXES = (
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".*")
 # In the namespace, $HOME is read-only: temporary files and caches go to the private /tmp.
-JAILED_ENVIRONMENT = {
-    "TMPDIR": "/tmp",
-    "XDG_CACHE_HOME": "/tmp/.cache",
-    "TRITON_CACHE_DIR": "/tmp/.triton",
-}
+JAILED_ENVIRONMENT = {"TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache"}
+# torch.compile's caches, shared by the evaluations on a machine: a candidate whose graphs did
+# not change does not compile them again (its first step is then short; see the details).
+COMPILE_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
 
 
 def resolve_device(device: str) -> str:
@@ -106,6 +106,7 @@ def evaluate(
     check_rules: bool = True,
     isolation: str = "process",
     memory_bytes: int | None = None,
+    turn: threading.Lock | None = None,
 ) -> EvalResult:
     """Evaluate one variant of `target` and return its result; never raises for a bad variant.
 
@@ -114,6 +115,8 @@ def evaluate(
     device: "cpu" or "cuda" (already resolved; see resolve_device).
     isolation: "namespace" or "process" (already resolved; see evo.evaluate.isolation.resolve).
     memory_bytes: the memory cap; None: evo.evaluate.memory.default_cap(), 0: none.
+    turn: the evaluator's lock, held while one of its evaluations trains; a target with pre-warm
+        starts before its turn (evo.evaluate.process.run_process).
     check_rules: refuse a variant that breaks the target's static rules without running it.
         Only tests of the sandbox itself, which must hold even behind broken rules, turn it off.
     """
@@ -166,7 +169,15 @@ def evaluate(
             protocol.THREADS: str(threads),
             protocol.CACHE_DIR: str(cache),
             protocol.RESULT_PATH: str(channel / "result.json"),
+            **{name: str(cache / "compile" / sub) for name, sub in COMPILE_CACHES.items()},
         }
+        prewarm = channel if turn is not None and target.prewarm else None
+        if prewarm:
+            os.mkfifo(channel / "go")
+            request[protocol.READY_PATH] = str(channel / "go")
+            # Two processes share the evaluator's CPUs (one trains, one sets up): OpenMP
+            # threads that spin while they wait would slow both down many times over.
+            request["OMP_WAIT_POLICY"] = "PASSIVE"
         jail = None
         if isolation == "namespace":
             request |= JAILED_ENVIRONMENT
@@ -179,13 +190,14 @@ def evaluate(
         env = child_environment(request, device=device, threads=threads)
         try:
             started = time.monotonic()
-            exit_code, timed_out, peak_rss_mb = run_process(
-                target.entry, work, env, scratch, timeout, memory, jail
+            ended = run_process(
+                target.entry, work, env, scratch, timeout, memory, jail, turn, prewarm
             )
             wall_seconds = time.monotonic() - started
             stderr_tail = _tail(scratch / "stderr.log")
             reported = _read_report(channel / "result.json")
-            status, metric, reason = classify(reported, exit_code, timed_out, stderr_tail)
+            exit_code = ended.exit_code
+            status, metric, reason = classify(reported, exit_code, ended.timed_out, stderr_tail)
             if status == Status.CRASH and memory.reached(exit_code, stderr_tail):
                 status, reason = Status.OOM, f"stopped at {memory.describe()}"
         finally:
@@ -202,12 +214,14 @@ def evaluate(
         status=status,
         metric=metric,
         train_seconds=float(train_seconds) if isinstance(train_seconds, int | float) else None,
-        wall_seconds=wall_seconds,
-        peak_rss_mb=peak_rss_mb,
+        wall_seconds=wall_seconds - ended.waited_seconds,
+        peak_rss_mb=ended.peak_rss_mb,
         reason=reason,
         stderr_tail="" if status == Status.OK else stderr_tail,
         details=details,
         isolation=isolation,
+        setup_seconds=ended.setup_seconds,
+        waited_seconds=ended.waited_seconds,
         **common,
     )
 

@@ -161,6 +161,7 @@ class Evaluator:
         isolation: str = "process",
         memory_gb: float = 0.0,
         at_once: int = 1,
+        prewarm: bool = False,
     ):
         self.name = name
         self.target = load_target(target_root)
@@ -170,6 +171,8 @@ class Evaluator:
         # The driver chose the level on its own machine; this one may allow less.
         self.isolation = isolation if namespaces_work() else "process"
         self.memory_bytes = int(memory_gb * 2**30) or default_cap(at_once)
+        # held by the evaluation that trains; with pre-warm the next one sets up meanwhile
+        self.turn = threading.Lock() if prewarm else None
 
     def ready(self) -> str:
         """Answers once the actor runs: after a restart, where Ray found room for it."""
@@ -206,6 +209,7 @@ class Evaluator:
             threads=self.threads,
             isolation=self.isolation,
             memory_bytes=self.memory_bytes,
+            turn=self.turn,
         )
         return Evaluation(
             result=result,

@@ -78,7 +78,7 @@ class Engine:
             connect_ray(config.address)
             self.evaluators = EvaluatorPool(ray, target, config.evaluation, sandbox)
             self.started = time.monotonic()  # the run's clock: Ray's own start-up is not in it
-            self.scheduler = Scheduler(len(self.evaluators), config.search.islands)
+            self.scheduler = Scheduler(self.evaluators.slots, config.search.islands)
             if resume:
                 self.lineage.discard_parts_after(resume.lineage_parts)
             else:
@@ -182,7 +182,9 @@ class Engine:
         self.evaluators.release(out.slot)
         back = time.time()
         evaluation = replace(evaluation, index=out.index, dispatched=out.dispatched, returned=back)
-        self.record(out.candidate, evaluation, busy=back - out.dispatched)
+        # a pre-warmed evaluation waited for its turn while another one trained
+        busy = back - out.dispatched - evaluation.result.waited_seconds
+        self.record(out.candidate, evaluation, busy=busy)
         candidate, result = out.candidate, evaluation.result
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
@@ -199,6 +201,7 @@ class Engine:
         candidate.evaluations.append(evaluation)
         self.state.evals_done += 1
         self.state.busy_seconds += busy
+        self.state.train_seconds += evaluation.result.train_seconds or 0.0
         self.scheduler.evaluated(busy)
 
     def _settle(self, candidate: Candidate, fate: Status, reason: str) -> None:

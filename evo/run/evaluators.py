@@ -61,7 +61,13 @@ class EvaluatorPool:
             if gpus
             else {"num_cpus": threads if share >= 1 else math.floor(share * 1e4) / 1e4}
         )
-        remote = ray.remote(max_restarts=-1)(Evaluator).options(**options)
+        # Pre-warm: two evaluations per evaluator, one training, the next one setting up.
+        prewarm = target.prewarm and (
+            config.prewarm == "on" or (config.prewarm == "auto" and bool(gpus))
+        )
+        remote = ray.remote(max_restarts=-1, max_concurrency=2 if prewarm else 1)(
+            Evaluator
+        ).options(**options)
         self.isolation = resolve(config.isolation)
         if self.isolation == "process" and config.isolation == "auto":
             print(
@@ -82,10 +88,12 @@ class EvaluatorPool:
                 self.isolation,
                 config.memory_gb,
                 at_once,
-            )  # fmt: skip
+                prewarm,
+            )
             for i in range(count)
         ]
-        self.idle = list(range(count))
+        self.idle = list(range(count)) * (2 if prewarm else 1)
+        self.slots = len(self.idle)  # evaluations the pool takes at once
         self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ class Figures:
     champions: dict[int, float]  # island -> its champion's fitness
     evaluators: int
     busy_seconds: float
+    train_seconds: float
     spent: float
 
     @classmethod
@@ -39,6 +40,7 @@ class Figures:
             {island: member.fitness for island, member in state.champions.items()},
             state.evaluators,
             state.busy_seconds + in_flight,
+            state.train_seconds,
             state.spent,
         )
 
@@ -57,7 +59,10 @@ class Figures:
             done,
             best_text,
             f"islands {champions}",
-            f"util {100 * min(1.0, self.busy_seconds / capacity):.0f}%",
+            # busy: an evaluation was out (start-up, compiling and the final measurement
+            # included); training: what the fixed parts counted against their budgets
+            f"busy {100 * min(1.0, self.busy_seconds / capacity):.0f}%",
+            f"training {100 * min(1.0, self.train_seconds / capacity):.0f}%",
             f"spend ${self.spent:.2f}",
         ]
         if self.max_hours:

@@ -33,6 +33,7 @@ class RunState:
     """sigma: the noise measured on the seed program (the spread of its evaluations).
     evaluators: evaluator actors of the run (for its utilisation).
     busy_seconds: evaluator seconds spent on evaluations that came back.
+    train_seconds: their training seconds (what the fixed parts counted against the budget).
     elapsed: the run's seconds before this driver started (a resume adds its own).
     champions: each island's champion, for the inspirations of prompts and the progress line.
     seen: hashes of every program proposed, so that none is evaluated twice.
@@ -49,6 +50,7 @@ class RunState:
     spent: float = 0.0
     evaluators: int = 1
     busy_seconds: float = 0.0
+    train_seconds: float = 0.0
     elapsed: float = 0.0
     champions: dict[int, Member] = field(default_factory=dict)
     best: Best | None = None
@@ -80,6 +82,7 @@ class RunState:
             "spent": self.spent,
             "evaluators": self.evaluators,
             "busy_seconds": self.busy_seconds,
+            "train_seconds": self.train_seconds,
             "elapsed": elapsed,
             "champions": {str(i): m.to_state() for i, m in self.champions.items()},
             "best": {"island": best.island, "member": best.member.to_state()} if best else None,
@@ -100,6 +103,7 @@ class RunState:
             spent=data["spent"],
             evaluators=data["evaluators"],
             busy_seconds=data["busy_seconds"],
+            train_seconds=data.get("train_seconds", 0.0),  # none before training fractions
             elapsed=data["elapsed"],
             champions={int(i): Member.from_state(m) for i, m in data["champions"].items()},
             best=Best(best["island"], Member.from_state(best["member"])) if best else None,

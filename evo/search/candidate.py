@@ -77,6 +77,8 @@ class Evaluation:
             "peak_rss_mb": None if r.peak_rss_mb is None else round(r.peak_rss_mb),
             "machine": self.machine,
             "isolation": r.isolation,
+            "setup_seconds": None if r.setup_seconds is None else round(r.setup_seconds, 2),
+            "waited_seconds": round(r.waited_seconds, 2) or None,
             **r.details,
         }
         return {key: value for key, value in found.items() if value not in (None, "")}

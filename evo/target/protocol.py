@@ -9,6 +9,13 @@ The result travels through a JSON file whose path only the fixed part knows: `re
 it from the environment, so text that mutable code prints is never read as the metric, and a
 variant that exits early without the fixed part reporting gets status `invalid`.
 
+Pre-warm (optional; a target that declares `[sandbox] prewarm = true` in target.toml): the fixed
+part calls `ready(req)` once its set-up is done (imports, data, model, compilation, a first
+step), just before its training clock starts. `ready` returns when the evaluator lets this
+evaluation train: an evaluator starts the next candidate's process while the current one trains,
+and releases it the moment the current one's process ends. Without pre-warm `ready` returns at
+once.
+
 This module and what it imports (evo.target's loader, evo.status, evo.errors) use the standard
 library only, so a target can import it without evo's heavier dependencies (the sandbox puts evo
 on the child's PYTHONPATH).
@@ -32,6 +39,7 @@ SEED = "EVO_SEED"
 THREADS = "EVO_THREADS"
 CACHE_DIR = "EVO_CACHE_DIR"
 RESULT_PATH = "EVO_RESULT_PATH"
+READY_PATH = "EVO_READY_PATH"  # a FIFO: `ready` announces itself, then waits for one byte
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "evo"
 
@@ -46,6 +54,7 @@ class Request:
     threads: CPU threads the evaluation may use.
     cache_dir: where a target keeps data that outlives one evaluation (corpora, inputs).
     result_path: where `report` writes; None when the entry point runs by hand (prints instead).
+    ready_path: the pre-warm FIFO; None without pre-warm.
     """
 
     budget_seconds: float
@@ -54,12 +63,14 @@ class Request:
     threads: int
     cache_dir: Path
     result_path: Path | None
+    ready_path: Path | None = None
 
 
 def request(default_budget_seconds: float) -> Request:
     """Read (and hide) the sandbox's request; by hand, without evo, fall back to defaults."""
     env = os.environ
     result_path = env.pop(RESULT_PATH, None)
+    ready_path = env.pop(READY_PATH, None)
     return Request(
         budget_seconds=float(env.get(BUDGET_SECONDS, default_budget_seconds)),
         device=env.get(DEVICE, "cpu"),
@@ -67,7 +78,18 @@ def request(default_budget_seconds: float) -> Request:
         threads=int(env.get(THREADS, str(os.cpu_count() or 1))),
         cache_dir=Path(env.get(CACHE_DIR, DEFAULT_CACHE_DIR)),
         result_path=Path(result_path) if result_path else None,
+        ready_path=Path(ready_path) if ready_path else None,
     )
+
+
+def ready(req: Request) -> None:
+    """Set-up is done: wait until the evaluator lets this evaluation train (at once without
+    pre-warm). Call it once, just before the training clock starts."""
+    if req.ready_path is None:
+        return
+    (req.ready_path.parent / "ready").touch()
+    with open(req.ready_path, "rb") as go:  # blocks until the evaluator opens it to write
+        go.read(1)
 
 
 def report(req: Request, metric: float, **details: float | int | str | None) -> None:

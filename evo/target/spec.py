@@ -46,6 +46,8 @@ class Target:
         among (e.g. ACTIVATION: relu2 | gelu).
     network: whether evaluations may reach the network ([sandbox] network; at the namespace
         isolation level they have loopback only unless this is true).
+    prewarm: whether the fixed part calls protocol.ready() ([sandbox] prewarm), so that an
+        evaluator may start it while another evaluation trains.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Target:
     rules: Rules = field(default_factory=Rules)
     choices: dict[str, tuple[str | int | float | bool, ...]] = field(default_factory=dict)
     network: bool = False
+    prewarm: bool = False
 
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
@@ -85,7 +88,7 @@ _TOP_KEYS = {
 _METRIC_KEYS = {"name", "direction"}
 _BUDGET_KEYS = {"seconds", "timeout_seconds"}
 _RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
-_SANDBOX_KEYS = {"network"}
+_SANDBOX_KEYS = {"network", "prewarm"}
 
 
 def load_target(path: str | Path) -> Target:
@@ -113,9 +116,12 @@ def load_target(path: str | Path) -> Target:
     _reject_unknown(budget, _BUDGET_KEYS, f"{where} [budget]")
     _reject_unknown(rules, _RULES_KEYS, f"{where} [rules]")
     sandbox = data.get("sandbox", {})
-    if not isinstance(sandbox, dict) or not isinstance(sandbox.get("network", False), bool):
-        raise UsageError(f"{where}: [sandbox] network must be true or false")
+    if not isinstance(sandbox, dict):
+        raise UsageError(f"{where}: [sandbox] must be a table; see targets/README.md")
     _reject_unknown(sandbox, _SANDBOX_KEYS, f"{where} [sandbox]")
+    for key in sorted(_SANDBOX_KEYS):
+        if not isinstance(sandbox.get(key, False), bool):
+            raise UsageError(f"{where}: [sandbox] {key} must be true or false")
 
     mutable = _strings(data, "mutable", where, required=True)
     for rel in mutable:
@@ -166,6 +172,7 @@ def load_target(path: str | Path) -> Target:
         ),
         choices={name: tuple(values) for name, values in choices.items()},
         network=sandbox.get("network", False),
+        prewarm=sandbox.get("prewarm", False),
     )
 
 

@@ -100,6 +100,16 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
             f"evaluator utilisation: {100 * busy / (count * span):.1f}% "
             f"({busy:.0f} s of evaluation over {count} evaluator(s) x {span:.0f} s)"
         )
+        trained = lineage.query(
+            "SELECT sum(CAST(json_extract(d, '$.train_seconds') AS DOUBLE)) FROM "
+            f"(SELECT unnest(eval_details) AS d FROM candidates WHERE {where})",
+            [run_id],
+        )[0][0]
+        if trained:  # what the evaluators' time bought: training, not start-up or compiling
+            lines.append(
+                f"training fraction: {100 * trained / (count * span):.1f}% "
+                f"({trained:.0f} s of training over {count} evaluator(s) x {span:.0f} s)"
+            )
     return lines
 
 

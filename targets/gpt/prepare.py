@@ -28,14 +28,16 @@ import sysconfig
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+STARTED = time.perf_counter()  # before torch's import: set-up is counted from here
 
-from evo.target import protocol
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from evo.target import protocol  # noqa: E402
 
 CORPUS = "stdlib"  # the Python standard library's own sources: on every machine, no download
 VOCAB_SIZE = 256  # byte-level tokens: a token id is a byte value
@@ -179,12 +181,21 @@ class Run:
     budget_seconds: the training budget.
 
     The clock starts when the second batch is handed out, so start-up and the first step
-    (compilation, warm-up) are not counted. `batches` stops once the budget is spent; training
-    past it makes the result invalid.
+    (compilation, warm-up) are not counted; just before, `ready()` tells evo that set-up is done
+    (with pre-warm it returns when this evaluation may train). `batches` stops once the budget is
+    spent; training past it makes the result invalid.
     """
 
-    def __init__(self, train_data: np.ndarray, device: torch.device, seed: int, budget: float):
+    def __init__(
+        self,
+        train_data: np.ndarray,
+        device: torch.device,
+        seed: int,
+        budget: float,
+        ready: Callable[[], None] = lambda: None,
+    ):
         self.device = device
+        self._ready = ready
         self.seed = seed
         self.vocab_size = VOCAB_SIZE
         self.seq_len = SEQ_LEN
@@ -194,6 +205,8 @@ class Run:
         self._data = train_data
         self._rng = np.random.default_rng(seed)
         self._clock_start: float | None = None
+        self.first_step_seconds: float | None = None  # with torch.compile: compiling
+        self.setup_seconds: float | None = None  # from the start to the training clock
 
     def progress(self) -> float:
         """Fraction of the training budget used, in [0, 1]: schedule learning rates on this."""
@@ -212,7 +225,15 @@ class Run:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Random training windows (inputs, next-token targets) until the budget is spent."""
         while True:
-            if self.steps == 1:
+            if self.steps == 0:
+                first_step = time.perf_counter()
+            elif self.steps == 1:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()  # the first step is set-up, compilation included
+                now = time.perf_counter()
+                self.first_step_seconds = now - first_step
+                self.setup_seconds = now - STARTED
+                self._ready()
                 self._clock_start = time.perf_counter()
             elif self.steps > 1 and self.elapsed() >= self.budget_seconds:
                 return
@@ -306,7 +327,13 @@ def evaluate(req: protocol.Request) -> None:
     torch.set_num_threads(req.threads)
     torch.manual_seed(req.seed)
     device = torch.device(req.device)
-    run = Run(load_split(req.cache_dir, "train"), device, req.seed, req.budget_seconds)
+    run = Run(
+        load_split(req.cache_dir, "train"),
+        device,
+        req.seed,
+        req.budget_seconds,
+        ready=lambda: protocol.ready(req),
+    )
     windows = eval_windows(load_split(req.cache_dir, "val"))
 
     import train  # the mutable part, imported only after request() has hidden the channel
@@ -319,6 +346,8 @@ def evaluate(req: protocol.Request) -> None:
         "tokens": run.tokens,
         "steps": run.steps,
         "tokens_per_second": round(run.tokens / max(train_seconds, 1e-9)),
+        "setup_seconds": run.setup_seconds and round(run.setup_seconds, 2),
+        "first_step_seconds": run.first_step_seconds and round(run.first_step_seconds, 2),
         "corpus": corpus_dir(req.cache_dir).name,
     }
     grace = max(2.0, 0.05 * req.budget_seconds)
