@@ -67,6 +67,8 @@ TOML = """name = "t"\nmutable = ["m.py"]\nentry = "python m.py"
         (lambda tmp: ["eval", "targets/sort", "--budget", "soon"], "invalid float value: 'soon'"),
         (lambda tmp: ["eval", "targets/sort", "--timeout", "0"], "--timeout must be a number"),
         (lambda tmp: ["eval", "targets/sort", "--threads", "0"], "--threads must be at least 1"),
+        (lambda tmp: ["eval", "targets/sort", "--isolation", "vm"], "unknown isolation 'vm'"),
+        (lambda tmp: ["eval", "targets/sort", "--memory-gb", "-1"], "--memory-gb must be >= 0"),
         (lambda tmp: ["eval", "targets/sort", "--file", str(tmp / "gone.py")], "variant file"),
         (
             lambda tmp: ["eval", "targets/sort", "--file", "bench.py=targets/sort/sort.py"],

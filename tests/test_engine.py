@@ -312,6 +312,8 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
         (["--target", "nowhere"], "target folder nowhere does not exist"),
         (["--max-evals", "0"], "set a stop condition"),
         (["--operator", "offline", "--adaptive-models"], "the offline operator has none"),
+        (["--prewarm", "maybe"], "prewarm must be auto, on or off, not 'maybe'"),
+        (["--isolation", "vm"], "unknown isolation 'vm'; use one of: auto, namespace, process"),
     ],
 )
 def test_run_refuses_bad_input_in_one_line(args, message):
