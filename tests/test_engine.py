@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -641,3 +642,20 @@ def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, 
         assert freed() is None
     finally:
         gc.enable()
+
+
+def test_a_run_ends_without_the_analysis_commands_packages(tmp_path):
+    # A GPU machine may hold only what a run needs: its end (best/, the summary line) reads the
+    # lineage with pyarrow, not DuckDB.
+    script = "import sys; sys.modules['duckdb'] = None; from evo.cli import main; sys.exit(main())"
+    out = tmp_path / "runs"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "run", "--target", str(QUAD), "--operator", "offline",
+         "--islands", "1", "--max-evals", "6", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [run_dir] = out.iterdir()
+    ancestry = (run_dir / "best" / "ancestry.md").read_text().splitlines()
+    assert ancestry[2] == "- #0 island 0 loss 62.0113: the seed program"
+    assert "results in" in done.stdout and "seed 62.0113" in done.stdout

@@ -69,16 +69,17 @@ def run(tmp_path, target, *flags: str) -> tuple[list[dict], int]:
 
 def test_evo_run_prewarms_the_synthetic_target(tmp_path):
     target = write_knob_target(tmp_path / "knobs", 4, seconds=0.5, setup=0.5)
-    details, overlapping = run(tmp_path, target, "--max-evals", "8")
-    assert len(details) == 8 and overlapping >= 2
+    details, overlapping = run(tmp_path, target, "--max-evals", "10")
+    assert len(details) >= 8 and overlapping >= 2  # (a repeat may wait in the checkpoint)
     assert any("waited_seconds" in d for d in details)
     assert all(d["train_seconds"] == 0.5 and d["setup_seconds"] >= 0.5 for d in details)
 
 
 def test_evo_run_prewarms_the_gpt_target(tmp_path):
-    details, _ = run(tmp_path, ROOT / "targets" / "gpt", "--budget", "2",
-                               "--max-evals", "5")  # fmt: skip
-    # (a candidate judged again when the run stops waits in the checkpoint)
-    assert len(details) >= 4 and any("waited_seconds" in d for d in details)
+    # The seed's 3 evaluations go to the one evaluator at once: the second sets up while the
+    # first trains. (Candidates judged again when the run stops wait in the checkpoint, so only
+    # the seed's are sure to be in the lineage.)
+    details, _ = run(tmp_path, ROOT / "targets" / "gpt", "--budget", "2", "--max-evals", "4")
+    assert len(details) >= 3 and any("waited_seconds" in d for d in details)
     assert all(d["setup_seconds"] > 0 and d["first_step_seconds"] > 0 for d in details)
     assert all(d["train_seconds"] < 2.5 for d in details)  # the neighbour's set-up did not stall it

@@ -15,13 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.run.engine import Engine
 from evo.run.state import RunState
 from evo.shipped import default_target, preset_path
+from evo.status import Event
 from evo.store import checkpoint
-from evo.store.reader import Lineage, sources
+from evo.store.lineage import read_lineage
+from evo.store.reader import sources
 from evo.target import Target, load_target
 
 # What a resume may change: how long it goes on (and how much it may spend), where it runs, and
@@ -87,9 +91,7 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None
     state = Engine(config, target, run_dir, resume=state).run()
     if state.best:
         best = state.best
-        lineage = Lineage([run_dir])
-        write_best(lineage, run_dir.name, target, best.member.id, run_dir / "best")
-        seed_fitness = lineage.candidate(run_dir.name, 0)["fitness"]
+        seed_fitness = write_best(run_dir, target, best.member.id, run_dir / "best")
         print(
             f"best {target.metric} {best.fitness:.4f} (#{best.member.id}, island {best.island}); "
             f"seed {seed_fitness:.4f}, noise sigma {state.sigma:.4f}; {state.evals_done} "
@@ -105,11 +107,16 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None
         print(f"to go on: python -m evo run --resume {run_dir}")
 
 
-def write_best(lineage: Lineage, run_id: str, target: Target, best_id: int, folder: Path) -> None:
-    """best/: the program's files, its diff against the seed, and its chain of ancestors."""
+def write_best(run_dir: Path, target: Target, best_id: int, folder: Path) -> float:
+    """best/: the program's files, its diff against the seed, and its chain of ancestors; returns
+    the seed program's fitness. Read with pyarrow alone: the end of a run needs none of the
+    analysis commands' packages (a GPU machine may have only the run's)."""
+    columns = ["event", "candidate_id", "parent_id", "island", "fitness", "hypothesis", "sources"]
+    table = read_lineage(run_dir / "lineage").select(columns)
+    table = table.filter(pc.equal(table["event"], Event.CANDIDATE.value))
+    rows = {row["candidate_id"]: row for row in table.to_pylist()}
     folder.mkdir(exist_ok=True)
-    best = sources(lineage.candidate(run_id, best_id))
-    seed = sources(lineage.candidate(run_id, 0))
+    best, seed = sources(rows[best_id]), sources(rows[0])
     diff = []
     for name, text in best.items():
         (folder / name).write_text(text)
@@ -120,10 +127,15 @@ def write_best(lineage: Lineage, run_id: str, target: Target, best_id: int, fold
             f"best/{name}",
         )
     (folder / "seed.diff").write_text("".join(diff))
+    chain, node = [], best_id
+    while node in rows and len(chain) <= len(rows):  # a damaged lineage cannot loop forever
+        chain.append(rows[node])
+        node = rows[node]["parent_id"]
     lines = [f"# Ancestry of candidate {best_id} ({target.metric}, {target.direction})", ""]
-    for step in lineage.ancestry(run_id, best_id):
+    for step in reversed(chain):
         lines.append(
             f"- #{step['candidate_id']} island {step['island']} {target.metric} "
             f"{step['fitness']:.4f}: {step['hypothesis']}"
         )
     (folder / "ancestry.md").write_text("\n".join(lines) + "\n")
+    return rows[0]["fitness"]
