@@ -112,7 +112,7 @@ def write_best(run_dir: Path, target: Target, best_id: int, folder: Path) -> flo
     the seed program's fitness. Read with pyarrow alone: the end of a run needs none of the
     analysis commands' packages (a GPU machine may have only the run's)."""
     columns = ["event", "candidate_id", "parent_id", "island", "fitness", "hypothesis", "sources"]
-    table = read_lineage(run_dir / "lineage").select(columns)
+    table = read_lineage(run_dir / "lineage", columns)
     table = table.filter(pc.equal(table["event"], Event.CANDIDATE.value))
     rows = {row["candidate_id"]: row for row in table.to_pylist()}
     folder.mkdir(exist_ok=True)

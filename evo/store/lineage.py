@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -152,10 +153,25 @@ def _number(path: Path) -> int:
     return int(_PART.match(path.name).group(1))
 
 
-def read_lineage(folder: Path) -> pa.Table:
-    """Every row of a lineage folder, in the current schema."""
-    tables = [pq.read_table(p, schema=SCHEMA) for p in part_files(folder)]
-    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+def readable_parts(folder: Path) -> list[Path]:
+    """The lineage files of a folder that can be read; a damaged one is skipped with a warning."""
+    parts = []
+    for path in part_files(folder):
+        try:
+            pq.read_metadata(path)
+        except Exception as e:  # pyarrow raises several kinds for a damaged file
+            print(f"warning: skipping {path}: not a readable Parquet file ({e})", file=sys.stderr)
+            continue
+        parts.append(path)
+    return parts
+
+
+def read_lineage(folder: Path, columns: list[str] | None = None) -> pa.Table:
+    """Every row of a lineage folder's readable files, in the current schema (or `columns` of
+    it)."""
+    schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
+    tables = [pq.read_table(p, schema=schema, columns=columns) for p in readable_parts(folder)]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def lineage_metric(parts: list[Path]) -> Metric | None:

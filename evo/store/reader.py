@@ -21,7 +21,7 @@ import numpy as np
 
 from evo.errors import UsageError
 from evo.store import checkpoint
-from evo.store.lineage import Metric, lineage_metric, part_files
+from evo.store.lineage import Metric, lineage_metric, readable_parts
 from evo.target import load_target
 
 MISSING = -2  # in a parent array: no candidate has this id
@@ -44,7 +44,7 @@ class Lineage:
         self.runs: dict[str, RunInfo] = {}
         files = []
         for folder in folders:
-            parts = [p for p in part_files(folder / "lineage") if _readable(p)]
+            parts = readable_parts(folder / "lineage")
             if not parts:
                 raise UsageError(f"{folder} holds no lineage; pass a run folder such as runs/<id>")
             files += [str(p) for p in parts]
@@ -137,18 +137,6 @@ class Lineage:
         return (
             None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
         )
-
-
-def _readable(path: Path) -> bool:
-    """Whether a lineage file can be read; a damaged one is skipped with a warning."""
-    import pyarrow.parquet as pq
-
-    try:
-        pq.read_metadata(path)
-    except Exception as e:  # pyarrow raises several kinds for a damaged file
-        print(f"warning: skipping {path}: not a readable Parquet file ({e})", file=sys.stderr)
-        return False
-    return True
 
 
 def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
