@@ -138,12 +138,6 @@ def evaluate(args: argparse.Namespace) -> int:
     target = _target(args.target)
     device = sandbox.resolve_device(args.device)
     level = isolation.resolve(args.isolation)
-    if level == "process" and args.isolation == "auto":
-        print(
-            f"warning: the process isolation level ({isolation.why_not()}): "
-            f"{isolation.NOT_COVERED}",
-            file=sys.stderr,
-        )
     result = sandbox.evaluate(
         target,
         _variant_sources(args.file, target.mutable),

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from evo.bench.loopback import loopback_model
 from evo.bench.synthetic import PacedEvaluation, SkilledReplies, write_knob_target
-from evo.bench.throughput import local_ray
-from evo.config import RunConfig
+from evo.bench.throughput import local_ray, loopback_config
 from evo.run.engine import Engine
 from evo.target import load_target
 
@@ -53,17 +52,10 @@ def bench_ensemble(seeds: int, max_cost: float = MAX_COST) -> list[dict]:
 
 
 def _run(target, scratch: str, seed: int, adaptive: bool, max_cost: float, world: str) -> dict:
-    settings = {
-        "target": str(target.root),
-        "operator": "anthropic",
-        "adaptive_models": adaptive,
-        "seed": seed,
-        "evaluators": 2,
-        "max_evals": 0,
-        "max_cost": max_cost,
-        "out": scratch,
-    }
-    config = RunConfig().with_settings(settings, "the benchmark")
+    config = loopback_config(
+        target.root, scratch, adaptive_models=adaptive, seed=seed, evaluators=2, max_evals=0,
+        max_cost=max_cost,
+    )  # fmt: skip
     run_dir = Path(scratch) / f"{world}-{adaptive}-{seed}".replace(" ", "-")
     run_dir.mkdir()
     state = Engine(config, target, run_dir, sandbox=PacedEvaluation(EVALUATION_S)).run()

@@ -117,7 +117,7 @@ def bench_overhead(
         ]
         for number, (level, latency, count, island_count) in enumerate(runs):
             replies.latency = latency
-            config = _config(
+            config = loopback_config(
                 target.root,
                 scratch,
                 islands=island_count,
@@ -189,7 +189,7 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
         tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
     ):
         target = load_target(write_knob_target(Path(scratch) / "knobs", KNOBS, 1.0))
-        config = _config(
+        config = loopback_config(
             target.root, scratch, islands=islands, evaluators=evaluators, max_evals=evaluations
         )
         run_dir = Path(scratch) / "run"
@@ -217,8 +217,8 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
     }
 
 
-def _config(target: Path, out: str, **settings: object) -> RunConfig:
-    """A run of the anthropic operator (on the loopback model) on the knob target."""
+def loopback_config(target: Path, out: str, **settings: object) -> RunConfig:
+    """A run of the anthropic operator (on the loopback model) on the knob target `target`."""
     base = {"target": str(target), "operator": "anthropic", "out": out}
     return RunConfig().with_settings(base | settings, "the benchmark")
 

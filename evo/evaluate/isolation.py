@@ -75,11 +75,15 @@ def jailed(
 
 
 def resolve(level: str) -> str:
-    """The level asked for, or for "auto" the best this machine allows."""
+    """The level asked for, or for "auto" the best this machine allows (with a warning on
+    stderr when that is the process level)."""
     if level not in LEVELS:
         raise UsageError(f"unknown isolation {level!r}; use one of: {', '.join(LEVELS)}")
     if level == "auto":
-        return "namespace" if namespaces_work() else "process"
+        if namespaces_work():
+            return "namespace"
+        print(f"warning: the process isolation level ({why_not()}): {NOT_COVERED}", file=sys.stderr)
+        return "process"
     if level == "namespace" and not namespaces_work():
         raise UsageError(
             f"isolation namespace is not available here ({why_not()}); use --isolation process"

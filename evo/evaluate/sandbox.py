@@ -70,6 +70,13 @@ _PASSED_PREFIXES = (
     "TRITON_",
 )
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    return any(marker in name.upper() for marker in SECRET_MARKERS)
+
+
 _NOT_COPIED = shutil.ignore_patterns("__pycache__", ".*")
 # In the namespace, $HOME is read-only: temporary files and caches go to the private /tmp.
 JAILED_ENVIRONMENT = {"TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache"}
@@ -153,7 +160,6 @@ def evaluate(
 
     cache = Path(cache_dir or protocol.DEFAULT_CACHE_DIR)
     cache.mkdir(parents=True, exist_ok=True)
-    memory = cap(default_cap() if memory_bytes is None else memory_bytes, device)
     with tempfile.TemporaryDirectory(prefix="evo-eval-") as scratch_name:
         scratch = Path(scratch_name)
         work = scratch / "work"
@@ -188,6 +194,7 @@ def evaluate(
                 "network": target.network,
             }
         env = child_environment(request, device=device, threads=threads)
+        memory = cap(default_cap() if memory_bytes is None else memory_bytes, device)
         try:
             started = time.monotonic()
             ended = run_process(
@@ -231,8 +238,7 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
     env = {
         name: value
         for name, value in os.environ.items()
-        if (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES))
-        and not any(marker in name.upper() for marker in SECRET_MARKERS)
+        if (name in _PASSED_NAMES or name.startswith(_PASSED_PREFIXES)) and not looks_secret(name)
     }
     # evo's own folder, so that a target's fixed part can import evo.target.protocol.
     env["PYTHONPATH"] = str(Path(evo.__file__).resolve().parent.parent)

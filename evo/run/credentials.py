@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from evo.evaluate.sandbox import SECRET_MARKERS
+from evo.evaluate.sandbox import looks_secret
 
 MODEL_SERVICE_PREFIXES = ("ANTHROPIC_", "OPENAI_")
 _HANDOFF = "EVO_CREDENTIALS_FD"  # the pipe a restarted command reads its credentials from
@@ -29,9 +29,7 @@ _received: dict[str, str] = {}
 
 def is_credential(name: str) -> bool:
     """A variable of the model service, or one whose name says it is a secret."""
-    return name.startswith(MODEL_SERVICE_PREFIXES) or any(
-        marker in name.upper() for marker in SECRET_MARKERS
-    )
+    return name.startswith(MODEL_SERVICE_PREFIXES) or looks_secret(name)
 
 
 def restart_without() -> None:

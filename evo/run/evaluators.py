@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evo.config import EvaluationConfig
-from evo.evaluate.isolation import NOT_COVERED, resolve, why_not
+from evo.evaluate.isolation import resolve
 from evo.evaluate.result import EvalResult
 from evo.run.actors import Evaluator
 from evo.search.candidate import EvalRequest
@@ -69,12 +69,6 @@ class EvaluatorPool:
             Evaluator
         ).options(**options)
         self.isolation = resolve(config.isolation)
-        if self.isolation == "process" and config.isolation == "auto":
-            print(
-                f"warning: evaluations run at the process isolation level ({why_not()}): "
-                f"{NOT_COVERED}",
-                flush=True,
-            )
         # evaluations at once on one machine, which share its memory by default
         nodes = [n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]]
         at_once = max(1, int(max(nodes) // config.gpus_per_eval)) if gpus else count
