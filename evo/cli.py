@@ -105,12 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
     be.add_argument(
         "name",
-        choices=["overhead", "scale", "efficiency", "ensemble", "prewarm", "lineage"],
+        choices=["overhead", "scale", "efficiency", "ensemble", "noise", "prewarm", "lineage"],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: the single chain "
         "against 4 islands; ensemble: fixed model weights against --adaptive-models for the "
-        "same spend; prewarm: the training fraction with and without pre-warm; lineage: evo "
-        "lineage/report on a large lineage",
+        "same spend; noise: the run's noise estimate against a known sigma; prewarm: the "
+        "training fraction with and without pre-warm; lineage: evo lineage/report on a large "
+        "lineage",
     )
     numbers = "comma-separated"
     be.add_argument("--evaluators", default="1,2,4,8", help=f"overhead: {numbers} (1,2,4,8)")
@@ -130,16 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluations", default="1000,10000", help=f"scale: evaluations a run, {numbers}"
     )
     be.add_argument(
-        "--seeds", type=int, default=5, help="efficiency, ensemble: runs per preset or mode (5)"
+        "--seeds", type=int, default=5, help="efficiency, ensemble, noise: runs per case (5)"
     )
+    be.add_argument("--sigma", type=float, default=0.3, help="noise: the true sigma (0.3)")
     be.add_argument(
         "--evals", type=int, default=40, help="efficiency, prewarm: evaluations a run (40)"
     )
     be.add_argument(
-        "--target", type=Path, help="efficiency: a target (default: the rugged knob target)"
+        "--target",
+        type=Path,
+        help="efficiency, prewarm: a target (default: the synthetic knob target)",
     )
     be.add_argument(
-        "--budget", type=float, default=0.0, help="efficiency: seconds an evaluation (target's)"
+        "--budget",
+        type=float,
+        default=0.0,
+        help="efficiency, prewarm: seconds an evaluation (target's)",
     )
     be.add_argument(
         "--presets",

@@ -137,7 +137,7 @@ def evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"--memory-gb must be >= 0 (0: the default cap), not {args.memory_gb:g}")
     target = _target(args.target)
     device = sandbox.resolve_device(args.device)
-    level = isolation.resolve(args.isolation)
+    level = isolation.resolve(args.isolation, device)
     result = sandbox.evaluate(
         target,
         _variant_sources(args.file, target.mutable),

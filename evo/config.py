@@ -39,7 +39,9 @@ class SearchConfig:
     stagnation: int = setting(
         30, "an island not improved in this many of its evaluations is reset; 0: never"
     )
-    noise_repeats: int = setting(3, "evaluations of the seed program that measure the noise")
+    noise_repeats: int = setting(
+        3, "evaluations of the seed program that measure the noise (at least one per evaluator)"
+    )
     noise_k: float = setting(2.0, "a new champion must win by k standard deviations of the mean")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
 

@@ -4,6 +4,7 @@ on a real run of the quad fixture; the report is rendered by a real headless Chr
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import pytest
 from conftest import ROOT, evo
 
 from evo.config import RunConfig
-from evo.store.lineage import SCHEMA, LineageWriter, Metric
+from evo.store.lineage import SCHEMA, LineageWriter, Metric, read_lineage
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 
@@ -374,3 +375,22 @@ def test_the_lineage_keeps_what_each_evaluation_measured(real_run):
     shown = evo("show", str(real_run), "0").stdout.splitlines()
     assert shown[4].startswith("  evaluation with seed 0: ok loss=")
     assert shown[5].startswith("    train_seconds ") and ", machine CPU, " in shown[5]
+
+
+def test_the_summary_shows_the_noise_estimate_and_how_it_moved(real_run):
+    state = json.loads((real_run / "checkpoint.json").read_text())
+    sigma, dof = state["sigma"], state["noise"]["dof"]
+    rows = read_lineage(real_run / "lineage", ["event", "candidate_id", "sigma", "finished_at"])
+    settled = sorted(
+        (r["finished_at"], r["candidate_id"], r["sigma"])
+        for r in rows.to_pylist()
+        if r["event"] == "candidate" and r["sigma"] is not None
+    )
+    judged = [sigma for _, _, sigma in settled]
+    marks = [judged[round(q * (len(judged) - 1))] for q in (0, 0.25, 0.5, 0.75, 1)]
+    [line] = [x for x in evo("lineage", str(real_run)).stdout.splitlines() if "noise" in x]
+    assert line == (
+        f"noise: sigma {sigma:.4g} ± {sigma / math.sqrt(2 * dof):.2g} ({dof} degrees of "
+        "freedom: every program evaluated more than once); as judged: "
+        + " -> ".join(f"{s:.4g}" for s in marks)
+    )

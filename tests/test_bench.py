@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT, evo
 
 from evo.bench.efficiency import bench_efficiency
 from evo.bench.ensemble import WORLDS, bench_ensemble
+from evo.bench.noise import ProgramNoise, bench_noise
+from evo.bench.synthetic import instant_evaluation, write_knob_target
+from evo.target import load_target
 
 
 def test_bench_lineage_small(tmp_path):
@@ -40,3 +44,26 @@ def test_bench_ensemble_small():
         # $0.03 buys 3 to 6 proposals of these models; the run stops at the cap, its last
         # proposals already asked for coming back
         assert 3 <= row["proposals"] <= 12 and 0 <= row["sonnet_share"] <= 1
+
+
+def test_bench_noise_small():
+    results = bench_noise(seeds=1, sigma=0.3, lengths=(150,))
+    assert [r["evaluations"] for r in results] == ["noise round", 150]
+    opening, later = results
+    assert opening["dof"] == 2  # the seed's three evaluations
+    assert later["dof"] > opening["dof"]  # candidates evaluated again added theirs
+    assert all(0.1 < r["estimate_over_sigma"] < 3 for r in results)
+
+
+def test_program_noise_is_the_programs_own(tmp_path):
+    """ProgramNoise: the same program and seed give the same value, another seed another, and
+    two programs at one seed differ by more than their losses do."""
+    target = load_target(write_knob_target(tmp_path / "k", 2, 0.1))
+    sandbox = ProgramNoise(0.3)
+    other = {"knobs.py": "K0 = 512.0\nK1 = 256.0\n"}
+    first, again = (sandbox(target, seed=1).metric for _ in range(2))
+    assert first == again != sandbox(target, seed=2).metric
+    exact = (
+        instant_evaluation(target, other, seed=1).metric - instant_evaluation(target, seed=1).metric
+    )
+    assert sandbox(target, other, seed=1).metric - first != pytest.approx(exact)

@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -26,9 +27,14 @@ from conftest import ROOT, evo, evo_started
 from evo.bench.loopback import Reply
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
+from evo.evaluate.result import EvalResult
+from evo.run.actors import Evaluator
 from evo.run.engine import Engine
 from evo.run.scheduler import Scheduler
+from evo.search.candidate import EvalRequest
+from evo.search.noise import Noise
 from evo.shipped import default_target, preset_path
+from evo.status import Status
 from evo.store.lineage import read_lineage
 from evo.target import load_target
 
@@ -73,10 +79,29 @@ def assert_complete(rows, engine):
     assert all(r["parent_id"] in known for r in candidates(rows) if r["candidate_id"] != 0)
 
 
+def assert_noise_pooled(engine, rows):
+    """The run's noise is pooled over every program evaluated more than once, the lineage's and
+    those still waiting for another evaluation; each candidate's row has the sigma it was judged
+    by, the seed's its own spread."""
+    programs = [r["metrics"] for r in candidates(rows)] + [
+        list(c.metrics.values()) for c, _ in engine.state.pending
+    ]
+    expected = Noise()
+    for metrics in programs:
+        for k, value in enumerate(metrics):
+            expected.add(metrics[:k], value)
+    assert engine.state.noise.dof == expected.dof
+    assert engine.state.sigma == pytest.approx(expected.sigma, rel=1e-9)
+    judged = [r["sigma"] for r in candidates(rows) if r["metrics"]]
+    assert judged[0] == pytest.approx(statistics.stdev(candidates(rows)[0]["metrics"]))
+    assert all(sigma > 0 for sigma in judged)
+
+
 def test_a_full_run(ray_session, tmp_path):
     engine, rows = run_engine(tmp_path, QUAD, islands=3, max_evals=40, migration_interval=6)
     assert engine.state.evals_done == 40
     assert_complete(rows, engine)
+    assert_noise_pooled(engine, rows)
     statuses = Counter(r["status"] for r in candidates(rows))
     assert statuses["accepted"] >= 2 and set(statuses) <= {
         "accepted",
@@ -137,6 +162,20 @@ def test_more_evaluators_than_cpus_share_them(ray_session, tmp_path):
     assert engine.state.evals_done == 24
     used = {e for r in candidates(rows) for e in r["eval_evaluators"]}
     assert used == {f"evaluator-{i}" for i in range(4)}
+    # the noise is measured under the run's load: the seed once on each of the 4 evaluators
+    seed = candidates(rows)[0]
+    assert seed["candidate_id"] == 0 and sorted(seed["eval_evaluators"]) == sorted(used)
+
+
+@pytest.mark.parametrize(("share", "recorded"), [(0.25, 0.25), (1.0, 1.0), (0.0, None)])
+def test_each_evaluation_records_its_share_of_the_gpu(ray_session, share, recorded):
+    def sandbox(target, sources, **options):
+        return EvalResult(Status.OK, target.metric, 1.5, options["seed"], "cpu", 1.0, 1.0, 2.0, 9)
+
+    evaluator = Evaluator("evaluator-0", str(QUAD), "cpu", 1, sandbox, gpu_share=share)
+    evaluation = evaluator.evaluate(EvalRequest({}, 3, 1.0))
+    assert evaluation.gpu_share == share
+    assert evaluation.measured.get("gpu_share") == recorded
 
 
 def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
@@ -145,6 +184,8 @@ def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
     accepted = [r["candidate_id"] for r in candidates(rows) if r["accepted"]]
     assert accepted == [0]
     assert engine.state.best.member.id == 0
+    assert_noise_pooled(engine, rows)  # the seed's alone: every program scores the same
+    assert engine.state.noise.dof == 2
 
 
 def test_single_chain_is_keep_or_discard(ray_session, tmp_path):

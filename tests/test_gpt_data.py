@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -142,3 +143,31 @@ def test_one_seed_gives_one_data_order(gpt_prepare):
 
     assert torch.equal(first_batch(1), first_batch(1))
     assert not torch.equal(first_batch(1), first_batch(2))
+
+
+@pytest.mark.parametrize(
+    ("depth", "width", "heads", "seq_len"), [(4, 128, 4, 256), (2, 64, 2, 64), (3, 96, 3, 128)]
+)
+def test_flops_per_token_count_every_matrix_and_attention(
+    gpt_prepare, depth, width, heads, seq_len
+):
+    """6 per weight of every matrix (not the embedding lookup) + 12 * depth * width * seq_len."""
+    sys.path.insert(0, str(gpt_prepare.Path(gpt_prepare.__file__).parent))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    model = train.GPT(256, depth, width, heads, seq_len)
+    matrices = depth * 12 * width * width + width * 256  # qkv, proj, fc, mlp proj; the head
+    expected = 6 * matrices + 12 * depth * width * seq_len
+    assert gpt_prepare.flops_per_token(model, seq_len, torch.device("cpu")) == expected
+    assert all(p.grad is None for p in model.parameters())
+    assert gpt_prepare.mfu(1e15, torch.device("cpu")) is None  # no peak known on CPU
+
+
+def test_a_stopped_clock_stays_stopped(gpt_prepare):
+    run = gpt_prepare.Run(np.arange(10_000, dtype=np.uint8), torch.device("cpu"), 1, 60.0)
+    batches = run.batches(4, 16)
+    next(batches), next(batches)  # the clock starts with the second batch
+    seconds = run._stop_clock()
+    assert run.batch_shape == (4, 16) and seconds == run.elapsed() == run._stop_clock() > 0

@@ -3,6 +3,7 @@ contained at the namespace level, the lineage saying what happened, nothing left
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, evo
 
+from evo.errors import UsageError
 from evo.evaluate import isolation, memory
 from evo.evaluate.sandbox import evaluate
 from evo.status import Status
@@ -255,3 +257,20 @@ def test_without_namespaces_auto_falls_back_to_the_process_level_and_says_so(tmp
         "evo: error: isolation namespace is not available here (util-linux's unshare is not "
         "installed); use --isolation process\n"
     )
+
+
+@needs_namespaces
+@pytest.mark.skipif(bool(ctypes.util.find_library("cuda")), reason="a CUDA driver is here")
+def test_cuda_evaluations_get_the_namespace_level_only_where_cuda_starts_inside(capsys):
+    """The probe for CUDA runs the driver's cuInit inside the jail (on one GPU machine it
+    returned 48 there, while `true` ran): without a driver, it cannot start either."""
+    why = "OSError: libcuda.so.1: cannot open shared object file: No such file or directory"
+    assert isolation.why_not("cpu") == "" and isolation.why_not("cuda") == why
+    assert isolation.resolve("auto", "cpu") == "namespace"
+    assert capsys.readouterr().err == ""
+    assert isolation.resolve("auto", "cuda") == "process"
+    assert capsys.readouterr().err == (
+        f"warning: the process isolation level ({why}): {isolation.NOT_COVERED}\n"
+    )
+    with pytest.raises(UsageError, match=r"^isolation namespace is not available here \(OSE"):
+        isolation.resolve("namespace", "cuda")

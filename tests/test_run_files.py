@@ -14,6 +14,7 @@ from evo.mutate.proposal import Usage
 from evo.run.state import Best, RunState
 from evo.search.candidate import Candidate, Child, Evaluation
 from evo.search.island import Member
+from evo.search.noise import Noise
 from evo.shipped import preset_path
 from evo.store import checkpoint
 from evo.store.lineage import SCHEMA, LineageWriter, Metric, part_files, read_lineage
@@ -94,14 +95,16 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     evaluation = Evaluation(result, "evaluator-0", "node", "host", "", 42, 1, 10.0, 12.5)
     candidate = Candidate(5, child, 9.0, [evaluation])
     seed = Member(0, {"p.py": "X = 1\n"}, {0: 2.0, 1: 2.5}, 0)
-    state = RunState(sigma=0.1, next_id=6, evals_done=4, spent=0.5, evaluators=2, seen={"ab"})
+    noise = Noise(sum_squares=0.05, dof=5)  # sigma 0.1
+    state = RunState(noise=noise, next_id=6, evals_done=4, spent=0.5, evaluators=2, seen={"ab"})
     state.set_champion(0, seed, minimize=True)
     state.pending.append((candidate, 2))
     checkpoint.save(tmp_path, state.to_json([(candidate, 1)], elapsed=30.0))
     again = RunState.from_json(checkpoint.load(tmp_path))
     assert again.best == Best(0, seed) and again.champions == {0: seed}
     assert list(again.pending) == [(candidate, 2), (candidate, 1)]
-    assert (again.sigma, again.next_id, again.evals_done, again.elapsed) == (0.1, 6, 4, 30.0)
+    assert (again.noise, again.next_id, again.evals_done, again.elapsed) == (noise, 6, 4, 30.0)
+    assert again.sigma == 0.1
     assert again.pending[0][0].metrics == {1: 1.5} and again.seen == {"ab"}
 
 
@@ -128,7 +131,7 @@ def test_lineage_parts_are_atomic_and_readable(tmp_path):
     table = read_lineage(tmp_path / "lineage")
     assert table.schema == SCHEMA
     assert [r["candidate_id"] for r in table.to_pylist()] == [0, 1, 0]
-    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 3
+    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 4
     with pytest.raises(KeyError, match="not lineage columns"):
         writer.add({"nope": 1})
 

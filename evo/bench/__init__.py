@@ -4,6 +4,7 @@ overhead and scale: the engine's own cost (evo.bench.throughput).
 efficiency: the single-chain preset against the 4-island ring (or other presets), the same
 number of evaluations, the offline operator, several seeds each; by default on the rugged knob
 target (evo.bench.synthetic).
+noise: the run's pooled noise estimate against a known sigma (evo.bench.noise).
 lineage: a synthetic lineage of N rows (default 1,000,000) in a run folder, then `evo lineage`
 and `evo report` on it as separate processes, each timed, with its peak resident memory read the
 way the sandbox reads an evaluation's.

@@ -13,6 +13,7 @@ from pathlib import Path
 from evo.bench.efficiency import bench_efficiency
 from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
+from evo.bench.noise import bench_noise
 from evo.bench.prewarm import bench_prewarm
 from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import bench_overhead, bench_scale
@@ -56,13 +57,20 @@ def main(args: argparse.Namespace) -> int:
             results = bench_efficiency(args.seeds, args.evals, target, args.budget, presets)
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
+    elif args.name == "noise":
+        if not args.sigma > 0:
+            raise UsageError(f"--sigma must be > 0, not {args.sigma:g}")
+        results = bench_noise(args.seeds, args.sigma)
     elif args.name == "prewarm":
-        results = bench_prewarm(args.setup_seconds, args.eval_seconds, args.evals)
+        results = bench_prewarm(
+            args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
+        )
     else:
         results = bench_lineage(args.rows)
     # Lists (per-seed curves and the like) go to the raw results only.
     columns = [k for k, v in results[0].items() if not isinstance(v, list)]
-    print_table(columns, [tuple(r[k] for k in columns) for r in results])
+    columns += [k for r in results for k in r if k not in columns]  # reported by some rows
+    print_table(columns, [tuple(r.get(k) for k in columns) for r in results])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     machine = {"machine": platform.platform(), "cpus": os.cpu_count(), "date": time.strftime("%F")}

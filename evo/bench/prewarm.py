@@ -1,31 +1,55 @@
 """`evo bench prewarm`: the training fraction with and without pre-warm, in one run of the
-benchmark.
+benchmark, on the synthetic target or a real one (`--target targets/gpt` on a GPU machine).
 
-The knob target with a set-up phase (evo.bench.synthetic.write_knob_target: `setup` seconds of
-sleep before protocol.ready(), then `seconds` of sleep as the training; no CPU either way, so the
-figures are the engine's and the sandbox's, not the machine's), the offline operator, one
-evaluator, the same evaluations with pre-warm off and on. The training fraction is the training
-seconds the fixed part reported over evaluators x the run's wall time (Ray's start-up excluded,
-the seed's noise measurement included).
+Every evaluation is of the target's own program (the seed, `evals` times), so that pre-warm off
+and on do the same work: no candidate brings a new graph to compile into one run and a warm
+cache into the other; one evaluation before both warms the caches (corpus, compiled kernels),
+as every evaluation of a run but its first finds them. One evaluator, the offline operator,
+pre-warm off then on.
+
+The synthetic target (evo.bench.synthetic.write_knob_target) sleeps `setup` seconds before
+protocol.ready() and `seconds` as its training: no CPU either way, so its figures are the
+engine's and the sandbox's, not the machine's. The training fraction is the training seconds the
+fixed part reported over evaluators x the run's wall time (Ray's start-up excluded). From the
+non-training seconds per evaluation it projects experiments per evaluator-hour at a 300 s
+budget. Where the target reports them (the gpt target), medians of MFU, tokens per second,
+set-up and first-step seconds come with it.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import tempfile
 from pathlib import Path
 
 from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import local_ray
 from evo.config import RunConfig
+from evo.evaluate.sandbox import evaluate
 from evo.run.engine import Engine
-from evo.target import load_target
+from evo.store.lineage import read_lineage
+from evo.target import Target, load_target
+
+PROJECTED_BUDGET = 300.0  # seconds: autoresearch's budget, at most 12 experiments an hour
+DETAILS = {
+    "mfu": "mfu",
+    "tokens_per_second": "tokens_per_s",
+    "setup_seconds": "setup_s",
+    "first_step_seconds": "first_step_s",
+}
 
 
-def bench_prewarm(setup: float, seconds: float, evaluations: int) -> list[dict]:
+def bench_prewarm(
+    setup: float, seconds: float, evaluations: int, target: Path | None = None, budget: float = 0
+) -> list[dict]:
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-        folder = write_knob_target(Path(scratch) / "knobs", knobs=4, seconds=seconds, setup=setup)
+        folder = target or write_knob_target(
+            Path(scratch) / "knobs", knobs=4, seconds=seconds, setup=setup
+        )
+        _warm_up(load_target(folder))
         results = [
-            _run(folder, setup, prewarm, evaluations, Path(scratch)) for prewarm in ("off", "on")
+            _run(folder, prewarm, evaluations, budget, Path(scratch)) for prewarm in ("off", "on")
         ]
     off, on = results
     off["on_over_off"] = None
@@ -33,15 +57,26 @@ def bench_prewarm(setup: float, seconds: float, evaluations: int) -> list[dict]:
     return results
 
 
-def _run(folder: Path, setup: float, prewarm: str, evaluations: int, scratch: Path) -> dict:
-    """One run; its engine, and the evaluator's CPUs, are freed when it returns."""
+def _warm_up(target: Target) -> None:
+    import ray
+
+    device = "cuda" if ray.cluster_resources().get("GPU") else "cpu"
+    # a second of training: what warms the caches is the set-up and the first step
+    warm = evaluate(target, device=device, budget_seconds=1.0)
+    print(f"warmed the caches: {warm.summary()}", flush=True)
+
+
+def _run(folder: Path, prewarm: str, evaluations: int, budget: float, scratch: Path) -> dict:
+    """One run; its engine, and the evaluator's resources, are freed when it returns."""
     settings = {
         "target": str(folder),
         "operator": "offline",
         "islands": 1,
         "evaluators": 1,
         "prewarm": prewarm,
+        "noise_repeats": evaluations,
         "max_evals": evaluations,
+        "budget": budget,
         "out": str(scratch),
     }
     config = RunConfig().with_settings(settings, "the benchmark")
@@ -51,15 +86,30 @@ def _run(folder: Path, setup: float, prewarm: str, evaluations: int, scratch: Pa
     engine = Engine(config, target, run_dir)
     state = engine.run()
     wall = engine.elapsed()
+    overhead = (wall - state.train_seconds) / state.evals_done  # one evaluator
     row = {
         "prewarm": prewarm,
-        "setup_s": setup,
-        "budget_s": target.budget_seconds,
+        "device": engine.evaluators.device,
+        "budget_s": budget or target.budget_seconds,
         "evaluations": state.evals_done,
         "wall_s": round(wall, 1),
         "train_s": round(state.train_seconds, 1),
         "training_fraction": round(state.train_seconds / wall, 4),
         "busy_fraction": round(min(1.0, state.busy_seconds / wall), 4),
+        "overhead_s": round(overhead, 1),
+        "per_hour_at_300s": round(3600 / (PROJECTED_BUDGET + overhead), 2),
+        **_medians(run_dir / "lineage"),
     }
     print(row, flush=True)
     return row
+
+
+def _medians(lineage: Path) -> dict:
+    """Medians of what the evaluations reported, of those DETAILS the target reports."""
+    found: dict[str, list[float]] = {key: [] for key in DETAILS}
+    for details in read_lineage(lineage, ["eval_details"]).column("eval_details").to_pylist():
+        for measured in map(json.loads, details or []):
+            for key, values in found.items():
+                if isinstance(measured.get(key), int | float):
+                    values.append(measured[key])
+    return {DETAILS[key]: statistics.median(v) for key, v in found.items() if v}

@@ -74,39 +74,47 @@ def jailed(
     return [*unshare_command(network), *jail, *entry]
 
 
-def resolve(level: str) -> str:
-    """The level asked for, or for "auto" the best this machine allows (with a warning on
-    stderr when that is the process level)."""
+# What the probe runs inside the jail for CUDA evaluations: the driver's own initialisation,
+# which some sandboxed kernels (gVisor's) refuse inside a user namespace.
+CUDA_PROBE = "import ctypes, sys; sys.exit(ctypes.CDLL('libcuda.so.1').cuInit(0))"
+
+
+def resolve(level: str, device: str = "cpu") -> str:
+    """The level asked for, or for "auto" the best this machine allows for evaluations on
+    `device` (with a warning on stderr when that is the process level)."""
     if level not in LEVELS:
         raise UsageError(f"unknown isolation {level!r}; use one of: {', '.join(LEVELS)}")
     if level == "auto":
-        if namespaces_work():
+        if namespaces_work(device):
             return "namespace"
-        print(f"warning: the process isolation level ({why_not()}): {NOT_COVERED}", file=sys.stderr)
+        why = why_not(device)
+        print(f"warning: the process isolation level ({why}): {NOT_COVERED}", file=sys.stderr)
         return "process"
-    if level == "namespace" and not namespaces_work():
+    if level == "namespace" and not namespaces_work(device):
         raise UsageError(
-            f"isolation namespace is not available here ({why_not()}); use --isolation process"
+            f"isolation namespace is not available here ({why_not(device)}); "
+            "use --isolation process"
         )
     return level
 
 
-def namespaces_work() -> bool:
-    return not why_not()
+def namespaces_work(device: str = "cpu") -> bool:
+    return not why_not(device)
 
 
 @functools.cache
-def why_not() -> str:
+def why_not(device: str = "cpu") -> str:
     """Why the namespace level cannot run here ("" when it can): the probe runs the jail once,
-    on `true`, and checks that it answered."""
+    on `true`, or for "cuda" on CUDA_PROBE, and checks that it answered."""
     if sys.platform != "linux":
         return f"namespaces are Linux's; this is {sys.platform}"
     if not shutil.which("unshare"):
         return "util-linux's unshare is not installed"
+    entry = ("true",) if device == "cpu" else (sys.executable, "-c", CUDA_PROBE)
     read, write = os.pipe()
     with tempfile.TemporaryDirectory(prefix="evo-probe-") as scratch:
         command = jailed(
-            ("true",),
+            entry,
             scratch=Path(scratch),
             cache=Path(scratch),
             read_only=[],
@@ -126,4 +134,7 @@ def why_not() -> str:
     if done.returncode == 0 and '"returncode": 0' in answered:
         return ""
     lines = done.stderr.decode(errors="replace").strip().splitlines()
+    if device != "cpu" and not lines and answered:
+        code = json.loads(answered)["returncode"]
+        return f"CUDA does not start inside the namespaces (cuInit returned {code})"
     return lines[-1] if lines else f"the probe exited with {done.returncode}"

@@ -105,8 +105,9 @@ class IslandActor:
             mutation_s=time.monotonic() - started,
         )
 
-    def judge(self, candidate: Member) -> Status:
+    def judge(self, candidate: Member, sigma: float) -> Status:
         with self.lock:
+            self.island.sigma = sigma  # the run's noise, refined as it goes
             return self.island.judge(candidate)
 
     def settle(self, candidate: Member, fate: Status, attempt: Attempt) -> None:
@@ -118,8 +119,9 @@ class IslandActor:
         with self.lock:
             return self.island.best(count)
 
-    def receive(self, migrant: Member) -> Status:
+    def receive(self, migrant: Member, sigma: float) -> Status:
         with self.lock:
+            self.island.sigma = sigma
             return self.island.receive(migrant)
 
     def reset(self, founder: Member) -> None:
@@ -162,14 +164,16 @@ class Evaluator:
         memory_gb: float = 0.0,
         at_once: int = 1,
         prewarm: bool = False,
+        gpu_share: float = 0.0,
     ):
         self.name = name
+        self.gpu_share = gpu_share
         self.target = load_target(target_root)
         self.device = device
         self.threads = threads
         self.sandbox = sandbox
         # The driver chose the level on its own machine; this one may allow less.
-        self.isolation = isolation if namespaces_work() else "process"
+        self.isolation = isolation if namespaces_work(device) else "process"
         self.memory_bytes = int(memory_gb * 2**30) or default_cap(at_once)
         # held by the evaluation that trains; with pre-warm the next one sets up meanwhile
         self.turn = threading.Lock() if prewarm else None
@@ -219,4 +223,5 @@ class Evaluator:
             gpu=",".join(str(g) for g in ray.get_gpu_ids()),
             pid=os.getpid(),
             machine=self.machine,
+            gpu_share=self.gpu_share,
         )

@@ -68,8 +68,9 @@ class Archipelago:
         answered by nobody)."""
         return self.actors[index].propose.remote(inspirations, model), self.generation[index]
 
-    def judge(self, index: int, candidate: Member) -> Status:
-        return self._call(index, lambda actor: actor.judge.remote(candidate))
+    def judge(self, index: int, candidate: Member, sigma: float) -> Status:
+        """Island `index`'s verdict on `candidate`, by the run's current noise `sigma`."""
+        return self._call(index, lambda actor: actor.judge.remote(candidate, sigma))
 
     def settle(self, index: int, candidate: Member, fate: Status, attempt: Attempt) -> None:
         self._call(index, lambda actor: actor.settle.remote(candidate, fate, attempt))
@@ -81,9 +82,10 @@ class Archipelago:
         """Evaluations since each island's champion last improved."""
         return self._call_each([(i, lambda actor: actor.since_improvement.remote()) for i in self])
 
-    def migrate(self, count: int) -> list[tuple[int, int, Member, Status]]:
-        """Every island sends its best `count` programs to the next one round the ring;
-        returns (source, destination, migrant, the destination's verdict) for each."""
+    def migrate(self, count: int, sigma: float) -> list[tuple[int, int, Member, Status]]:
+        """Every island sends its best `count` programs to the next one round the ring, judged
+        there by the noise `sigma`; returns (source, destination, migrant, the destination's
+        verdict) for each."""
         sent = self._call_each([(i, lambda actor: actor.best.remote(count)) for i in self])
         moves = [
             (source, (source + 1) % len(self), migrant)
@@ -91,7 +93,10 @@ class Archipelago:
             for migrant in migrants
         ]
         verdicts = self._call_each(
-            [(dest, lambda actor, m=migrant: actor.receive.remote(m)) for _, dest, migrant in moves]
+            [
+                (dest, lambda actor, m=migrant: actor.receive.remote(m, sigma))
+                for _, dest, migrant in moves
+            ]
         )
         return [(*move, verdict) for move, verdict in zip(moves, verdicts, strict=True)]
 

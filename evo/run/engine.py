@@ -189,7 +189,7 @@ class Engine:
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
         else:
-            verdict = self.islands.judge(candidate.island, candidate.as_member())
+            verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, out.index + 1))
             else:
@@ -198,6 +198,8 @@ class Engine:
 
     def record(self, candidate: Candidate, evaluation: Evaluation, busy: float) -> None:
         """An evaluation of a candidate came back, having kept an evaluator `busy` seconds."""
+        if evaluation.result.status == Status.OK:  # a program measured again: noise
+            self.state.noise.add(list(candidate.metrics.values()), evaluation.result.metric)
         candidate.evaluations.append(evaluation)
         self.state.evals_done += 1
         self.state.busy_seconds += busy
@@ -217,7 +219,7 @@ class Engine:
         if fate == Status.ACCEPTED:
             self.state.set_champion(candidate.island, member, self.selection.minimize)
         self.ensemble.settled(child.model, accepted=fate == Status.ACCEPTED)
-        self.lineage.candidate(candidate, fate, reason)
+        self.lineage.candidate(candidate, fate, reason, self.state.sigma)
 
     def _running(self) -> list[tuple[Candidate, int]]:
         return [(out.candidate, out.index) for out in self.running.values()]

@@ -68,7 +68,7 @@ class EvaluatorPool:
         remote = ray.remote(max_restarts=-1, max_concurrency=2 if prewarm else 1)(
             Evaluator
         ).options(**options)
-        self.isolation = resolve(config.isolation)
+        self.isolation = resolve(config.isolation, self.device)
         # evaluations at once on one machine, which share its memory by default
         nodes = [n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]]
         at_once = max(1, int(max(nodes) // config.gpus_per_eval)) if gpus else count
@@ -83,6 +83,7 @@ class EvaluatorPool:
                 config.memory_gb,
                 at_once,
                 prewarm,
+                config.gpus_per_eval if gpus else 0.0,
             )
             for i in range(count)
         ]

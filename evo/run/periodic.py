@@ -73,7 +73,7 @@ class Tasks:
 
     def migrate(self) -> None:
         for source, dest, migrant, verdict in self.islands.migrate(
-            self.config.search.migration_count
+            self.config.search.migration_count, self.state.sigma
         ):
             if verdict == Status.ACCEPTED:
                 self.state.set_champion(dest, migrant, self.minimize)

@@ -1,10 +1,15 @@
-"""The start of a new run: the seed program evaluated noise_repeats times, in parallel, on the
-run's first seeds. Their spread is the noise sigma that every later comparison is judged by; the
-seed is candidate 0 and every island's first champion."""
+"""The start of a new run: the seed program evaluated on the run's first seeds, in parallel, at
+least noise_repeats times and once on every evaluator. Their spread opens the noise estimate that
+every later comparison is judged by (evo.search.noise); the seed is candidate 0 and every
+island's first champion.
+
+Every evaluator takes part so that sigma is measured under the load the run will have: where
+evaluations share a GPU (gpus_per_eval below 1) or the CPUs, each one trains more slowly and
+its metric moves with its neighbours; with fewer repeats than evaluators some would sit idle
+while the others trained faster than they ever will again."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -23,7 +28,8 @@ if TYPE_CHECKING:
 def measure_noise(engine: Engine) -> None:
     """Evaluate the seed program and fill in the new run's state; a one-line error when the seed
     program fails."""
-    repeats, pool = engine.config.search.noise_repeats, engine.evaluators
+    pool = engine.evaluators
+    repeats = noise_round(engine.config.search.noise_repeats, len(pool))
     seed = Candidate.seed_program(engine.target.read_mutable())
     print(
         f"measuring the noise: {repeats} evaluations of the seed program on {len(pool)} "
@@ -46,12 +52,15 @@ def measure_noise(engine: Engine) -> None:
             f"{failures[0].reason}); fix the target, then run again"
         )
     state = engine.state
-    values = list(seed.metrics.values())
-    state.sigma = statistics.stdev(values) if len(values) > 1 else 0.0
     state.seen.add(program_hash(seed.sources))
-    engine.lineage.candidate(seed, Status.ACCEPTED)
+    engine.lineage.candidate(seed, Status.ACCEPTED, sigma=state.sigma)
     founder = seed.as_member()
     for index in range(engine.config.search.islands):
         state.set_champion(index, founder, engine.selection.minimize)
         island = Island.founded(index, engine.selection, state.sigma, engine.config.seed, founder)
         state.islands.append(island_state(island))
+
+
+def noise_round(noise_repeats: int, evaluators: int) -> int:
+    """The seed program's evaluations at the start of a run."""
+    return max(noise_repeats, evaluators)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from evo.mutate.ensemble import ModelRecord, records_from_json, records_to_json
 from evo.search.candidate import Candidate
 from evo.search.island import Member
+from evo.search.noise import Noise
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Best:
 
 @dataclass
 class RunState:
-    """sigma: the noise measured on the seed program (the spread of its evaluations).
+    """noise: the run's noise (evo.search.noise), from every program evaluated more than once;
+        `sigma` is its current estimate.
     evaluators: evaluator actors of the run (for its utilisation).
     busy_seconds: evaluator seconds spent on evaluations that came back.
     train_seconds: their training seconds (what the fixed parts counted against the budget).
@@ -44,7 +46,7 @@ class RunState:
     models: what each model's proposals cost and earned (evo.mutate.ensemble).
     """
 
-    sigma: float = 0.0
+    noise: Noise = field(default_factory=Noise)
     next_id: int = 1
     evals_done: int = 0
     spent: float = 0.0
@@ -59,6 +61,10 @@ class RunState:
     islands: list[dict] = field(default_factory=list)
     lineage_parts: int = 0
     models: dict[str, ModelRecord] = field(default_factory=dict)
+
+    @property
+    def sigma(self) -> float:
+        return self.noise.sigma
 
     def set_champion(self, island: int, member: Member, minimize: bool) -> None:
         self.champions[island] = member
@@ -77,6 +83,7 @@ class RunState:
         best = self.best
         return {
             "sigma": self.sigma,
+            "noise": self.noise.to_json(),
             "next_id": self.next_id,
             "evals_done": self.evals_done,
             "spent": self.spent,
@@ -97,7 +104,7 @@ class RunState:
     def from_json(cls, data: dict) -> RunState:
         best = data["best"]
         return cls(
-            sigma=data["sigma"],
+            noise=Noise.from_json(data.get("noise"), data["sigma"]),  # none before pooling
             next_id=data["next_id"],
             evals_done=data["evals_done"],
             spent=data["spent"],

@@ -46,9 +46,10 @@ class EvalRequest:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One evaluation of a candidate: its result, where it ran (`machine`: the device in words),
-    and (filled in by the driver) which seed index it was and when it was sent and came back
-    (epoch seconds)."""
+    """One evaluation of a candidate: its result, where it ran (`machine`: the device in words;
+    `gpu_share`: the fraction of its GPU its evaluator reserved, 0.25 where up to four
+    evaluations shared it; 0 on CPU), and (filled in by the driver) which seed index it was and
+    when it was sent and came back (epoch seconds)."""
 
     result: EvalResult
     evaluator: str
@@ -60,6 +61,7 @@ class Evaluation:
     dispatched: float = 0.0
     returned: float = 0.0
     machine: str = ""
+    gpu_share: float = 0.0
 
     @property
     def seed(self) -> int:
@@ -76,6 +78,7 @@ class Evaluation:
             "wall_seconds": round(r.wall_seconds, 2),
             "peak_rss_mb": None if r.peak_rss_mb is None else round(r.peak_rss_mb),
             "machine": self.machine,
+            "gpu_share": self.gpu_share or None,
             "isolation": r.isolation,
             "setup_seconds": None if r.setup_seconds is None else round(r.setup_seconds, 2),
             "waited_seconds": round(r.waited_seconds, 2) or None,

@@ -5,9 +5,10 @@ Pure logic, no Ray: the run wraps it in an actor and rebuilds it from checkpoint
 Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
-exceeds k * sigma / sqrt(n) (sigma: the noise measured on the seed program, n: shared
-evaluations). A smaller positive gain earns another evaluation, up to max_repeats; after that the
-candidate may still join the population, but does not become the champion.
+exceeds k * sigma / sqrt(n) (sigma: the run's noise estimate as of the verdict,
+evo.search.noise; n: shared evaluations). A smaller positive gain earns another evaluation, up
+to max_repeats; after that the candidate may still join the population, but does not become
+the champion.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from evo.search.candidate import Candidate
 from evo.status import Event, Status
 
 # Version 2 added the eval_* columns (where and when each evaluation ran), version 3
-# eval_details; older files read them as nulls.
-SCHEMA_VERSION = 3
+# eval_details, version 4 sigma; older files read them as nulls.
+SCHEMA_VERSION = 4
 SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
@@ -53,6 +53,7 @@ SCHEMA = pa.schema(
         ("seeds", pa.list_(pa.int64())),
         ("eval_statuses", pa.list_(pa.string())),
         ("fitness", pa.float64()),
+        ("sigma", pa.float64()),  # the run's noise estimate when the candidate's fate was final
         ("accepted", pa.bool_()),
         ("evaluator", pa.string()),
         ("node", pa.string()),
@@ -113,8 +114,10 @@ class LineageWriter:
             raise KeyError(f"not lineage columns: {sorted(unknown)}")
         self.buffer.append({"schema_version": SCHEMA_VERSION, **row})
 
-    def candidate(self, candidate: Candidate, status: Status, reason: str = "") -> None:
-        self.add(candidate_row(self.run_id, candidate, status, reason))
+    def candidate(
+        self, candidate: Candidate, status: Status, reason: str = "", sigma: float | None = None
+    ) -> None:
+        self.add(candidate_row(self.run_id, candidate, status, reason, sigma))
 
     def event(self, kind: Event, candidate_id: int, source: int, dest: int, status: Status) -> None:
         self.add(event_row(self.run_id, kind, candidate_id, source, dest, status))
@@ -186,8 +189,10 @@ def lineage_metric(parts: list[Path]) -> Metric | None:
     return None
 
 
-def candidate_row(run_id: str, candidate: Candidate, status: Status, reason: str) -> dict:
-    """The row of a candidate whose fate is final."""
+def candidate_row(
+    run_id: str, candidate: Candidate, status: Status, reason: str, sigma: float | None = None
+) -> dict:
+    """The row of a candidate whose fate is final, judged by the noise `sigma`."""
     child, evals = candidate.child, candidate.evaluations
     usage = child.usage
     return {
@@ -209,6 +214,7 @@ def candidate_row(run_id: str, candidate: Candidate, status: Status, reason: str
         "seeds": [e.seed for e in evals],
         "eval_statuses": [e.result.status for e in evals],
         "fitness": candidate.fitness,
+        "sigma": sigma,
         "accepted": status == Status.ACCEPTED,
         "evaluator": _joined(e.evaluator for e in evals),
         "node": _joined(e.node for e in evals),

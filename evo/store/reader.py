@@ -35,6 +35,7 @@ class RunInfo:
     minimize: bool
     evaluators: int | None
     sigma: float | None
+    noise_dof: int | None = None  # the degrees of freedom of sigma (evo.search.noise)
 
 
 class Lineage:
@@ -149,6 +150,7 @@ def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
         metric.minimize,
         state.get("evaluators"),
         state.get("sigma"),
+        (state.get("noise") or {}).get("dof"),
     )
 
 

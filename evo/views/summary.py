@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any
 
-from evo.store.reader import Lineage
+from evo.store.reader import Lineage, RunInfo
 
 LISTED = 8  # groups listed one by one; more are summarised by their range
 CHAIN_SHOWN = 20  # steps of the best's improvement chain shown in the summary
@@ -31,7 +32,7 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     lines.append(f"candidates: {sum(by_status.values())} ({_counts(by_status)})")
     lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
     if run.sigma is not None:
-        lines.append(f"noise: sigma {run.sigma:.4g} (the seed program's spread over seeds)")
+        lines.append(_noise(lineage, run, where))
     for key, label in (
         ("island", "island"),
         ("operator || coalesce('/' || model, '')", "operator"),
@@ -111,6 +112,29 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
                 f"({trained:.0f} s of training over {count} evaluator(s) x {span:.0f} s)"
             )
     return lines
+
+
+def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
+    """The run's noise estimate, its uncertainty, and how it moved as the run went."""
+    if not run.noise_dof:  # a run from before the estimate was pooled
+        return f"noise: sigma {run.sigma:.4g} (the seed program's spread over seeds)"
+    stderr = run.sigma / math.sqrt(2 * run.noise_dof)
+    line = (
+        f"noise: sigma {run.sigma:.4g} ± {stderr:.2g} ({run.noise_dof} degrees of freedom: every "
+        "program evaluated more than once)"
+    )
+    history = [
+        sigma
+        for (sigma,) in lineage.query(
+            f"SELECT sigma FROM candidates WHERE {where} AND sigma IS NOT NULL "
+            "ORDER BY finished_at, candidate_id",
+            [run.run_id],
+        )
+    ]
+    if len(history) > 1:
+        marks = [history[round(q * (len(history) - 1))] for q in (0, 0.25, 0.5, 0.75, 1)]
+        line += "; as judged: " + " -> ".join(f"{s:.4g}" for s in marks)
+    return line
 
 
 def _listing(items: list[tuple[Any, str]], values: list[float]) -> str:

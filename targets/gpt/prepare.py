@@ -28,6 +28,7 @@ import sysconfig
 import tempfile
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -36,6 +37,8 @@ STARTED = time.perf_counter()  # before torch's import: set-up is counted from h
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from evo.target import protocol  # noqa: E402
 
@@ -47,6 +50,9 @@ EVAL_TOKENS = 2**17  # predicted tokens per measurement, the same positions for 
 EVAL_BATCH = 64
 HOLDOUT_EVERY = 20  # every 20th document goes to the validation split
 DEFAULT_BUDGET_SECONDS = 60.0  # only when run by hand; evo passes target.toml's budget
+# The CPU may queue this many training steps ahead of the GPU: the clock waits for older ones
+# instead of synchronizing every step, which would leave the GPU idle while the next is queued.
+STEPS_AHEAD = 2
 
 # UTF-8 bytes each token stands for: what makes bits per byte independent of the vocabulary.
 TOKEN_BYTES = torch.ones(VOCAB_SIZE, dtype=torch.int64)
@@ -183,7 +189,9 @@ class Run:
     The clock starts when the second batch is handed out, so start-up and the first step
     (compilation, warm-up) are not counted; just before, `ready()` tells evo that set-up is done
     (with pre-warm it returns when this evaluation may train). `batches` stops once the budget is
-    spent; training past it makes the result invalid.
+    spent; training past it makes the result invalid. On CUDA the clock reads wall time while
+    the GPU works at most `steps_ahead` steps behind (a CUDA event per step), so its reading is
+    early by at most that many steps; `_stop_clock()` waits for the GPU and stops the clock.
     """
 
     def __init__(
@@ -193,6 +201,7 @@ class Run:
         seed: int,
         budget: float,
         ready: Callable[[], None] = lambda: None,
+        steps_ahead: int = STEPS_AHEAD,
     ):
         self.device = device
         self._ready = ready
@@ -202,9 +211,13 @@ class Run:
         self.budget_seconds = budget
         self.tokens = 0
         self.steps = 0
+        self.batch_shape = (0, 0)  # of the last batch handed out
         self._data = train_data
         self._rng = np.random.default_rng(seed)
         self._clock_start: float | None = None
+        self._clock_stop: float | None = None
+        self._steps_ahead = steps_ahead
+        self._queued: deque[torch.cuda.Event] = deque()  # one per step the GPU may not have run
         self.first_step_seconds: float | None = None  # with torch.compile: compiling
         self.setup_seconds: float | None = None  # from the start to the training clock
 
@@ -216,9 +229,15 @@ class Run:
         """Training seconds counted against the budget so far."""
         if self._clock_start is None:
             return 0.0
+        return (self._clock_stop or time.perf_counter()) - self._clock_start
+
+    def _stop_clock(self) -> float:
+        """Wait for the queued GPU work, stop the clock; the training seconds."""
         if self.device.type == "cuda":
-            torch.cuda.synchronize()  # queued GPU work counts when it runs, not when queued
-        return time.perf_counter() - self._clock_start
+            torch.cuda.synchronize()
+        if self._clock_start is not None and self._clock_stop is None:
+            self._clock_stop = time.perf_counter()
+        return self.elapsed()
 
     def batches(
         self, batch_size: int, seq_len: int = SEQ_LEN
@@ -235,14 +254,27 @@ class Run:
                 self.setup_seconds = now - STARTED
                 self._ready()
                 self._clock_start = time.perf_counter()
-            elif self.steps > 1 and self.elapsed() >= self.budget_seconds:
-                return
+            else:
+                self._wait_for_gpu()
+                if self.elapsed() >= self.budget_seconds:
+                    return
             starts = self._rng.integers(0, len(self._data) - seq_len - 1, size=batch_size)
             windows = np.stack([self._data[s : s + seq_len + 1] for s in starts])
             tokens = torch.from_numpy(windows.astype(np.int64)).to(self.device, non_blocking=True)
             self.steps += 1
             self.tokens += batch_size * seq_len
+            self.batch_shape = (batch_size, seq_len)
             yield tokens[:, :-1], tokens[:, 1:]
+
+    def _wait_for_gpu(self) -> None:
+        """Mark the end of the step just queued; wait until the GPU is within steps_ahead."""
+        if self.device.type != "cuda":
+            return
+        event = torch.cuda.Event()
+        event.record()
+        self._queued.append(event)
+        while len(self._queued) > self._steps_ahead:
+            self._queued.popleft().synchronize()
 
 
 # ---------------------------------------------------------------------------- the metric
@@ -299,6 +331,25 @@ def evaluate_bpb(model: torch.nn.Module, windows: torch.Tensor, device: torch.de
     return float(total_nats) / (math.log(2) * total_bytes)
 
 
+def flops_per_token(model: torch.nn.Module, seq_len: int, device: torch.device) -> int:
+    """Training FLOPs per token: one forward and backward pass of one sequence, counted.
+
+    Counted by torch's FLOP counter, so it follows whatever the variant computes: 2 FLOPs per
+    multiply-add of every matrix product, twice that again for the backward pass, which gives
+    6 per weight of every matrix (embedding lookups do none) plus 12 * depth * width * seq_len
+    for attention's scores and weighted sums, over the whole seq_len x seq_len square as in
+    PaLM's MFU (Chowdhery et al. 2022, appendix B): causal masking is not subtracted.
+    Attention is counted through the math kernels, which the counter can see on every device.
+    """
+    inputs = torch.randint(0, VOCAB_SIZE, (1, seq_len), device=device)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        logits = _logits(model, inputs)
+        if logits.requires_grad:  # a model that cannot learn is measured all the same
+            logits.sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() // seq_len
+
+
 @torch.no_grad()
 def check_causal(model: torch.nn.Module, windows: torch.Tensor, device: torch.device) -> None:
     """Refuse a model whose predictions at a position depend on later tokens.
@@ -340,7 +391,7 @@ def evaluate(req: protocol.Request) -> None:
 
     call_started = time.perf_counter()
     model = train.train(run)
-    train_seconds = run.elapsed() if run.steps > 1 else time.perf_counter() - call_started
+    train_seconds = run._stop_clock() if run.steps > 1 else time.perf_counter() - call_started
     details = {
         "train_seconds": round(train_seconds, 3),
         "tokens": run.tokens,
@@ -359,11 +410,13 @@ def evaluate(req: protocol.Request) -> None:
                 f"trained {train_seconds:.1f}s past the {req.budget_seconds:g}s budget; "
                 "stop when run.batches() ends"
             )
-        params = sum(p.numel() for p in model.parameters())
-        details["params"] = params
+        details["params"] = sum(p.numel() for p in model.parameters())
         if device.type == "cuda":
             details["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-            details["mfu"] = _mfu(params, run.tokens, train_seconds)
+        if run.steps:
+            flops = flops_per_token(model, run.batch_shape[1], device)
+            details["flops_per_token"] = flops
+            details["mfu"] = mfu(flops * run.tokens / train_seconds, device)
         model.eval()
         check_causal(model, windows, device)
         val_bpb = evaluate_bpb(model, windows, device)
@@ -373,16 +426,39 @@ def evaluate(req: protocol.Request) -> None:
     protocol.report(req, val_bpb, **details)
 
 
-def _mfu(params: int, tokens: int, seconds: float) -> float | None:
-    """Model FLOPs utilisation, counting 6 * params FLOPs per trained token (attention left out)."""
-    name = torch.cuda.get_device_name()
+def mfu(flops_per_second: float, device: torch.device) -> float | None:
+    """Model FLOPs utilisation: training FLOPs per second (flops_per_token) over the GPU's dense
+    bf16 peak; None on CPU and on GPUs of unknown peak, rather than a guess."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
     peak = next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
-    return None if peak is None else round(6 * params * tokens / seconds / peak, 4)
+    return None if peak is None else round(flops_per_second / peak, 4)
+
+
+def compare_clocks(budget: float, cache_dir: Path) -> None:
+    """train.py's tokens per second on CUDA with the clock synchronizing every step, then with
+    the GPU up to STEPS_AHEAD steps behind: what not synchronizing saves (on CPU, nothing)."""
+    import train
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data, speeds = load_split(cache_dir, "train"), {}
+    for ahead in (0, STEPS_AHEAD):
+        torch.manual_seed(0)
+        run = Run(data, device, seed=0, budget=budget, steps_ahead=ahead)
+        train.train(run)
+        speeds[ahead] = run.tokens / run._stop_clock()
+    gain = speeds[STEPS_AHEAD] / speeds[0] - 1
+    print(
+        f"clock: {speeds[0]:,.0f} tokens/s synchronizing every step, "
+        f"{speeds[STEPS_AHEAD]:,.0f} with the GPU up to {STEPS_AHEAD} steps behind ({gain:+.1%})"
+    )
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] != "corpus":
+    if not argv or argv[0] not in ("corpus", "clock"):
         evaluate(protocol.request(DEFAULT_BUDGET_SECONDS))
+        return
+    if argv[0] == "clock":
+        compare_clocks(float(argv[1]) if len(argv) > 1 else 20.0, protocol.DEFAULT_CACHE_DIR)
         return
     parser = argparse.ArgumentParser(prog="prepare.py corpus", description="Prepare a corpus.")
     parser.add_argument("name", help="the corpus name to set as CORPUS in prepare.py")
