@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--presets",
         default="single-chain,ring",
-        help="efficiency: presets to compare, the first is the reference (single-chain,ring)",
+        help="efficiency (the first is the reference) and noise: presets to compare, names or "
+        "files (single-chain,ring)",
     )
     be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")

@@ -44,6 +44,9 @@ class SearchConfig:
     )
     noise_k: float = setting(2.0, "a new champion must win by k standard deviations of the mean")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
+    min_repeats: int = setting(
+        1, "evaluations a candidate needs to become champion (2: confirmed on a second seed)"
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,19 @@ class RunConfig:
 
     def check(self) -> None:
         s, e, lim = self.search, self.evaluation, self.limits
-        for name in ("islands", "population", "tournament", "noise_repeats", "max_repeats"):
+        for name in (
+            "islands",
+            "population",
+            "tournament",
+            "noise_repeats",
+            "max_repeats",
+            "min_repeats",
+        ):
             _at_least(name, getattr(s, name), 1)
+        if s.min_repeats > s.max_repeats:
+            raise UsageError(
+                f"min_repeats ({s.min_repeats}) must not exceed max_repeats ({s.max_repeats})"
+            )
         _at_least("checkpoint_every", self.checkpoint_every, 1)
         for name in ("migration_interval", "stagnation", "migration_count"):
             _at_least(name, getattr(s, name), 0)

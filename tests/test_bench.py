@@ -48,7 +48,10 @@ def test_bench_ensemble_small():
 
 def test_bench_noise_small():
     results = bench_noise(seeds=1, sigma=0.3, lengths=(150,))
-    assert [r["evaluations"] for r in results] == ["noise round", 150]
+    assert [(r["preset"], r["evaluations"]) for r in results] == [
+        ("ring", "noise round"),
+        ("ring", 150),
+    ]
     opening, later = results
     assert opening["dof"] == 2  # the seed's three evaluations
     assert later["dof"] > opening["dof"]  # candidates evaluated again added theirs

@@ -188,6 +188,14 @@ def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
     assert engine.state.noise.dof == 2
 
 
+def test_with_min_repeats_every_champion_won_on_two_seeds(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, min_repeats=2)
+    champions = [r for r in candidates(rows) if r["accepted"] and r["candidate_id"]]
+    assert champions and all(len(r["metrics"]) >= 2 for r in champions)
+    assert_noise_pooled(engine, rows)
+    assert engine.state.noise.dof > 2  # each confirmation is a pair of evaluations
+
+
 def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
     preset = read_toml(preset_path("single-chain"))["search"]
     engine, rows = run_engine(tmp_path, QUAD, max_evals=20, **preset)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from evo.search.island import Island, Member, Selection
 from evo.status import Status
 
 SELECTION = Selection(
-    population=3, tournament=2, explore=0.0, noise_k=2.0, max_repeats=3, minimize=True
-)
+    population=3, tournament=2, explore=0.0, noise_k=2.0, max_repeats=3, min_repeats=1,
+    minimize=True,
+)  # fmt: skip
 
 
-def island(sigma=0.1, champion=None, others=()) -> Island:
-    result = Island(0, SELECTION, sigma, seed=0)
+def island(sigma=0.1, champion=None, others=(), selection=SELECTION) -> Island:
+    result = Island(0, selection, sigma, seed=0)
     result.champion = champion or Member(0, {}, {0: 1.0, 1: 1.2, 2: 0.8})
     result.population = [result.champion, *others]
     return result
@@ -37,6 +40,20 @@ def island(sigma=0.1, champion=None, others=()) -> Island:
 )
 def test_judge(metrics, verdict):
     assert island().judge(Member(1, {}, metrics)) == verdict
+
+
+@pytest.mark.parametrize(
+    "metrics, verdict",
+    [
+        ({0: 0.7}, Status.REPEAT),  # gain 0.3 > 0.2, but one seed is not yet a confirmation
+        ({0: 0.7, 1: 1.0}, Status.ACCEPTED),  # gain 0.25 > 0.141 on two seeds
+        ({0: 0.7, 1: 1.3}, Status.REPEAT),  # the second seed took it back: gain 0.1
+        ({0: 1.5}, Status.KEPT),  # no gain: nothing to confirm
+    ],
+)
+def test_a_champion_is_confirmed_on_min_repeats_seeds(metrics, verdict):
+    confirming = island(selection=dataclasses.replace(SELECTION, min_repeats=2))
+    assert confirming.judge(Member(1, {}, metrics)) == verdict
 
 
 def test_judge_compares_on_shared_seeds_only():
@@ -70,7 +87,7 @@ def test_tournament_and_explore_are_seeded():
     members = [Member(i, {}, {0: float(i)}) for i in range(1, 3)]
     greedy = island(others=members)
     assert {greedy.select_parent().id for _ in range(50)} == {0, 1}  # 2 of 3: never the worst
-    curious = Island(0, Selection(3, 2, 1.0, 2.0, 3, True), 0.1, seed=4)
+    curious = Island(0, dataclasses.replace(SELECTION, explore=1.0), 0.1, seed=4)
     curious.population = [greedy.champion, *members]
     first = [curious.select_parent().id for _ in range(20)]
     curious.rng.seed("4-0")

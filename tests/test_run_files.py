@@ -44,6 +44,7 @@ def test_presets_load_and_differ():
         ({"islands": "four"}, "islands must be a int, not 'four'"),
         ({"islands": 0}, "islands must be at least 1"),
         ({"explore": 1.5}, "explore must be between 0 and 1"),
+        ({"min_repeats": 4}, r"min_repeats \(4\) must not exceed max_repeats \(3\)"),
         ({"max_evals": 0}, "set a stop condition"),
         ({"gpus_per_eval": 0.0}, "gpus_per_eval must be > 0"),
         ({"budget": -1.0}, "budget must be >= 0"),

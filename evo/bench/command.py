@@ -51,16 +51,15 @@ def main(args: argparse.Namespace) -> int:
             target = args.target or write_knob_target(
                 Path(scratch) / "rugged", knobs=4, seconds=0.1, ruggedness=10.0
             )
-            presets = tuple(args.presets.split(","))
-            for preset in presets:
-                preset_path(preset)  # a one-line error for a preset that does not exist
-            results = bench_efficiency(args.seeds, args.evals, target, args.budget, presets)
+            results = bench_efficiency(
+                args.seeds, args.evals, target, args.budget, _presets(args.presets)
+            )
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
     elif args.name == "noise":
         if not args.sigma > 0:
             raise UsageError(f"--sigma must be > 0, not {args.sigma:g}")
-        results = bench_noise(args.seeds, args.sigma)
+        results = bench_noise(args.seeds, args.sigma, _presets(args.presets))
     elif args.name == "prewarm":
         results = bench_prewarm(
             args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
@@ -69,7 +68,9 @@ def main(args: argparse.Namespace) -> int:
         results = bench_lineage(args.rows)
     # Lists (per-seed curves and the like) go to the raw results only.
     columns = [k for k, v in results[0].items() if not isinstance(v, list)]
-    columns += [k for r in results for k in r if k not in columns]  # reported by some rows
+    columns += [  # reported by some rows only
+        k for r in results for k, v in r.items() if k not in columns and not isinstance(v, list)
+    ]
     print_table(columns, [tuple(r.get(k) for k in columns) for r in results])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -77,6 +78,13 @@ def main(args: argparse.Namespace) -> int:
     path.write_text(json.dumps({**machine, "results": results}, indent=1))
     print(f"raw results: {path}")
     return 0
+
+
+def _presets(text: str) -> tuple[str, ...]:
+    presets = tuple(text.split(","))
+    for preset in presets:
+        preset_path(preset)  # a one-line error for a preset that does not exist
+    return presets
 
 
 def _numbers(text: str, flag: str, kind: type = int) -> list:

@@ -4,9 +4,10 @@ The knob bowl (evo.bench.synthetic, ruggedness 0) with its shared seed noise rep
 a known sigma drawn for each program and seed (`ProgramNoise`): every program evaluated more than
 once then shows that sigma in its spread, which the pooled estimate (evo.search.noise) should
 approach as the run evaluates candidates again. Evaluations are instant; the offline operator,
-the default search settings, several seeds. For each run length the table gives the estimate
-that judged the candidates settled by then, over the true sigma (median and range over seeds),
-and its degrees of freedom.
+each preset's search settings, several seeds. For each preset and run length the table gives the
+estimate that judged the candidates settled by then over the true sigma (median and range over
+seeds), its degrees of freedom, and the candidates accepted by then (median; on this bowl most
+acceptances are real, but those made on a sigma far too small need not be).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from evo.bench.synthetic import NOISE_SD, instant_evaluation, write_knob_target
 from evo.bench.throughput import local_ray
-from evo.config import RunConfig
+from evo.config import RunConfig, read_toml
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import program_hash
 from evo.run.engine import Engine
 from evo.search.noise import Noise
+from evo.shipped import preset_path
 from evo.store.lineage import read_lineage
 from evo.target import Target, load_target
 
@@ -48,49 +50,61 @@ class ProgramNoise:
         return replace(result, metric=result.metric - shared + own)
 
 
-def bench_noise(seeds: int, sigma: float, lengths: tuple[int, ...] = LENGTHS) -> list[dict]:
+def bench_noise(
+    seeds: int, sigma: float, presets: tuple[str, ...] = ("ring",), lengths: tuple = LENGTHS
+) -> list[dict]:
+    rows = []
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         folder = write_knob_target(Path(scratch) / "bowl", knobs=4, seconds=0.1)
-        curves = [_run(folder, seed, sigma, max(lengths), Path(scratch)) for seed in range(seeds)]
-    rows = []
-    for length in ("noise round", *lengths):
-        points = [_at(curve, length) for curve in curves]
-        ratios = [estimate / sigma for estimate, _ in points]
-        rows.append(
-            {
-                "evaluations": length,
-                "estimate_over_sigma": round(statistics.median(ratios), 3),
-                "lowest": round(min(ratios), 3),
-                "highest": round(max(ratios), 3),
-                "dof": statistics.median(dof for _, dof in points),
-            }
-        )
+        for preset in presets:
+            curves = [
+                _run(folder, preset, seed, sigma, max(lengths), Path(scratch))
+                for seed in range(seeds)
+            ]
+            for length in ("noise round", *lengths):
+                points = [_at(curve, length) for curve in curves]
+                ratios = [estimate / sigma for estimate, _, _ in points]
+                rows.append(
+                    {
+                        "preset": preset,
+                        "evaluations": length,
+                        "estimate_over_sigma": round(statistics.median(ratios), 3),
+                        "lowest": round(min(ratios), 3),
+                        "highest": round(max(ratios), 3),
+                        "dof": statistics.median(dof for _, dof, _ in points),
+                        "accepted": statistics.median(accepted for _, _, accepted in points),
+                    }
+                )
     return rows
 
 
-def _run(folder: Path, seed: int, sigma: float, evaluations: int, scratch: Path) -> list[tuple]:
-    """(evaluations so far, the estimate, its degrees of freedom) after each settled candidate."""
+def _run(
+    folder: Path, preset: str, seed: int, sigma: float, evaluations: int, scratch: Path
+) -> list[tuple]:
+    """(evaluations so far, the estimate, its degrees of freedom, candidates accepted) after
+    each settled candidate."""
     settings = {"target": str(folder), "operator": "offline", "seed": seed, "out": str(scratch)}
-    config = RunConfig().with_settings({**settings, "max_evals": evaluations}, "the benchmark")
-    run_dir = scratch / f"run-{seed}"
+    config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
+    config = config.with_settings({**settings, "max_evals": evaluations}, "the benchmark")
+    run_dir = scratch / f"run-{Path(preset).stem}-{seed}"
     run_dir.mkdir()
     Engine(config, load_target(folder), run_dir, sandbox=ProgramNoise(sigma)).run()
-    rows = read_lineage(run_dir / "lineage", ["event", "metrics", "sigma"]).to_pylist()
-    curve, done, noise = [], 0, Noise()
-    for row in rows:
+    columns = ["event", "candidate_id", "metrics", "sigma", "accepted"]
+    curve, done, noise, accepted = [], 0, Noise(), 0
+    for row in read_lineage(run_dir / "lineage", columns).to_pylist():
         if row["event"] != "candidate" or not row["metrics"]:
             continue
         metrics = [m for m in row["metrics"] if m is not None]
         for k, value in enumerate(metrics):
             noise.add(metrics[:k], value)
         done += len(row["metrics"])
-        curve.append((done, row["sigma"], noise.dof))
+        accepted += bool(row["accepted"] and row["candidate_id"])
+        curve.append((done, row["sigma"], noise.dof, accepted))
     return curve
 
 
-def _at(curve: list[tuple], length: int | str) -> tuple[float, int]:
-    """The estimate and its degrees of freedom once `length` evaluations were settled."""
-    if length == "noise round":
-        return curve[0][1], curve[0][2]
-    reached = [point for point in curve if point[0] <= length] or curve[:1]
-    return reached[-1][1], reached[-1][2]
+def _at(curve: list[tuple], length: int | str) -> tuple[float, int, int]:
+    """The estimate, its degrees of freedom and the acceptances once `length` evaluations were
+    settled."""
+    reached = curve[:1] if length == "noise round" else [p for p in curve if p[0] <= length]
+    return (reached or curve[:1])[-1][1:]

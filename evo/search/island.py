@@ -6,9 +6,11 @@ Noise-aware selection. Evaluation k of every program uses the run's k-th seed, s
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
 exceeds k * sigma / sqrt(n) (sigma: the run's noise estimate as of the verdict,
-evo.search.noise; n: shared evaluations). A smaller positive gain earns another evaluation, up
-to max_repeats; after that the candidate may still join the population, but does not become
-the champion.
+evo.search.noise; n: shared evaluations) and it has been evaluated at least min_repeats times
+(2: a gain is confirmed on a second seed, which also gives the noise estimate a pair that does
+not depend on the threshold). A smaller positive gain earns another evaluation, up to
+max_repeats; after that the candidate may still join the population, but does not become the
+champion.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Selection:
     explore: float
     noise_k: float
     max_repeats: int
+    min_repeats: int
     minimize: bool
 
     @classmethod
@@ -116,7 +119,8 @@ class Island:
         """accepted (new champion), repeat (evaluate again), kept (joins), or rejected."""
         gain, shared = self.gain(candidate, self.champion)
         if gain > self.selection.noise_k * self.sigma / math.sqrt(shared):
-            return Status.ACCEPTED
+            confirmed = len(candidate.metrics) >= self.selection.min_repeats
+            return Status.ACCEPTED if confirmed else Status.REPEAT
         if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
             return Status.REPEAT
         room = len(self.population) < self.selection.population
