@@ -105,20 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="measure evo itself (see BENCHMARKS.md)")
     be.add_argument(
         "name",
-        choices=["overhead", "scale", "efficiency", "ensemble", "noise", "prewarm", "lineage"],
+        choices=[
+            "overhead",
+            "scale",
+            "efficiency",
+            "ensemble",
+            "noise",
+            "speedup",
+            "prewarm",
+            "lineage",
+        ],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: the single chain "
         "against 4 islands; ensemble: fixed model weights against --adaptive-models for the "
-        "same spend; noise: the run's noise estimate against a known sigma; prewarm: the "
+        "same spend; noise: the run's noise estimate against a known sigma; speedup: the time to "
+        "the single chain's best with 1, 2, 4, 8 evaluators; prewarm: the "
         "training fraction with and without pre-warm; lineage: evo lineage/report on a large "
         "lineage",
     )
     numbers = "comma-separated"
-    be.add_argument("--evaluators", default="1,2,4,8", help=f"overhead: {numbers} (1,2,4,8)")
+    be.add_argument(
+        "--evaluators", default="1,2,4,8", help=f"overhead, speedup: {numbers} (1,2,4,8)"
+    )
     be.add_argument("--islands", help=f"overhead (1,4,16) and scale (4,16,64): {numbers}")
     be.add_argument("--latency", default="1,5", help=f"overhead: mutation seconds, {numbers}")
     be.add_argument(
-        "--eval-seconds", type=float, default=2.0, help="overhead, prewarm: per evaluation"
+        "--eval-seconds", type=float, default=2.0, help="overhead, prewarm, speedup: per evaluation"
     )
     be.add_argument(
         "--setup-seconds", type=float, default=5.0, help="prewarm: set-up per evaluation (5)"
@@ -131,11 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluations", default="1000,10000", help=f"scale: evaluations a run, {numbers}"
     )
     be.add_argument(
-        "--seeds", type=int, default=5, help="efficiency, ensemble, noise: runs per case (5)"
+        "--seeds",
+        type=int,
+        default=5,
+        help="efficiency, ensemble, noise, speedup: runs per case (5)",
     )
     be.add_argument("--sigma", type=float, default=0.3, help="noise: the true sigma (0.3)")
     be.add_argument(
-        "--evals", type=int, default=40, help="efficiency, prewarm: evaluations a run (40)"
+        "--evals", type=int, default=40, help="efficiency, prewarm, speedup: evaluations a run (40)"
     )
     be.add_argument(
         "--target",

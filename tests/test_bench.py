@@ -10,6 +10,7 @@ from conftest import ROOT, evo
 from evo.bench.efficiency import bench_efficiency
 from evo.bench.ensemble import WORLDS, bench_ensemble
 from evo.bench.noise import ProgramNoise, bench_noise
+from evo.bench.speedup import bench_speedup
 from evo.bench.synthetic import instant_evaluation, write_knob_target
 from evo.target import load_target
 
@@ -70,3 +71,21 @@ def test_program_noise_is_the_programs_own(tmp_path):
         instant_evaluation(target, other, seed=1).metric - instant_evaluation(target, seed=1).metric
     )
     assert sandbox(target, other, seed=1).metric - first != pytest.approx(exact)
+
+
+def test_bench_speedup_small():
+    results = bench_speedup([1, 2], seeds=1, evals=20, seconds=0.05)
+    assert [(r["preset"], r["evaluators"]) for r in results] == [
+        ("single-chain", 1),
+        ("ring", 1),
+        ("ring", 2),
+    ]
+    chain = results[0]
+    assert chain["reached"] == "1/1" and chain["speedup"] == 1.0  # the reference itself
+    assert chain["goal"] < 72.3  # below the seed program (about 72.26)
+    for row in results[1:]:
+        assert row["goal"] == chain["goal"]
+        if row["reached"] == "1/1":
+            assert 0 < row["seconds_to_goal"] < float("inf") and row["speedup"] > 0
+        else:
+            assert row["speedup"] == 0.0 and row["seconds_to_goal"] == float("inf")

@@ -15,6 +15,7 @@ from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
 from evo.bench.noise import bench_noise
 from evo.bench.prewarm import bench_prewarm
+from evo.bench.speedup import bench_speedup
 from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import bench_overhead, bench_scale
 from evo.errors import UsageError
@@ -60,6 +61,10 @@ def main(args: argparse.Namespace) -> int:
         if not args.sigma > 0:
             raise UsageError(f"--sigma must be > 0, not {args.sigma:g}")
         results = bench_noise(args.seeds, args.sigma, _presets(args.presets))
+    elif args.name == "speedup":
+        results = bench_speedup(
+            _numbers(args.evaluators, "--evaluators"), args.seeds, args.evals, args.eval_seconds
+        )
     elif args.name == "prewarm":
         results = bench_prewarm(
             args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
