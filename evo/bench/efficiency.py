@@ -4,12 +4,15 @@ evaluations, the offline operator, several seeds each."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from evo.bench.throughput import local_ray
 from evo.config import RunConfig, read_toml
+from evo.evaluate.result import EvalResult
+from evo.evaluate.sandbox import evaluate
 from evo.run.engine import Engine
 from evo.shipped import preset_path
 from evo.store.lineage import read_lineage
@@ -35,21 +38,8 @@ def bench_efficiency(
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         for preset in presets:
             for seed in range(seeds):
-                config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
-                config = config.with_settings(
-                    {
-                        "target": str(target.root),
-                        "operator": "offline",
-                        "seed": seed,
-                        "max_evals": evals,
-                        "budget": float(budget),
-                        "out": scratch,
-                    },
-                    "the benchmark",
-                )
                 run_dir = Path(scratch) / f"{preset}-{seed}"
-                run_dir.mkdir()
-                Engine(config, target, run_dir).run()
+                preset_run(target.root, preset, seed, evals, run_dir, budget=float(budget))
                 curves.setdefault(preset, []).append(sign * _best_curve(run_dir, evals, sign))
     goal = float(np.median([c[-1] for c in curves[presets[0]]]))
     results = []
@@ -74,6 +64,27 @@ def bench_efficiency(
             }
         )
     return results
+
+
+def preset_run(
+    target: Path,
+    preset: str,
+    seed: int,
+    evals: int,
+    run_dir: Path,
+    sandbox: Callable[..., EvalResult] = evaluate,
+    **settings: object,
+) -> None:
+    """One run of `preset` (a name or a file) on `target` with the offline operator, `evals`
+    evaluations and the other `settings`, into the new folder `run_dir`; its engine is freed
+    when it returns."""
+    config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
+    fixed = {"target": str(target), "operator": "offline", "seed": seed, "max_evals": evals}
+    config = config.with_settings(
+        {**fixed, "out": str(run_dir.parent), **settings}, "the benchmark"
+    )
+    run_dir.mkdir()
+    Engine(config, load_target(target), run_dir, sandbox=sandbox).run()
 
 
 def _best_curve(run_dir: Path, evals: int, sign: float) -> np.ndarray:

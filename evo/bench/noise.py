@@ -18,16 +18,14 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from evo.bench.efficiency import preset_run
 from evo.bench.synthetic import NOISE_SD, instant_evaluation, write_knob_target
 from evo.bench.throughput import local_ray
-from evo.config import RunConfig, read_toml
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import program_hash
-from evo.run.engine import Engine
 from evo.search.noise import Noise
-from evo.shipped import preset_path
 from evo.store.lineage import read_lineage
-from evo.target import Target, load_target
+from evo.target import Target
 
 LENGTHS = (20, 40, 80, 150)
 
@@ -83,12 +81,8 @@ def _run(
 ) -> list[tuple]:
     """(evaluations so far, the estimate, its degrees of freedom, candidates accepted) after
     each settled candidate."""
-    settings = {"target": str(folder), "operator": "offline", "seed": seed, "out": str(scratch)}
-    config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
-    config = config.with_settings({**settings, "max_evals": evaluations}, "the benchmark")
     run_dir = scratch / f"run-{Path(preset).stem}-{seed}"
-    run_dir.mkdir()
-    Engine(config, load_target(folder), run_dir, sandbox=ProgramNoise(sigma)).run()
+    preset_run(folder, preset, seed, evaluations, run_dir, ProgramNoise(sigma))
     columns = ["event", "candidate_id", "metrics", "sigma", "accepted"]
     curve, done, noise, accepted = [], 0, Noise(), 0
     for row in read_lineage(run_dir / "lineage", columns).to_pylist():

@@ -19,13 +19,10 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+from evo.bench.efficiency import preset_run
 from evo.bench.synthetic import PacedEvaluation, write_knob_target
 from evo.bench.throughput import local_ray
-from evo.config import RunConfig, read_toml
-from evo.run.engine import Engine
-from evo.shipped import preset_path
 from evo.store.lineage import read_lineage
-from evo.target import load_target
 
 
 def bench_speedup(
@@ -62,18 +59,8 @@ def _run(
     folder: Path, preset: str, count: int, seed: int, evals: int, sandbox: PacedEvaluation
 ) -> tuple[float, list[tuple[float, float]]]:
     """One run: its final best, and (seconds since its first evaluation, best) at each new best."""
-    config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
-    settings = {
-        "target": str(folder),
-        "operator": "offline",
-        "seed": seed,
-        "evaluators": count,
-        "out": str(folder.parent),
-    }
-    config = config.with_settings({**settings, "max_evals": evals}, "the benchmark")
     run_dir = folder.parent / f"{preset}-{count}-{seed}"
-    run_dir.mkdir()
-    Engine(config, load_target(folder), run_dir, sandbox=sandbox).run()
+    preset_run(folder, preset, seed, evals, run_dir, sandbox, evaluators=count)
     columns = ["event", "accepted", "fitness", "finished_at", "eval_returned_at", "eval_seconds"]
     rows = read_lineage(run_dir / "lineage", columns).to_pylist()
     start = min(  # when the first evaluation started running
