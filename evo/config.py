@@ -31,9 +31,20 @@ class SearchConfig:
     """[search]: islands, selection and the noise."""
 
     islands: int = setting(4, "number of islands; each holds its own population, history and RNG")
+    start_islands: int = setting(
+        1, "islands open at first, one more when all went `patience` evals unimproved; 0: all"
+    )
     population: int = setting(8, "programs kept per island (a better one replaces the worst)")
     tournament: int = setting(2, "parent selection draws this many members and takes the best")
     explore: float = setting(0.2, "share of parents drawn uniformly instead")
+    crossover: float = setting(
+        0.0, "share of proposals that combine the parent with a second one (recombination)"
+    )
+    patience: int = setting(
+        10,
+        "an island's parent is its champion until this many of its evaluations bring no gain, "
+        "then drawn by tournament; 0: always by tournament",
+    )
     migration_interval: int = setting(10, "evaluations between migrations round the ring; 0: none")
     migration_count: int = setting(1, "best programs each island sends to the next")
     stagnation: int = setting(
@@ -66,6 +77,12 @@ class EvaluationConfig:
         "start the next candidate while the current one trains, for targets whose fixed part "
         "calls protocol.ready(): on, off, or auto (on with GPUs, off on CPU where the two "
         "compete for the cores)",
+    )
+    screen: float | None = setting(
+        None,
+        "screen each candidate at this fraction of the budget first, and evaluate it in full "
+        "only if not behind its parent there (evo.run.screen); 0: off; default: the target's",
+        float,
     )
     memory_gb: float = setting(
         0.0,
@@ -166,33 +183,34 @@ class RunConfig:
 
     def check(self) -> None:
         s, e, lim = self.search, self.evaluation, self.limits
-        for name in (
-            "islands",
-            "population",
-            "tournament",
-            "noise_repeats",
-            "max_repeats",
-            "min_repeats",
-        ):
+        for name in ("islands", "population", "tournament", "noise_repeats", "max_repeats"):
             _at_least(name, getattr(s, name), 1)
+        _at_least("min_repeats", s.min_repeats, 1)
         if s.min_repeats > s.max_repeats:
             raise UsageError(
                 f"min_repeats ({s.min_repeats}) must not exceed max_repeats ({s.max_repeats})"
             )
         _at_least("checkpoint_every", self.checkpoint_every, 1)
-        for name in ("migration_interval", "stagnation", "migration_count"):
+        for name in ("migration_interval", "stagnation", "migration_count", "patience"):
             _at_least(name, getattr(s, name), 0)
+        if not 0 <= s.start_islands <= s.islands or (s.start_islands and not s.patience):
+            raise UsageError(
+                f"start_islands ({s.start_islands}) must be 0 (all) or up to islands "
+                f"({s.islands}), with patience set: e.g. --start-islands 1 --patience 10"
+            )
         for name, value in {**asdict(e), **asdict(lim)}.items():
-            if not isinstance(value, str):
+            if not isinstance(value, str | None):
                 _at_least(name, value, 0)
+        for name, value, high in (("explore", s.explore, 1), ("crossover", s.crossover, 1),
+                                  ("screen", e.screen or 0, 0.99)):  # fmt: skip
+            if not 0 <= value <= high:
+                raise UsageError(f"{name} must be a fraction from 0 to {high}, not {value}")
         if e.prewarm not in ("auto", "on", "off"):
             raise UsageError(f"prewarm must be auto, on or off, not {e.prewarm!r}")
         if e.isolation not in ISOLATION_LEVELS:
             raise UsageError(
                 f"unknown isolation {e.isolation!r}; use one of: {', '.join(ISOLATION_LEVELS)}"
             )
-        if not 0 <= s.explore <= 1:
-            raise UsageError(f"explore must be between 0 and 1, not {s.explore}")
         if not e.gpus_per_eval > 0:
             raise UsageError(f"gpus_per_eval must be > 0, not {e.gpus_per_eval}")
         if not (lim.max_evals or lim.max_hours or lim.max_cost):

@@ -21,9 +21,10 @@ class Status(StrEnum):
     REPEAT = "repeat"  # promising within the noise: evaluate it again (never final)
     KEPT = "kept"  # joins the population, does not beat the champion
     REJECTED = "rejected"  # no better than the worst of a full population
+    SCREENED = "screened"  # clearly behind its parent at the screen's budget (evo.run.screen)
     # Never evaluated: the operator made no valid child, or the run had the program already.
     REFUSED = "refused"
-    # A reset row's: the island started again from the run's best.
+    # A reset or split row's: the island started (again) from another island's program.
     RESET = "reset"
 
 
@@ -33,3 +34,4 @@ class Event(StrEnum):
     CANDIDATE = "candidate"  # a proposed child and its fate
     MIGRATION = "migration"  # a program sent to the next island round the ring
     RESET = "reset"  # a stagnating island restarted from the run's best
+    SPLIT = "split"  # a closed island opened, founded from the best island's runner-up

@@ -94,6 +94,7 @@ def fixture_run(tmp_path_factory) -> Path:
             "X further down",
             4,
             eval_details=[json.dumps({"train_seconds": 9.0}), json.dumps({"train_seconds": 9.5})],
+            mate_id=2,  # a recombination of #1 and #2
         ),  # fmt: skip
         row(
             5,
@@ -139,6 +140,7 @@ def test_the_summary_figures(fixture_run):
         "acceptance by island: 0: 2/3 (67%), 1: 0/1 (0%)",
         "acceptance by operator: anthropic/claude-haiku-4-5: 1/1 (100%), "
         "anthropic/claude-sonnet-4-5: 0/1 (0%), offline: 1/2 (50%)",
+        "acceptance by kind: mutation: 1/3 (33%), recombination: 1/1 (100%)",
         "best per island: 0: 8.1000",
         "improvement chain of the best (#4, loss 8.1000):",
         "  #0      10.0000                         the seed program",

@@ -30,13 +30,18 @@ from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
 from evo.run.actors import Evaluator
 from evo.run.engine import Engine
+from evo.run.progress import Figures
 from evo.run.scheduler import Scheduler
+from evo.run.state import RunState
 from evo.search.candidate import EvalRequest
+from evo.search.island import Member
 from evo.search.noise import Noise
 from evo.shipped import default_target, preset_path
 from evo.status import Status
 from evo.store.lineage import read_lineage
+from evo.store.reader import Lineage
 from evo.target import load_target
+from evo.views.summary import summary
 
 QUAD = ROOT / "tests" / "fixtures" / "quad"
 NOISE = ROOT / "tests" / "fixtures" / "noise"
@@ -98,7 +103,10 @@ def assert_noise_pooled(engine, rows):
 
 
 def test_a_full_run(ray_session, tmp_path):
-    engine, rows = run_engine(tmp_path, QUAD, islands=3, max_evals=40, migration_interval=6)
+    # all three islands open from the start, so that migration goes round the whole ring
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=3, start_islands=0, max_evals=40, migration_interval=6
+    )
     assert engine.state.evals_done == 40
     assert_complete(rows, engine)
     assert_noise_pooled(engine, rows)
@@ -151,10 +159,10 @@ def test_a_full_run(ray_session, tmp_path):
 def test_proposals_in_flight_cover_the_evaluators_during_one_proposal(
     tmp_path, evaluators, islands, mutation_s, out_for_s, evaluation_s, limits
 ):
-    scheduler = Scheduler(evaluators, islands)
+    scheduler = Scheduler(evaluators)
     scheduler.mutation_s, scheduler.evaluation_s = mutation_s, evaluation_s
     out_since = [time.monotonic() - out_for_s] if out_for_s else []
-    assert scheduler.limits(out_since) == limits
+    assert scheduler.limits(out_since, islands) == limits
 
 
 def test_more_evaluators_than_cpus_share_them(ray_session, tmp_path):
@@ -208,6 +216,71 @@ def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
     champions = {r["candidate_id"] for r in candidates(rows) if r["accepted"]}
     assert {r["parent_id"] for r in candidates(rows) if r["candidate_id"]} <= champions
     assert not [r for r in rows if r["event"] != "candidate"]
+
+
+def test_a_run_starts_as_one_chain_and_opens_islands_as_it_stalls(ray_session, tmp_path):
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=3, start_islands=1, patience=3, max_evals=40, migration_interval=0
+    )
+    splits = [r for r in rows if r["event"] == "split"]
+    assert [r["to_island"] for r in splits] == [1, 2]  # opened in order
+    assert engine.state.open_islands == 3
+    by_id = {r["candidate_id"]: r for r in candidates(rows)}
+    for split in splits:
+        founder = by_id[split["candidate_id"]]  # the best island's runner-up (or its champion)
+        assert founder["island"] == split["from_island"] or founder["candidate_id"] == 0
+        opened = [r for r in candidates(rows) if r["island"] == split["to_island"]]
+        assert opened and min(r["created_at"] for r in opened) >= split["finished_at"]
+    first = splits[0]["finished_at"]
+    before = [r for r in candidates(rows) if r["created_at"] < first and r["candidate_id"]]
+    assert before and {r["island"] for r in before} == {0}
+    champions = {r["candidate_id"] for r in candidates(rows) if r["accepted"]}
+    assert {r["parent_id"] for r in before} <= champions  # greedy while it improved
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert saved["open_islands"] == 3
+
+
+def test_the_progress_line_shows_the_open_islands():
+    state = RunState(open_islands=1)
+    for island, fitness in enumerate((2.0, 9.0, 9.0)):
+        state.set_champion(island, Member(island, {}, {0: fitness}), minimize=True)
+    line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
+    assert "  islands 2.0000 (+2 closed)  " in line and line.startswith("[0:01:01]  evals 0/40")
+
+
+def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, crossover=0.5, max_evals=30)
+    made = [r for r in candidates(rows) if r["mate_id"] is not None]
+    assert made and all(r["hypothesis"].startswith(f"combine with #{r['mate_id']}: ") for r in made)
+    members = {r["candidate_id"] for r in candidates(rows) if r["status"] in ("accepted", "kept")}
+    for child in made:  # both parents were members of the island when it was proposed
+        assert child["parent_id"] != child["mate_id"]
+        assert {child["parent_id"], child["mate_id"]} <= members
+
+
+def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(ray_session, tmp_path):
+    # The quad target's metric does not depend on the budget: a screen on the first seed
+    # measures exactly what the first full evaluation will.
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, screen=0.5, max_evals=30)
+    sigma = engine.state.screen_noise.sigma
+    by_id = {r["candidate_id"]: r for r in candidates(rows)}
+    assert sigma == pytest.approx(statistics.stdev(by_id[0]["metrics"]))  # the seed's spread
+    screened = [r for r in candidates(rows) if r["status"] == "screened"]
+    assert screened and all(r["metrics"] == [] for r in screened)
+    for row in screened:
+        parent = by_id[row["parent_id"]]["screen_metric"]
+        assert row["screen_metric"] - parent > 2 * sigma
+        assert row["reason"].startswith("screened out at 0.5 of the budget: ")
+    full = [r for r in candidates(rows) if r["candidate_id"] and r["metrics"]]
+    assert full and all(r["screen_metric"] == r["metrics"][0] for r in full)
+    assert engine.state.evals_done == 30  # full evaluations, the seed's 3 included
+    screens = [r for r in candidates(rows) if r["candidate_id"] and r["screen_metric"] is not None]
+    passed = [c for c, _ in engine.state.pending if c.screen]  # waiting for their full turn
+    assert engine.state.screens_done == len(screens) + len(passed) + 3
+    lines = summary(Lineage([tmp_path / "run"]), "run")
+    assert f"screening: {len(screened)} of {len(screens)} candidates screened out" in "\n".join(
+        lines
+    )
 
 
 def test_a_killed_evaluator_requeues_its_candidate(ray_session, tmp_path, capsys):

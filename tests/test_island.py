@@ -10,8 +10,8 @@ from evo.search.island import Island, Member, Selection
 from evo.status import Status
 
 SELECTION = Selection(
-    population=3, tournament=2, explore=0.0, noise_k=2.0, max_repeats=3, min_repeats=1,
-    minimize=True,
+    population=3, tournament=2, explore=0.0, patience=0, crossover=0.0, noise_k=2.0,
+    max_repeats=3, min_repeats=1, minimize=True,
 )  # fmt: skip
 
 
@@ -94,6 +94,42 @@ def test_tournament_and_explore_are_seeded():
     assert first == [curious.select_parent().id for _ in range(20)] and 2 in first
 
 
+def test_an_island_with_patience_is_greedy_until_it_stops_improving():
+    members = [Member(i, {}, {0: float(i)}) for i in range(1, 3)]
+    patient = island(others=members, selection=dataclasses.replace(SELECTION, patience=2))
+    assert {patient.select_parent().id for _ in range(50)} == {0}  # the champion alone
+    patient.settle(Member(3, {}, {0: 3.0}), Status.REJECTED)
+    assert {patient.select_parent().id for _ in range(50)} == {0}  # 1 evaluation since a gain
+    patient.missed()  # the operator had nothing new for the champion: an attempt, too
+    assert {patient.select_parent().id for _ in range(50)} == {0, 1}  # tournament: 2 of 3
+    patient.settle(Member(5, {}, {0: 0.5}), Status.ACCEPTED)
+    assert (patient.since_improvement, patient.misses) == (0, 0)
+    assert {patient.select_parent().id for _ in range(50)} == {5}  # greedy again
+
+
+@pytest.mark.parametrize(
+    "others, runner_up",
+    [
+        ((), 0),  # alone: the champion itself
+        ((Member(1, {}, {0: 2.0}), Member(2, {}, {0: 1.5})), 2),  # the better of the others
+    ],
+)
+def test_the_runner_up_is_the_best_member_besides_the_champion(others, runner_up):
+    assert island(others=others).runner_up().id == runner_up
+
+
+def test_a_mate_is_drawn_for_a_share_of_proposals_by_tournament_among_the_others():
+    members = [Member(i, {}, {0: float(i)}) for i in range(1, 3)]
+    assert {island(others=members).select_mate(members[0]) for _ in range(20)} == {None}
+    mating = island(others=members, selection=dataclasses.replace(SELECTION, crossover=1.0))
+    # the parent is #1: the others are the champion #0 (1.0) and #2 (2.0); a tournament of 2
+    assert {mating.select_mate(members[0]).id for _ in range(20)} == {0}
+    assert island(selection=mating.selection).select_mate(mating.champion) is None  # alone
+    half = island(others=members, selection=dataclasses.replace(SELECTION, crossover=0.5))
+    drawn = [half.select_mate(members[0]) for _ in range(200)]
+    assert 70 < sum(m is not None for m in drawn) < 130
+
+
 def test_migrants_join_or_win_and_duplicates_are_turned_away():
     home = island()
     assert home.receive(Member(0, {}, {0: 0.1})) == Status.REJECTED  # already here
@@ -105,6 +141,7 @@ def test_migrants_join_or_win_and_duplicates_are_turned_away():
 def test_state_round_trip():
     home = island(others=[Member(1, {"m.py": "x = 1\n"}, {0: 1.1}, generation=2)])
     home.select_parent()
+    home.missed()
     again = Island.from_state(home.state(), SELECTION)
     assert again.state() == home.state()
     assert again.select_parent().id == home.select_parent().id

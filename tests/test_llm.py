@@ -12,6 +12,7 @@ from evo.mutate.prompt import (
     CHANGING_PART_CHARS,
     Attempt,
     Inspiration,
+    Mate,
     Measured,
     short_tail,
     task_text,
@@ -127,6 +128,31 @@ def test_the_request_caches_the_stable_prefix_and_puts_the_change_last(sort_targ
         "[ok, delta +3.5] cut-off 4"
     )
     assert text.index("[ok, delta +3.5]") < text.index("The parent to improve: runtime_ms = 72.5")
+
+
+def test_a_recombination_shows_both_parents_and_asks_to_combine(sort_target, anthropic_env):
+    anthropic_env.reset(Reply(SEARCH_REPLY, usage=USAGE))
+    parent = sort_target.read_mutable()
+    second = {"sort.py": parent["sort.py"].replace("INSERTION_THRESHOLD = 8", "X = 1\n# mate")}
+    mate = Mate(12, second, 70.25, "a cut-off of 16 insertion-sorts longer runs", "merge less")
+    proposal = operator(sort_target, anthropic_env).propose(parent, metric=72.5, mate=mate)
+    assert proposal.valid and proposal.mate_id == 12
+    text = anthropic_env.requests[0].body["messages"][0]["content"][1]["text"]
+    assert text.index(
+        "# The parent to improve: runtime_ms = 72.5\n\nIt was made by this hypothesis: merge less"
+    ) < text.index(
+        "# A second parent, program #12: runtime_ms = 70.25\n"
+        "It was made by this hypothesis: a cut-off of 16 insertion-sorts longer runs\n"
+    )
+    assert "# mate" in text and "Propose one new hypothesis" not in text
+    assert text.endswith(
+        "Combine the two: propose an edit of the parent that brings in what the second parent "
+        "changed for the better while keeping the parent's own gains, with the hypothesis of "
+        "why they add up, in the reply format."
+    )
+    alone = operator(sort_target, anthropic_env)
+    anthropic_env.reset(Reply(SEARCH_REPLY, usage=USAGE))
+    assert alone.propose(parent).mate_id is None
 
 
 def test_a_rejected_reply_is_repaired_with_its_reason(sort_target, anthropic_env):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
+from evo.bench.synthetic import write_knob_target
 from evo.mutate.offline import Knob, OfflineOperator, alternatives, find_knobs, hypothesis
+from evo.mutate.prompt import Mate
 from evo.mutate.proposal import Validator
+from evo.target import load_target
 from evo.target.rules import violations
 
 
@@ -131,3 +134,36 @@ def test_when_every_step_was_tried_it_says_so(sort_target):
         "INSERTION_THRESHOLD 8 -> 9",
     ]
     assert made[4].rejections == ("no new one-step change: 1 knobs, 4 changes already proposed",)
+
+
+def test_recombination_takes_each_subset_of_the_differences_once(tmp_path):
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05))
+    operator = OfflineOperator(Validator(target), seed=0)
+    parent = target.read_mutable()  # every knob 512.0
+    mate = Mate(7, {"knobs.py": "K0 = 256.0\nK1 = 512.0\nK2 = 1024.0\nK3 = 64.0\n"}, 20.0, "h")
+    made = [operator.propose(parent, mate=mate) for _ in range(7)]
+    combined = [knob_values(p.child) for p in made[:6]]
+    # K0, K2, K3 differ: each of the 6 non-empty proper subsets taken from the mate, once
+    assert sorted(combined) == [
+        (256.0, 512.0, 512.0, 64.0),  # K0, K3
+        (256.0, 512.0, 512.0, 512.0),  # K0
+        (256.0, 512.0, 1024.0, 512.0),  # K0, K2
+        (512.0, 512.0, 512.0, 64.0),  # K3
+        (512.0, 512.0, 1024.0, 64.0),  # K2, K3
+        (512.0, 512.0, 1024.0, 512.0),  # K2
+    ]
+    assert all(p.mate_id == 7 and p.hypothesis.startswith("combine with #7: K") for p in made[:6])
+    assert made[6].valid and made[6].mate_id is None  # none left: one knob changed instead
+    assert made[6].hypothesis.startswith("K")
+
+
+def test_recombination_needs_two_differences(tmp_path):
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05))
+    parent = target.read_mutable()
+    mate = Mate(3, {"knobs.py": parent["knobs.py"].replace("K1 = 512.0", "K1 = 8.0")}, 9.0, "")
+    proposal = OfflineOperator(Validator(target), seed=0).propose(parent, mate=mate)
+    assert proposal.valid and proposal.mate_id is None  # it would be one parent or the other
+
+
+def knob_values(sources: dict[str, str]) -> tuple[float, ...]:
+    return tuple(knob.value for knob in find_knobs(sources))

@@ -43,7 +43,11 @@ def test_presets_load_and_differ():
         ({"islandz": 2}, "unknown setting 'islandz'"),
         ({"islands": "four"}, "islands must be a int, not 'four'"),
         ({"islands": 0}, "islands must be at least 1"),
-        ({"explore": 1.5}, "explore must be between 0 and 1"),
+        ({"explore": 1.5}, "explore must be a fraction from 0 to 1, not 1.5"),
+        ({"crossover": -0.1}, "crossover must be a fraction from 0 to 1, not -0.1"),
+        ({"screen": 1.0}, "screen must be a fraction from 0 to 0.99, not 1.0"),
+        ({"start_islands": 5}, r"start_islands \(5\) must be 0 \(all\) or up to islands \(4\)"),
+        ({"start_islands": 1, "patience": 0}, "with patience set: e.g. --start-islands 1"),
         ({"min_repeats": 4}, r"min_repeats \(4\) must not exceed max_repeats \(3\)"),
         ({"max_evals": 0}, "set a stop condition"),
         ({"gpus_per_eval": 0.0}, "gpus_per_eval must be > 0"),
@@ -94,10 +98,10 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     result = EvalResult("ok", "loss", 1.5, 7, "cpu", 2.0, 2.0, 2.2, 100.0, details={"steps": 3})
     child = Child(1, 0, 1, "anthropic", "m", "h", "e", {"p.py": "X = 2\n"}, "", Usage(1, 2))
     evaluation = Evaluation(result, "evaluator-0", "node", "host", "", 42, 1, 10.0, 12.5)
-    candidate = Candidate(5, child, 9.0, [evaluation])
+    candidate = Candidate(5, child, 9.0, [evaluation], screen=evaluation)
     seed = Member(0, {"p.py": "X = 1\n"}, {0: 2.0, 1: 2.5}, 0)
     noise = Noise(sum_squares=0.05, dof=5)  # sigma 0.1
-    state = RunState(noise=noise, next_id=6, evals_done=4, spent=0.5, evaluators=2, seen={"ab"})
+    state = RunState(noise, 6, 4, Noise(0.08, 2), 3, 0.5, evaluators=2, seen={"ab"}, open_islands=1)
     state.set_champion(0, seed, minimize=True)
     state.pending.append((candidate, 2))
     checkpoint.save(tmp_path, state.to_json([(candidate, 1)], elapsed=30.0))
@@ -105,14 +109,17 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     assert again.best == Best(0, seed) and again.champions == {0: seed}
     assert list(again.pending) == [(candidate, 2), (candidate, 1)]
     assert (again.noise, again.next_id, again.evals_done, again.elapsed) == (noise, 6, 4, 30.0)
-    assert again.sigma == 0.1
+    assert (again.sigma, again.open_islands) == (0.1, 1)
+    assert (again.screen_noise.sigma, again.screens_done) == (0.2, 3)
+    assert again.pending[0][0].screen == evaluation
     assert again.pending[0][0].metrics == {1: 1.5} and again.seen == {"ab"}
 
 
 def test_unknown_preset():
     with pytest.raises(
         UsageError,
-        match="preset nope does not exist; use a .toml file or one of: explore, ring, single-chain",
+        match="preset nope does not exist; use a .toml file or one of: adaptive, explore, ring, "
+        "single-chain",
     ):
         preset_path("nope")
 
@@ -132,7 +139,7 @@ def test_lineage_parts_are_atomic_and_readable(tmp_path):
     table = read_lineage(tmp_path / "lineage")
     assert table.schema == SCHEMA
     assert [r["candidate_id"] for r in table.to_pylist()] == [0, 1, 0]
-    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 4
+    assert table.to_pylist()[0]["metrics"] == [1.5] and table.to_pylist()[0]["schema_version"] == 5
     with pytest.raises(KeyError, match="not lineage columns"):
         writer.add({"nope": 1})
 

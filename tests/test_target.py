@@ -53,6 +53,9 @@ def test_a_valid_target(tmp_path):
     assert (target.metric, target.direction) == ("score", "maximize")
     assert target.read_mutable() == {"solve.py": "x = 1\n"}
     assert target.rules.forbidden_imports == () and target.choices == {}
+    assert target.screen == 0.0  # no screening unless the target asks
+    screened = VALID.replace("timeout_seconds = 20", "timeout_seconds = 20\nscreen = 0.25")
+    assert load_target(make_target(tmp_path / "screened", screened)).screen == 0.25
 
 
 @pytest.mark.parametrize(
@@ -71,6 +74,10 @@ def test_a_valid_target(tmp_path):
         ),
         (lambda t: t.replace("seconds = 5", 'seconds = "5"'), "'seconds' must be a number"),
         (lambda t: t.replace("timeout_seconds = 20", "timeout_seconds = 5"), "must exceed seconds"),
+        (
+            lambda t: t.replace("timeout_seconds = 20", "timeout_seconds = 20\nscreen = 1"),
+            "[budget]: screen must be a fraction of the budget from 0 (none) to below 1",
+        ),
         (lambda t: t.replace('["solve.py"]', "[]"), "'mutable' must name at least one file"),
         (lambda t: t.replace('["solve.py"]', '"solve.py"'), "'mutable' must be a list of strings"),
         (lambda t: t.replace('["solve.py"]', '["../x.py"]'), "must be a path inside the target"),

@@ -25,6 +25,7 @@ from evo.mutate.edits import EditError
 from evo.mutate.prompt import (
     Attempt,
     Inspiration,
+    Mate,
     Measured,
     fixed_context,
     repair_text,
@@ -269,14 +270,17 @@ class LLMOperator:
         inspirations: Sequence[Inspiration] = (),
         measured: Measured | None = None,
         model: str | None = None,
+        mate: Mate | None = None,
     ) -> Proposal:
-        """One validated child of `parent`, or a Proposal without child and every reason;
-        `model` is drawn by the ensemble's weights unless given."""
+        """One validated child of `parent` (combined with `mate`, where given), or a Proposal
+        without child and every reason; `model` is drawn by the ensemble's weights unless
+        given."""
         if model is None:
             models, weights = zip(*self.config.models, strict=True)
             with self._lock:  # island actors call from several threads; only the wait is shared
                 model = self.rng.choices(models, weights)[0]
-        task = task_text(self.target, parent, metric, history, inspirations, measured)
+        task = task_text(self.target, parent, metric, history, inspirations, measured, mate)
+        mate_id = mate.id if mate else None
         turns = [("user", task)]
         usage, rejections, hypothesis = Usage(), [], ""
         for _ in range(1 + self.config.repairs):
@@ -297,6 +301,6 @@ class LLMOperator:
                 turns += [("assistant", completion.text), ("user", repair_text(str(e)))]
                 continue
             return Proposal(
-                self.name, model, hypothesis, tuple(edits), child, tuple(rejections), usage
+                self.name, model, hypothesis, tuple(edits), child, tuple(rejections), usage, mate_id
             )
-        return Proposal(self.name, model, hypothesis, (), None, tuple(rejections), usage)
+        return Proposal(self.name, model, hypothesis, (), None, tuple(rejections), usage, mate_id)

@@ -8,8 +8,11 @@ numbers, booleans and strings, and numbers inside literal tuples and dicts (`ADA
   to 1; 1 or more: x2 or x0.5 (zero and negative numbers are left alone);
 - a boolean: flipped;
 - a name the target declares in [choices]: another of its alternatives.
-Knobs named for the other device (CUDA_* while evaluating on CPU, CPU_* on CUDA) are left alone:
-changing them cannot change the metric. One seed gives one sequence of proposals.
+Given a second parent (recombination), it instead takes some of the knob statements in which the
+second parent differs, each with probability one half, and keeps the parent's others: gains
+found apart (one program's learning rate, another's width) may add up. Knobs named for the other
+device (CUDA_* while evaluating on CPU, CPU_* on CUDA) are left alone: changing them cannot
+change the metric. One seed gives one sequence of proposals.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from evo.mutate.edits import EditError, ReplaceDefinition
+from evo.mutate.prompt import Mate
 from evo.mutate.proposal import DuplicateProgram, Proposal, Validator, program_hash
 
 Value = int | float | bool | str
+# Subsets of the differing statements tried before a recombination gives up (all, up to 5).
+COMBINATIONS_TRIED = 32
 
 
 @dataclass(frozen=True)
@@ -56,18 +62,47 @@ class OfflineOperator:
         self.target = validator.target
         self.rng = random.Random(seed)
         self.device = device
-        self._tried: set[tuple[str, str, str]] = set()  # (parent, knob, value) already proposed
+        # already proposed: (parent, knob, value), and (parent, "mate", mate, statements taken)
+        self._tried: set[tuple] = set()
         self._lock = threading.Lock()
 
-    def propose(self, parent: dict[str, str], **_context: object) -> Proposal:
-        """One valid child of `parent`, or a Proposal without child saying why there is none.
+    def propose(
+        self, parent: dict[str, str], mate: Mate | None = None, **_context: object
+    ) -> Proposal:
+        """One valid child of `parent` (combined with `mate` where one is given and a new
+        combination is left), or a Proposal without child saying why there is none.
 
         Knobs are tried in a random order, and each knob's alternatives in a random order, until
         one gives a valid child that is new to the run. Calls from several threads take turns:
         the work is all CPU, and the RNG and the changes tried stay consistent.
         """
         with self._lock:
-            return self._propose(parent)
+            combined = self._combine(parent, mate) if mate else None
+            return combined or self._propose(parent)
+
+    def _combine(self, parent: dict[str, str], mate: Mate) -> Proposal | None:
+        """A child with some of the knob statements in which `mate` differs (a random, new,
+        non-empty proper subset of them, each subset equally likely), or None."""
+        mine, theirs = _statements(parent), _statements(mate.sources)
+        differing = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+        if len(differing) < 2:  # one difference: the child would be one parent or the other
+            return None
+        tried = (program_hash(parent), "mate", program_hash(mate.sources))
+        subsets = range(1, 2 ** len(differing) - 1)  # bit i: statement i from the mate
+        for mask in self.rng.sample(subsets, min(COMBINATIONS_TRIED, len(subsets))):
+            taken = tuple(k for i, k in enumerate(differing) if mask >> i & 1)
+            if (*tried, taken) in self._tried:
+                continue
+            self._tried.add((*tried, taken))
+            edits = tuple(ReplaceDefinition(file, name, theirs[file, name]) for file, name in taken)
+            try:
+                child = self.validator.child_of(parent, list(edits))
+            except (DuplicateProgram, EditError):
+                continue
+            names = ", ".join(name for _, name in taken)
+            why = f"combine with #{mate.id}: {names} from it, the rest from the parent"
+            return Proposal(self.name, None, why, edits, child, mate_id=mate.id)
+        return None
 
     def _propose(self, parent: dict[str, str]) -> Proposal:
         knobs = [k for k in find_knobs(parent) if self._applies(k) and self._alternatives(k)]
@@ -127,6 +162,14 @@ def alternatives(value: Value) -> list[Value]:
             steps = (value * 2, value / 2)
         return sorted({float(f"{v:.6g}") for v in steps if v > 0} - {value})
     return []
+
+
+def _statements(sources: dict[str, str]) -> dict[tuple[str, str], str]:
+    """The code of every statement that holds knobs, by (file, name)."""
+    return {
+        (knob.file, knob.name): knob.module.code_for_node(knob.statement)
+        for knob in find_knobs(sources)
+    }
 
 
 def find_knobs(sources: dict[str, str]) -> list[Knob]:

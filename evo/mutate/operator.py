@@ -10,7 +10,7 @@ from evo.config import OPENAI_NEEDS_URL, OPERATORS
 from evo.errors import UsageError
 from evo.mutate.llm import LLMConfig, LLMOperator
 from evo.mutate.offline import OfflineOperator
-from evo.mutate.prompt import Attempt, Inspiration, Measured
+from evo.mutate.prompt import Attempt, Inspiration, Mate, Measured
 from evo.mutate.proposal import Proposal, Validator
 
 
@@ -25,9 +25,11 @@ class Operator(Protocol):
         inspirations: Sequence[Inspiration] = (),
         measured: Measured | None = None,
         model: str | None = None,
+        mate: Mate | None = None,
     ) -> Proposal:
         """One proposal for a child of `parent`: a validated child, or the reasons it has none.
-        `model`: the ensemble's model to ask (evo.mutate.ensemble); None: the operator's choice."""
+        `model`: the ensemble's model to ask (evo.mutate.ensemble); None: the operator's choice.
+        `mate`: a second parent to combine `parent` with (recombination), where one is given."""
 
 
 def resolved(kind: str, env: Mapping[str, str] = os.environ) -> str:

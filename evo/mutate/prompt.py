@@ -60,6 +60,18 @@ class Inspiration:
     island: int | None = None
 
 
+@dataclass(frozen=True)
+class Mate:
+    """A second parent to combine the parent with (recombination): program `id`, its metric and
+    the hypothesis that made it; and the hypothesis that made the parent."""
+
+    id: int
+    sources: dict[str, str]
+    metric: float
+    hypothesis: str
+    parent_hypothesis: str = ""
+
+
 def system_text(target: Target) -> str:
     instructions = (target.root / target.instructions).read_text() if target.instructions else ""
     direction = "lower" if target.direction == "minimize" else "higher"
@@ -101,12 +113,14 @@ def task_text(
     history: Sequence[Attempt] = (),
     inspirations: Sequence[Inspiration] = (),
     measured: Measured | None = None,
+    mate: Mate | None = None,
 ) -> str:
     """The part of the prompt that changes every call; it comes last, within CHANGING_PART_CHARS
-    (inspirations are left out first, then the oldest attempts)."""
+    (inspirations are left out first, then the oldest attempts). With a `mate`, the task is to
+    combine the two parents."""
     history, inspirations = list(history), list(inspirations)
     while True:
-        text = _task_text(target, parent, metric, history, inspirations, measured)
+        text = _task_text(target, parent, metric, history, inspirations, measured, mate)
         if len(text) <= CHANGING_PART_CHARS or not (history or inspirations):
             return text
         if inspirations:
@@ -122,6 +136,7 @@ def _task_text(
     history: list[Attempt],
     inspirations: list[Inspiration],
     measured: Measured | None,
+    mate: Mate | None,
 ) -> str:
     sections = []
     if inspirations:
@@ -146,14 +161,32 @@ def _task_text(
                 sections.append("  stderr, last lines:\n" + _indented(attempt.stderr_tail, 4))
     score = "not yet measured" if metric is None else f"{metric:.6g}"
     sections.append(f"# The parent to improve: {target.metric} = {score}\n")
+    if mate:
+        sections.append(f"It was made by this hypothesis: {_made_by(mate.parent_hypothesis)}\n")
     if measured:
         sections.append(_measured_text(target, measured))
     sections += [f"## {name}\n```python\n{src}\n```" for name, src in parent.items()]
+    if mate is None:
+        sections.append(
+            "Propose one new hypothesis, different from the attempts above, and its edit, in "
+            "the reply format."
+        )
+        return "\n".join(sections)
     sections.append(
-        "Propose one new hypothesis, different from the attempts above, and its edit, in the "
-        "reply format."
+        f"# A second parent, program #{mate.id}: {target.metric} = {mate.metric:.6g}\n"
+        f"It was made by this hypothesis: {_made_by(mate.hypothesis)}\n"
+    )
+    sections += [f"## {name}\n```python\n{src}\n```" for name, src in mate.sources.items()]
+    sections.append(
+        "Combine the two: propose an edit of the parent that brings in what the second parent "
+        "changed for the better while keeping the parent's own gains, with the hypothesis of "
+        "why they add up, in the reply format."
     )
     return "\n".join(sections)
+
+
+def _made_by(hypothesis: str) -> str:
+    return hypothesis or "(none: the seed program)"
 
 
 def _measured_text(target: Target, measured: Measured) -> str:

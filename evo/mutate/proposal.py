@@ -51,6 +51,7 @@ class Proposal:
 
     child: the child's mutable sources; None when every attempt was rejected.
     rejections: the reason of each rejected attempt, in order (repairs included).
+    mate_id: the second parent the child combines the parent with, if it does.
     """
 
     operator: str
@@ -60,6 +61,7 @@ class Proposal:
     child: dict[str, str] | None
     rejections: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
+    mate_id: int | None = None
 
     @property
     def valid(self) -> bool:

@@ -25,7 +25,7 @@ from evo.evaluate.sandbox import evaluate
 from evo.mutate.edits import describe
 from evo.mutate.llm import LLMConfig
 from evo.mutate.operator import make_operator
-from evo.mutate.prompt import Attempt, Inspiration, Measured
+from evo.mutate.prompt import Attempt, Inspiration, Mate, Measured
 from evo.mutate.proposal import Proposal, Validator
 from evo.search.candidate import Child, EvalRequest, Evaluation
 from evo.search.island import Island, Member, Selection
@@ -68,7 +68,11 @@ class IslandActor:
         the one to ask, where the driver chooses."""
         with self.lock:
             parent = self.island.select_parent()
+            second = self.island.select_mate(parent)
             history = list(self.history)
+        mate = second and Mate(  # what the operator needs of the two parents
+            second.id, second.sources, second.fitness, second.hypothesis, parent.hypothesis
+        )
         noise = self.island.sigma
         measured = Measured(parent.details, noise, self.island.selection.noise_k * noise)
         started = time.monotonic()
@@ -80,6 +84,7 @@ class IslandActor:
                 inspirations=[i for i in inspirations if i.island != self.island.index],
                 measured=measured,
                 model=model,
+                mate=mate,
             )
         except Exception as e:  # an operator's bug must not end the run: it is a refusal
             why = f"the operator failed: {type(e).__name__}: {e}"[:500]
@@ -88,6 +93,7 @@ class IslandActor:
         if not proposal.valid:
             reason = proposal.rejections[-1] if proposal.rejections else "no proposal"
             with self.lock:
+                self.island.missed()
                 self.history.append(
                     Attempt(proposal.hypothesis, edit, Status.REFUSED, None, reason)
                 )
@@ -103,6 +109,8 @@ class IslandActor:
             reason="; ".join(proposal.rejections) if not proposal.valid else "",
             usage=proposal.usage,
             mutation_s=time.monotonic() - started,
+            mate_id=proposal.mate_id,
+            parent_screen=parent.screen,
         )
 
     def judge(self, candidate: Member, sigma: float) -> Status:
@@ -118,6 +126,10 @@ class IslandActor:
     def best(self, count: int) -> list[Member]:
         with self.lock:
             return self.island.best(count)
+
+    def runner_up(self) -> Member:
+        with self.lock:
+            return self.island.runner_up()
 
     def receive(self, migrant: Member, sigma: float) -> Status:
         with self.lock:

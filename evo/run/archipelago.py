@@ -78,17 +78,26 @@ class Archipelago:
     def reset(self, index: int, founder: Member) -> None:
         self._call(index, lambda actor: actor.reset.remote(founder))
 
-    def since_improvement(self) -> list[int]:
-        """Evaluations since each island's champion last improved."""
-        return self._call_each([(i, lambda actor: actor.since_improvement.remote()) for i in self])
+    def since_improvement(self, islands: int) -> list[int]:
+        """Evaluations since the champion of each of the first `islands` last improved."""
+        calls = [(i, lambda actor: actor.since_improvement.remote()) for i in range(islands)]
+        return self._call_each(calls)
 
-    def migrate(self, count: int, sigma: float) -> list[tuple[int, int, Member, Status]]:
-        """Every island sends its best `count` programs to the next one round the ring, judged
-        there by the noise `sigma`; returns (source, destination, migrant, the destination's
-        verdict) for each."""
-        sent = self._call_each([(i, lambda actor: actor.best.remote(count)) for i in self])
+    def runner_up(self, index: int) -> Member:
+        """Island `index`'s best member besides its champion (evo.search.island)."""
+        return self._call(index, lambda actor: actor.runner_up.remote())
+
+    def migrate(
+        self, count: int, sigma: float, islands: int
+    ) -> list[tuple[int, int, Member, Status]]:
+        """Each of the first `islands` sends its best `count` programs to the next one round
+        their ring, judged there by the noise `sigma`; returns (source, destination, migrant,
+        the destination's verdict) for each."""
+        sent = self._call_each(
+            [(i, lambda actor: actor.best.remote(count)) for i in range(islands)]
+        )
         moves = [
-            (source, (source + 1) % len(self), migrant)
+            (source, (source + 1) % islands, migrant)
             for source, migrants in enumerate(sent)
             for migrant in migrants
         ]

@@ -4,7 +4,8 @@ The driver holds the run state (evo.run.state, what a checkpoint saves), an arch
 of island actors that propose and judge (evo.run.archipelago), a pool of evaluator actors
 (evo.run.evaluators), and the pacing that keeps every evaluator busy (evo.run.scheduler).
 Results are handled in completion order (`ray.wait`); re-evaluations that decide a champion go
-first. Every candidate's row goes to the lineage once its fate is final.
+first, and so do full evaluations of candidates that passed their screen (evo.run.screen). Every
+candidate's row goes to the lineage once its fate is final.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from evo.run.evaluators import EvaluatorPool, connect_ray
 from evo.run.progress import Figures, Progress
 from evo.run.proposals import Proposals
 from evo.run.scheduler import Scheduler
+from evo.run.screen import SCREEN, Screen
 from evo.run.seed import measure_noise
 from evo.run.state import RunState
 from evo.search.candidate import Candidate, EvalRequest, Evaluation
@@ -70,6 +72,15 @@ class Engine:
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
             self.selection = Selection.of(config.search, minimize=target.direction == "minimize")
+            fraction = (
+                target.screen if config.evaluation.screen is None else config.evaluation.screen
+            )
+            self.screen = Screen(
+                fraction,
+                config.evaluation.budget or target.budget_seconds,
+                config.search.noise_k,
+                self.selection.minimize,
+            )
             metric = Metric(target.metric, self.selection.minimize)
             self.lineage = LineageWriter(run_dir / "lineage", metric)
             self.state = resume or RunState()
@@ -78,7 +89,7 @@ class Engine:
             connect_ray(config.address)
             self.evaluators = EvaluatorPool(ray, target, config.evaluation, sandbox)
             self.started = time.monotonic()  # the run's clock: Ray's own start-up is not in it
-            self.scheduler = Scheduler(self.evaluators.slots, config.search.islands)
+            self.scheduler = Scheduler(self.evaluators.slots)
             if resume:
                 self.lineage.discard_parts_after(resume.lineage_parts)
             else:
@@ -96,8 +107,9 @@ class Engine:
                 self.state.models,
                 seed=config.seed * 1000 + self.state.next_id,  # a resume draws anew
             )
+            first = SCREEN if fraction else 0  # a new candidate's first evaluation
             self.proposals = Proposals(
-                ray, self.islands, self.scheduler, self.state, self.lineage, self.ensemble
+                ray, self.islands, self.scheduler, self.state, self.lineage, self.ensemble, first
             )
             minimize = self.selection.minimize
             self.periodic = periodic.Tasks(
@@ -153,8 +165,9 @@ class Engine:
 
     def _should_stop(self) -> bool:
         limits, state = self.config.limits, self.state
+        full = sum(out.index != SCREEN for out in self.running.values())
         return bool(
-            (limits.max_evals and state.evals_done + len(self.running) >= limits.max_evals)
+            (limits.max_evals and state.evals_done + full >= limits.max_evals)
             or (limits.max_hours and self.elapsed() >= limits.max_hours * 3600)
             or (limits.max_cost and state.spent >= limits.max_cost)
         )
@@ -166,7 +179,10 @@ class Engine:
             self.running[ref] = InFlight(slot, candidate, index, time.time())
 
     def request(self, sources: dict[str, str], index: int) -> EvalRequest:
-        """Evaluation `index` of a program: every program's k-th evaluation has the same seed."""
+        """Evaluation `index` of a program: every program's k-th evaluation has the same seed;
+        index SCREEN is its screen."""
+        if index == SCREEN:
+            return self.screen.request(sources, self.config.seed)
         return EvalRequest(
             sources, self.config.seed * 1000 + index, self.config.evaluation.budget or None
         )
@@ -184,10 +200,17 @@ class Engine:
         evaluation = replace(evaluation, index=out.index, dispatched=out.dispatched, returned=back)
         # a pre-warmed evaluation waited for its turn while another one trained
         busy = back - out.dispatched - evaluation.result.waited_seconds
-        self.record(out.candidate, evaluation, busy=busy)
+        screen = out.index == SCREEN
+        self.record(out.candidate, evaluation, busy=busy, screen=screen)
         candidate, result = out.candidate, evaluation.result
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
+        elif screen:
+            why = self.screen.verdict(candidate, self.state.screen_noise.sigma)
+            if why:
+                self._settle(candidate, Status.SCREENED, why)
+            else:  # first in line, as a repeat is
+                self.state.pending.appendleft((candidate, 0))
         else:
             verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
@@ -196,12 +219,19 @@ class Engine:
                 self._settle(candidate, verdict, "")
         self.periodic.after_evaluation(self._running(), self.elapsed())
 
-    def record(self, candidate: Candidate, evaluation: Evaluation, busy: float) -> None:
-        """An evaluation of a candidate came back, having kept an evaluator `busy` seconds."""
-        if evaluation.result.status == Status.OK:  # a program measured again: noise
-            self.state.noise.add(list(candidate.metrics.values()), evaluation.result.metric)
-        candidate.evaluations.append(evaluation)
-        self.state.evals_done += 1
+    def record(
+        self, candidate: Candidate, evaluation: Evaluation, busy: float, screen: bool = False
+    ) -> None:
+        """An evaluation (or a `screen`) of a candidate came back, having kept an evaluator
+        `busy` seconds."""
+        if screen:
+            candidate.screen = candidate.screen or evaluation  # the seed's first, of several
+            self.state.screens_done += 1
+        else:
+            if evaluation.result.status == Status.OK:  # a program measured again: noise
+                self.state.noise.add(list(candidate.metrics.values()), evaluation.result.metric)
+            candidate.evaluations.append(evaluation)
+            self.state.evals_done += 1
         self.state.busy_seconds += busy
         self.state.train_seconds += evaluation.result.train_seconds or 0.0
         self.scheduler.evaluated(busy)
@@ -210,7 +240,7 @@ class Engine:
         parent = self.state.champion_fitness(candidate.island)
         fitness = candidate.fitness
         delta = None if fitness is None or parent is None else fitness - parent
-        child, last = candidate.child, candidate.evaluations[-1].result
+        child, last = candidate.child, candidate.last_result
         attempt = Attempt(
             child.hypothesis, child.edit, fate, delta, reason, short_tail(last.stderr_tail)
         )

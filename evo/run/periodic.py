@@ -1,10 +1,17 @@
 """What a run does every so many evaluations: migration round the ring, resets of stagnating
-islands from the run's best, and checkpoints.
+islands from the run's best, the opening of closed islands, and checkpoints.
+
+A run may start with fewer islands open than it has (start_islands): one greedy chain is what
+the first evaluations need, and islands pay once it stalls. Each time every open island has gone
+`patience` of its evaluations without improving, the next island opens, founded from the runner-up
+of the island that holds the run's best: near the best program, not on it, where a chain that
+cannot leave its optimum by one step may by two. Migration and resets concern open islands only.
 
 Stagnation is checked at the migration cadence: asking every island after every evaluation would
-cost one round trip per island on the hot path. Instant evaluations would spend their time
-writing checkpoints: at most one every MIN_CHECKPOINT_SECONDS, so a crash costs at most that
-much work or checkpoint_every evaluations, whichever is more.
+cost one round trip per island on the hot path. Whether to open an island is asked after every
+evaluation while some are closed: a round trip to the open ones, few then. Instant evaluations
+would spend their time writing checkpoints: at most one every MIN_CHECKPOINT_SECONDS, so a crash
+costs at most that much work or checkpoint_every evaluations, whichever is more.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class Tasks:
     def after_evaluation(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
         """`running`: the candidates being evaluated, with their evaluation numbers; `elapsed`:
         the run's seconds so far (both for a checkpoint)."""
-        search, several = self.config.search, len(self.islands) > 1
+        search, several = self.config.search, self.state.open_islands > 1
         if (
             several
             and search.migration_interval
@@ -60,6 +67,8 @@ class Tasks:
             and self._due("stagnation", search.migration_interval or 10)
         ):
             self.reset_stagnant()
+        if self.state.open_islands < len(self.islands):
+            self.split()
         recent = time.monotonic() - self.checkpointed_at < MIN_CHECKPOINT_SECONDS
         if not recent and self._due("checkpoint", self.config.checkpoint_every):
             self.checkpoint(running, elapsed)
@@ -73,7 +82,7 @@ class Tasks:
 
     def migrate(self) -> None:
         for source, dest, migrant, verdict in self.islands.migrate(
-            self.config.search.migration_count, self.state.sigma
+            self.config.search.migration_count, self.state.sigma, self.state.open_islands
         ):
             if verdict == Status.ACCEPTED:
                 self.state.set_champion(dest, migrant, self.minimize)
@@ -81,12 +90,23 @@ class Tasks:
 
     def reset_stagnant(self) -> None:
         best = self.state.best
-        for index, since in enumerate(self.islands.since_improvement()):
+        for index, since in enumerate(self.islands.since_improvement(self.state.open_islands)):
             if since < self.config.search.stagnation or best is None or best.island == index:
                 continue
             self.islands.reset(index, best.member)
             self.state.set_champion(index, best.member, self.minimize)
             self.lineage.event(Event.RESET, best.member.id, best.island, index, Status.RESET)
+
+    def split(self) -> None:
+        """Open the next island if every open one has run out of patience."""
+        opened, best = self.state.open_islands, self.state.best
+        if min(self.islands.since_improvement(opened)) < self.config.search.patience:
+            return
+        founder = self.islands.runner_up(best.island)
+        self.islands.reset(opened, founder)
+        self.state.set_champion(opened, founder, self.minimize)
+        self.state.open_islands += 1
+        self.lineage.event(Event.SPLIT, founder.id, best.island, opened, Status.RESET)
 
     def checkpoint(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
         """Save the run state; a run folder that cannot be written stops the run in one line."""

@@ -19,7 +19,8 @@ class Figures:
     max_evals: int
     max_hours: float
     best: Best | None
-    champions: dict[int, float]  # island -> its champion's fitness
+    champions: dict[int, float]  # open island -> its champion's fitness
+    closed: int  # islands not open yet
     evaluators: int
     busy_seconds: float
     train_seconds: float
@@ -37,7 +38,8 @@ class Figures:
             limits.max_evals,
             limits.max_hours,
             state.best,
-            {island: member.fitness for island, member in state.champions.items()},
+            {i: member.fitness for i, member in state.champions.items() if i < state.open_islands},
+            len(state.champions) - min(state.open_islands, len(state.champions)),
             state.evaluators,
             state.busy_seconds + in_flight,
             state.train_seconds,
@@ -58,7 +60,7 @@ class Figures:
             f"[{_clock(self.elapsed)}]",
             done,
             best_text,
-            f"islands {champions}",
+            f"islands {champions}" + (f" (+{self.closed} closed)" if self.closed else ""),
             # busy: an evaluation was out (start-up, compiling and the final measurement
             # included); training: what the fixed parts counted against their budgets
             f"busy {100 * min(1.0, self.busy_seconds / capacity):.0f}%",

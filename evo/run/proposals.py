@@ -46,9 +46,13 @@ class Proposals:
         state: RunState,
         lineage: LineageWriter,
         ensemble: Ensemble,
+        first: int = 0,
     ):
+        """`first`: the evaluation index a new candidate starts with (evo.run.screen.SCREEN
+        where the run screens)."""
         self.ray, self.islands, self.scheduler = ray, islands, scheduler
         self.state, self.lineage, self.ensemble = state, lineage, ensemble
+        self.first = first
         self.out: dict[Any, Asked] = {}
         self.refused_in_a_row = 0  # proposals the operators failed since the last valid one
 
@@ -63,16 +67,20 @@ class Proposals:
 
     def ask(self, evaluating: bool) -> None:
         """Ask islands for as many proposals as the evaluators will need meanwhile."""
-        ahead, per_island = self.scheduler.limits([asked.at for asked in self.out.values()])
+        islands = self.state.open_islands
+        out_since = [asked.at for asked in self.out.values()]
+        ahead, per_island = self.scheduler.limits(out_since, islands)
         wanted = ahead - len(self.state.pending) - len(self.out)
         if wanted <= 0:
             return
         inspirations = [
             Inspiration(member.sources, member.fitness, island)
             for island, member in self.state.champions.items()
+            if island < islands
         ]
         in_flight = [asked.island for asked in self.out.values()]
-        for index in self.scheduler.next_islands(wanted, in_flight, per_island, evaluating):
+        chosen = self.scheduler.next_islands(wanted, in_flight, per_island, evaluating, islands)
+        for index in chosen:
             model = self.ensemble.choose([asked.model for asked in self.out.values()])
             ref, generation = self.islands.propose(index, inspirations, model)
             self.out[ref] = Asked(index, generation, time.monotonic(), model)
@@ -95,7 +103,7 @@ class Proposals:
         digest = program_hash(child.sources) if child.sources else ""
         if child.sources and digest not in state.seen:
             state.seen.add(digest)
-            state.pending.append((candidate, 0))
+            state.pending.append((candidate, self.first))
             self.refused_in_a_row = 0
             return ""
         reason = child.reason or "duplicates a program already proposed on another island"

@@ -3,8 +3,9 @@
 Every evaluator is kept busy. Candidates are proposed ahead, so that mutation, an LLM's latency
 included, overlaps with evaluation: one waiting per evaluator, plus as many in flight as the
 evaluators use up while one proposal is being made (evaluators x mutation time / evaluation
-time, both measured as the run goes; at least one). Islands take turns; an island has one
-proposal in flight unless a slow operator needs more (up to PROPOSALS_PER_ISLAND).
+time, both measured as the run goes; at least one). The open islands (a run may start with fewer
+than it has, evo.run.periodic) take turns; an island has one proposal in flight unless a slow
+operator needs more (up to PROPOSALS_PER_ISLAND).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ SMOOTHING = 0.2
 
 
 class Scheduler:
-    def __init__(self, evaluators: int, islands: int):
+    def __init__(self, evaluators: int):
         self.evaluators = evaluators
-        self.islands = islands
         self.mutation_s: float | None = None  # running means
         self.evaluation_s: float | None = None
         self.asked: Counter[int] = Counter()  # proposals asked of each island so far
@@ -43,10 +43,12 @@ class Scheduler:
         """The island's last proposal was refused: not asked again before the next result."""
         self.resting.add(island)
 
-    def limits(self, out_since: list[float], now: float | None = None) -> tuple[int, int]:
-        """How many candidates to keep waiting or being proposed, and how many proposals one
-        island may have in flight; `out_since`: when each proposal still out was asked for
-        (time.monotonic()).
+    def limits(
+        self, out_since: list[float], islands: int, now: float | None = None
+    ) -> tuple[int, int]:
+        """How many candidates to keep waiting or being proposed, and how many proposals one of
+        the `islands` open may have in flight; `out_since`: when each proposal still out was
+        asked for (time.monotonic()).
 
         During one proposal (mutation_s) the evaluators use up evaluators x mutation_s /
         evaluation_s candidates: that many proposals must be in flight at once, shared among
@@ -60,13 +62,14 @@ class Scheduler:
         if not (mutation_s and self.evaluation_s):
             return self.evaluators + 1, 1
         concurrent = math.ceil(self.evaluators * mutation_s / self.evaluation_s)
-        per_island = min(PROPOSALS_PER_ISLAND, math.ceil(concurrent / self.islands))
+        per_island = min(PROPOSALS_PER_ISLAND, math.ceil(concurrent / islands))
         return self.evaluators + concurrent, per_island
 
     def next_islands(
-        self, wanted: int, in_flight: list[int], per_island: int, evaluating: bool
+        self, wanted: int, in_flight: list[int], per_island: int, evaluating: bool, islands: int
     ) -> list[int]:
-        """Up to `wanted` islands to ask, in turn; `in_flight`: the island of each proposal out.
+        """Up to `wanted` of the first `islands` to ask, in turn; `in_flight`: the island of each
+        proposal out.
         Resting islands are skipped while something is being evaluated (with nothing being
         evaluated they are asked anyway, so that a dead service still stops the run)."""
         counts = Counter(in_flight)
@@ -74,7 +77,7 @@ class Scheduler:
         chosen = []
         for _ in range(wanted):
             open_islands = [
-                i for i in range(self.islands) if counts[i] < per_island and i not in resting
+                i for i in range(islands) if counts[i] < per_island and i not in resting
             ]
             if not open_islands:
                 break

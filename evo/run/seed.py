@@ -3,6 +3,10 @@ least noise_repeats times and once on every evaluator. Their spread opens the no
 every later comparison is judged by (evo.search.noise); the seed is candidate 0 and every
 island's first champion.
 
+Where the run screens candidates (evo.run.screen), the seed is also screened as many times: the
+spread of its screens is the noise at the screen's budget, and its first screen what its
+children's are paired with.
+
 Every evaluator takes part so that sigma is measured under the load the run will have: where
 evaluations share a GPU (gpus_per_eval below 1) or the CPUs, each one trains more slowly and
 its metric moves with its neighbours; with fewer repeats than evaluators some would sit idle
@@ -31,21 +35,34 @@ def measure_noise(engine: Engine) -> None:
     pool = engine.evaluators
     repeats = noise_round(engine.config.search.noise_repeats, len(pool))
     seed = Candidate.seed_program(engine.target.read_mutable())
+    screens = engine.screen.fraction > 0
     print(
-        f"measuring the noise: {repeats} evaluations of the seed program on {len(pool)} "
-        f"{pool.device} evaluator(s)",
+        f"measuring the noise: {repeats} evaluations of the seed program"
+        + (f" and {repeats} screens" if screens else "")
+        + f" on {len(pool)} {pool.device} evaluator(s)",
         flush=True,
     )
+    requests = [(engine.request(seed.sources, i), i, False) for i in range(repeats)]
+    if screens:
+        run_seed = engine.config.seed
+        requests += [
+            (engine.screen.request(seed.sources, run_seed, i), i, True) for i in range(repeats)
+        ]
     sent = {}
-    for index in range(repeats):
-        ref, _ = pool.submit(engine.request(seed.sources, index), slot=index % len(pool))
-        sent[ref] = (index, time.time())
-    for ref, (index, dispatched) in sent.items():
+    for number, (request, index, screen) in enumerate(requests):
+        ref, _ = pool.submit(request, slot=number % len(pool))
+        sent[ref] = (index, screen, time.time())
+    results = []
+    for ref, (index, screen, dispatched) in sent.items():
         evaluation = engine.ray.get(ref)
         evaluation = replace(evaluation, index=index, dispatched=dispatched, returned=time.time())
         # Its own wall time: with fewer evaluators than repeats, the round trip includes a wait.
-        engine.record(seed, evaluation, busy=evaluation.result.wall_seconds)
-    failures = [e.result for e in seed.evaluations if e.result.status != Status.OK]
+        engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
+        results.append(evaluation.result)
+    screened = [r.metric for r in results[repeats:] if r.status == Status.OK]
+    for count, metric in enumerate(screened):
+        engine.state.screen_noise.add(screened[:count], metric)
+    failures = [r for r in results if r.status != Status.OK]
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "
@@ -59,6 +76,7 @@ def measure_noise(engine: Engine) -> None:
         state.set_champion(index, founder, engine.selection.minimize)
         island = Island.founded(index, engine.selection, state.sigma, engine.config.seed, founder)
         state.islands.append(island_state(island))
+    state.open_islands = engine.config.search.start_islands or engine.config.search.islands
 
 
 def noise_round(noise_repeats: int, evaluators: int) -> int:

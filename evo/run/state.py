@@ -33,6 +33,8 @@ class Best:
 class RunState:
     """noise: the run's noise (evo.search.noise), from every program evaluated more than once;
         `sigma` is its current estimate.
+    screen_noise: the same at the screen's budget (evo.run.screen), from the seed's screens.
+    screens_done: screens made (evals_done counts full evaluations).
     evaluators: evaluator actors of the run (for its utilisation).
     busy_seconds: evaluator seconds spent on evaluations that came back.
     train_seconds: their training seconds (what the fixed parts counted against the budget).
@@ -42,6 +44,7 @@ class RunState:
     pending: candidates to evaluate, each with the seed index of its next evaluation; at a
         checkpoint the ones being evaluated are saved with them, and evaluated again on resume.
     islands: each island actor's state as of the last checkpoint (what a dead one is rebuilt from).
+    open_islands: islands the run asks for proposals so far (the first ones; start_islands).
     lineage_parts: lineage files the checkpoint covers; later ones are discarded on resume.
     models: what each model's proposals cost and earned (evo.mutate.ensemble).
     """
@@ -49,6 +52,8 @@ class RunState:
     noise: Noise = field(default_factory=Noise)
     next_id: int = 1
     evals_done: int = 0
+    screen_noise: Noise = field(default_factory=Noise)
+    screens_done: int = 0
     spent: float = 0.0
     evaluators: int = 1
     busy_seconds: float = 0.0
@@ -59,6 +64,7 @@ class RunState:
     seen: set[str] = field(default_factory=set)
     pending: deque[tuple[Candidate, int]] = field(default_factory=deque)
     islands: list[dict] = field(default_factory=list)
+    open_islands: int = 0
     lineage_parts: int = 0
     models: dict[str, ModelRecord] = field(default_factory=dict)
 
@@ -86,6 +92,8 @@ class RunState:
             "noise": self.noise.to_json(),
             "next_id": self.next_id,
             "evals_done": self.evals_done,
+            "screen_noise": self.screen_noise.to_json(),
+            "screens_done": self.screens_done,
             "spent": self.spent,
             "evaluators": self.evaluators,
             "busy_seconds": self.busy_seconds,
@@ -96,6 +104,7 @@ class RunState:
             "seen": sorted(self.seen),
             "pending": [[c.to_state(), i] for c, i in [*self.pending, *running]],
             "islands": self.islands,
+            "open_islands": self.open_islands,
             "lineage_parts": self.lineage_parts,
             "models": records_to_json(self.models),
         }
@@ -107,6 +116,9 @@ class RunState:
             noise=Noise.from_json(data.get("noise"), data["sigma"]),  # none before pooling
             next_id=data["next_id"],
             evals_done=data["evals_done"],
+            # none before screening
+            screen_noise=Noise(**data.get("screen_noise", {})),
+            screens_done=data.get("screens_done", 0),
             spent=data["spent"],
             evaluators=data["evaluators"],
             busy_seconds=data["busy_seconds"],
@@ -117,6 +129,7 @@ class RunState:
             seen=set(data["seen"]),
             pending=deque((Candidate.from_state(c), i) for c, i in data["pending"]),
             islands=data["islands"],
+            open_islands=data.get("open_islands", len(data["islands"])),  # all, before splits
             lineage_parts=data["lineage_parts"],
             models=records_from_json(data.get("models", {})),  # none before adaptive ensembles
         )

@@ -33,6 +33,8 @@ class Child:
     reason: str = ""  # why there is no child: every rejection, in order
     usage: Usage = field(default_factory=Usage)
     mutation_s: float = 0.0
+    mate_id: int | None = None  # the second parent of a recombination
+    parent_screen: float | None = None  # the parent's metric at the screen's budget
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Candidate:
     child: Child
     created_at: float = field(default_factory=time.time)
     evaluations: list[Evaluation] = field(default_factory=list)
+    screen: Evaluation | None = None  # at a fraction of the budget (evo.run.screen)
 
     @classmethod
     def seed_program(cls, sources: dict[str, str]) -> Candidate:
@@ -121,12 +124,27 @@ class Candidate:
         metrics = self.metrics
         return sum(metrics.values()) / len(metrics) if metrics else None
 
+    @property
+    def last_result(self) -> EvalResult:
+        """The result of its latest evaluation, full or screen."""
+        return (self.evaluations or [self.screen])[-1].result
+
     def as_member(self) -> Member:
         """The candidate as its island sees it; its details are those of its latest scored
         evaluation."""
         scored = [e for e in self.evaluations if e.result.status == Status.OK]
         details = scored[-1].measured if scored else {}
-        return Member(self.id, self.sources, self.metrics, self.child.generation, details)
+        child, screen = self.child, self.screen
+        screened = screen.result.metric if screen and screen.result.status == Status.OK else None
+        return Member(
+            self.id,
+            self.sources,
+            self.metrics,
+            child.generation,
+            details,
+            child.hypothesis,
+            screened,
+        )
 
     def to_state(self) -> dict:
         return asdict(self)
@@ -135,4 +153,6 @@ class Candidate:
     def from_state(cls, state: dict) -> Candidate:
         child = Child(**{**state["child"], "usage": Usage(**state["child"]["usage"])})
         evaluations = [Evaluation.from_state(e) for e in state["evaluations"]]
-        return cls(state["id"], child, state["created_at"], evaluations)
+        screen = state.get("screen")  # none before screening
+        screen = Evaluation.from_state(screen) if screen else None
+        return cls(state["id"], child, state["created_at"], evaluations, screen)

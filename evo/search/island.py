@@ -2,6 +2,12 @@
 
 Pure logic, no Ray: the run wraps it in an actor and rebuilds it from checkpoints.
 
+Parents. While the island improves, the parent is its champion (greedy steps); once it has gone
+`patience` attempts without a gain, a tournament's winner among the members it keeps, worse
+ones included (how a population crosses a ridge that a chain cannot), or with probability
+`explore` any member. For a share `crossover` of proposals a second member, the mate, is drawn
+by tournament too, for the operator to combine with the parent.
+
 Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
@@ -25,14 +31,17 @@ from evo.status import Status
 
 @dataclass(frozen=True)
 class Member:
-    """A program of a population with its evaluations (seed index -> metric) and what its latest
-    evaluation measured besides (evo.search.candidate.Evaluation.measured)."""
+    """A program of a population with its evaluations (seed index -> metric), what its latest
+    evaluation measured besides (evo.search.candidate.Evaluation.measured), the hypothesis it
+    was made by, and its metric at the screen's budget where the run screens (evo.run.screen)."""
 
     id: int
     sources: dict[str, str]
     metrics: dict[int, float] = field(default_factory=dict)
     generation: int = 0
     details: dict = field(default_factory=dict)
+    hypothesis: str = ""
+    screen: float | None = None
 
     @property
     def fitness(self) -> float:
@@ -46,12 +55,22 @@ class Member:
             "metrics": [[k, v] for k, v in self.metrics.items()],
             "generation": self.generation,
             "details": self.details,
+            "hypothesis": self.hypothesis,
+            "screen": self.screen,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> Member:
         metrics = {int(k): v for k, v in state["metrics"]}
-        return cls(state["id"], state["sources"], metrics, state["generation"], state["details"])
+        return cls(
+            state["id"],
+            state["sources"],
+            metrics,
+            state["generation"],
+            state["details"],
+            state.get("hypothesis", ""),  # none before recombination
+            state.get("screen"),  # none before screening
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,8 @@ class Selection:
     population: int
     tournament: int
     explore: float
+    patience: int
+    crossover: float
     noise_k: float
     max_repeats: int
     min_repeats: int
@@ -82,7 +103,8 @@ class Island:
         self.population: list[Member] = []
         self.champion: Member | None = None
         self.evaluations = 0
-        self.since_improvement = 0
+        self.since_improvement = 0  # evaluations since the champion last changed
+        self.misses = 0  # proposals the operator could not make since then
 
     @classmethod
     def founded(cls, index: int, selection: Selection, sigma: float, seed: int, founder: Member):
@@ -94,10 +116,27 @@ class Island:
     # ------------------------------------------------------------------ choosing parents
 
     def select_parent(self) -> Member:
+        """The champion while the island improves (within `patience` attempts, evaluations or
+        misses, of its last gain: greedy steps are what a young search needs), else a
+        tournament's winner or, with probability `explore`, any member."""
+        if self.since_improvement + self.misses < self.selection.patience:
+            return self.champion
         if self.rng.random() < self.selection.explore:
             return self.rng.choice(self.population)
         size = min(self.selection.tournament, len(self.population))
         return min(self.rng.sample(self.population, size), key=self._rank)
+
+    def select_mate(self, parent: Member) -> Member | None:
+        """A second parent to combine `parent` with, for a share `crossover` of proposals: a
+        tournament's winner among the other members (a migrant brings another island's
+        lineage); None for a proposal that changes the parent alone."""
+        others = [m for m in self.population if m.id != parent.id]
+        if not (others and self.selection.crossover):  # no draw: the RNG's sequence is kept
+            return None
+        if self.rng.random() >= self.selection.crossover:
+            return None
+        size = min(self.selection.tournament, len(others))
+        return min(self.rng.sample(others, size), key=self._rank)
 
     def _rank(self, member: Member) -> float:
         return member.fitness if self.selection.minimize else -member.fitness
@@ -133,8 +172,7 @@ class Island:
         self.evaluations += len(candidate.metrics)
         self.since_improvement += len(candidate.metrics)
         if verdict == Status.ACCEPTED:
-            self.champion = candidate
-            self.since_improvement = 0
+            self._crown(candidate)
         if verdict in (Status.ACCEPTED, Status.KEPT):
             self._insert(candidate)
 
@@ -150,6 +188,11 @@ class Island:
         others = sorted((m for m in self.population if m is not self.champion), key=self._rank)
         return ([self.champion] + others)[:count]
 
+    def runner_up(self) -> Member:
+        """The best member besides the champion (the champion where it is alone): a program
+        near the champion but not the same, to found a new island from."""
+        return self.best(2)[-1]
+
     def receive(self, migrant: Member) -> Status:
         """A program from another island: it may become champion, join, or be turned away."""
         if any(m.id == migrant.id for m in self.population):
@@ -157,8 +200,7 @@ class Island:
         verdict = self.judge(migrant)
         verdict = Status.KEPT if verdict == Status.REPEAT else verdict
         if verdict == Status.ACCEPTED:
-            self.champion = migrant
-            self.since_improvement = 0
+            self._crown(migrant)
         if verdict in (Status.ACCEPTED, Status.KEPT):
             self._insert(migrant)
         return verdict
@@ -166,8 +208,16 @@ class Island:
     def reset(self, founder: Member) -> None:
         """Start again from another island's champion (this island stagnated)."""
         self.population = [founder]
-        self.champion = founder
-        self.since_improvement = 0
+        self._crown(founder)
+
+    def missed(self) -> None:
+        """The operator could make no child of the parent it was given (with the offline
+        operator: every one-step change of it was tried): an attempt without a gain."""
+        self.misses += 1
+
+    def _crown(self, member: Member) -> None:
+        self.champion = member
+        self.since_improvement = self.misses = 0
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -181,6 +231,7 @@ class Island:
             "champion": self.champion.id if self.champion else None,
             "evaluations": self.evaluations,
             "since_improvement": self.since_improvement,
+            "misses": self.misses,
         }
 
     @classmethod
@@ -192,4 +243,5 @@ class Island:
         island.champion = next(m for m in island.population if m.id == state["champion"])
         island.evaluations = state["evaluations"]
         island.since_improvement = state["since_improvement"]
+        island.misses = state.get("misses", 0)  # none before patience
         return island

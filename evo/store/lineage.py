@@ -30,15 +30,17 @@ from evo.search.candidate import Candidate
 from evo.status import Event, Status
 
 # Version 2 added the eval_* columns (where and when each evaluation ran), version 3
-# eval_details, version 4 sigma; older files read them as nulls.
-SCHEMA_VERSION = 4
+# eval_details, version 4 sigma, version 5 mate_id and the screen's; older files read them as
+# nulls.
+SCHEMA_VERSION = 5
 SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
         ("run_id", pa.string()),
-        ("event", pa.string()),  # candidate | migration | reset
+        ("event", pa.string()),  # candidate | migration | reset | split
         ("candidate_id", pa.int64()),
         ("parent_id", pa.int64()),
+        ("mate_id", pa.int64()),  # a recombination's second parent
         ("island", pa.int32()),
         ("generation", pa.int32()),
         ("operator", pa.string()),
@@ -54,6 +56,10 @@ SCHEMA = pa.schema(
         ("eval_statuses", pa.list_(pa.string())),
         ("fitness", pa.float64()),
         ("sigma", pa.float64()),  # the run's noise estimate when the candidate's fate was final
+        # Its screen at a fraction of the budget, where the run screens (evo.run.screen): the
+        # metric and the sandbox's wall time.
+        ("screen_metric", pa.float64()),
+        ("screen_seconds", pa.float64()),
         ("accepted", pa.bool_()),
         ("evaluator", pa.string()),
         ("node", pa.string()),
@@ -200,6 +206,7 @@ def candidate_row(
         "event": Event.CANDIDATE,
         "candidate_id": candidate.id,
         "parent_id": child.parent_id,
+        "mate_id": child.mate_id,
         "island": child.island,
         "generation": child.generation,
         "operator": child.operator,
@@ -211,6 +218,8 @@ def candidate_row(
         "status": status,
         "reason": reason,
         "metrics": [e.result.metric for e in evals],
+        "screen_metric": candidate.screen.result.metric if candidate.screen else None,
+        "screen_seconds": candidate.screen.result.wall_seconds if candidate.screen else None,
         "seeds": [e.seed for e in evals],
         "eval_statuses": [e.result.status for e in evals],
         "fitness": candidate.fitness,
@@ -240,7 +249,7 @@ def candidate_row(
 def event_row(
     run_id: str, kind: Event, candidate_id: int, source: int, dest: int, status: Status
 ) -> dict:
-    """A migration (or a reset) of program `candidate_id` from island `source` to `dest`."""
+    """A migration, reset or split: program `candidate_id` from island `source` to `dest`."""
     now = utc(time.time())
     return {
         "run_id": run_id,

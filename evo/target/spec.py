@@ -48,6 +48,8 @@ class Target:
         isolation level they have loopback only unless this is true).
     prewarm: whether the fixed part calls protocol.ready() ([sandbox] prewarm), so that an
         evaluator may start it while another evaluation trains.
+    screen: the fraction of the budget a candidate is first screened at ([budget] screen;
+        evo.run.screen), 0 for none: the target's default, a run's setting overrides it.
     """
 
     name: str
@@ -64,6 +66,7 @@ class Target:
     choices: dict[str, tuple[str | int | float | bool, ...]] = field(default_factory=dict)
     network: bool = False
     prewarm: bool = False
+    screen: float = 0.0
 
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
@@ -86,7 +89,7 @@ _TOP_KEYS = {
     "sandbox",
 }
 _METRIC_KEYS = {"name", "direction"}
-_BUDGET_KEYS = {"seconds", "timeout_seconds"}
+_BUDGET_KEYS = {"seconds", "timeout_seconds", "screen"}
 _RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
 _SANDBOX_KEYS = {"network", "prewarm"}
 
@@ -143,6 +146,12 @@ def load_target(path: str | Path) -> Target:
             f"({budget_seconds:g}) to leave time for start-up and evaluation"
         )
 
+    screen = budget.get("screen", 0.0)
+    if isinstance(screen, bool) or not isinstance(screen, int | float) or not 0 <= screen < 1:
+        raise UsageError(
+            f"{where} [budget]: screen must be a fraction of the budget from 0 (none) to below 1"
+        )
+
     instructions = data.get("instructions")
     if instructions is not None and not (root / str(instructions)).is_file():
         raise UsageError(f"instructions file {root / str(instructions)} is missing; create it")
@@ -173,6 +182,7 @@ def load_target(path: str | Path) -> Target:
         choices={name: tuple(values) for name, values in choices.items()},
         network=sandbox.get("network", False),
         prewarm=sandbox.get("prewarm", False),
+        screen=float(screen),
     )
 
 

@@ -33,10 +33,25 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
     if run.sigma is not None:
         lines.append(_noise(lineage, run, where))
-    for key, label in (
-        ("island", "island"),
-        ("operator || coalesce('/' || model, '')", "operator"),
-    ):
+    groups = [("island", "island"), ("operator || coalesce('/' || model, '')", "operator")]
+    columns = {row[0] for row in lineage.query("DESCRIBE candidates")}
+    if "mate_id" in columns:  # none before recombination and screening
+        mates, screens, saved, seconds = lineage.query(
+            "SELECT count(mate_id), count(screen_metric) FILTER (WHERE candidate_id <> 0), "
+            "count(*) FILTER (WHERE status = 'screened'), "
+            "sum(screen_seconds) FILTER (WHERE candidate_id <> 0) FROM candidates "
+            f"WHERE {where}",
+            [run_id],
+        )[0]
+        if mates:
+            kind = "CASE WHEN mate_id IS NULL THEN 'mutation' ELSE 'recombination' END"
+            groups.append((kind, "kind"))
+        if screens:
+            lines.append(
+                f"screening: {saved} of {screens} candidates screened out, each sparing a full "
+                f"evaluation; screens took {seconds:.0f} s of evaluators"
+            )
+    for key, label in groups:
         rates = lineage.query(
             f"SELECT {key}, count(*) FILTER (WHERE accepted), count(*) FROM candidates "
             f"WHERE {where} AND candidate_id <> 0 AND len(metrics) > 0 GROUP BY ALL ORDER BY 1",
