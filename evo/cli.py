@@ -112,14 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
             "ensemble",
             "noise",
             "speedup",
+            "transfer",
             "prewarm",
             "lineage",
         ],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
-        "second and driver memory with zero-cost evaluations; efficiency: the single chain "
-        "against 4 islands; ensemble: fixed model weights against --adaptive-models for the "
-        "same spend; noise: the run's noise estimate against a known sigma; speedup: the time to "
-        "the single chain's best with 1, 2, 4, 8 evaluators; prewarm: the "
+        "second and driver memory with zero-cost evaluations; efficiency: presets against the "
+        "single chain on three landscapes; ensemble: fixed model weights against "
+        "--adaptive-models for the same spend; noise: the run's noise estimate against a known "
+        "sigma; speedup: the time to the single chain's best with 1, 2, 4, 8 evaluators; "
+        "transfer: does what wins at a short budget win at the full one; prewarm: the "
         "training fraction with and without pre-warm; lineage: evo lineage/report on a large "
         "lineage",
     )
@@ -155,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--target",
         type=Path,
-        help="efficiency, prewarm: a target (default: the synthetic knob target)",
+        help="efficiency (instead of the landscapes), prewarm (default: synthetic), transfer "
+        "(default: gpt): a target",
+    )
+    be.add_argument(
+        "--landscapes",
+        default="bowl,rugged,valley",
+        help="efficiency: synthetic landscapes, comma-separated (bowl,rugged,valley)",
     )
     be.add_argument(
         "--budget",
@@ -165,10 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     be.add_argument(
         "--presets",
-        default="single-chain,ring",
-        help="efficiency (the first is the reference) and noise: presets to compare, names or "
-        "files (single-chain,ring)",
+        help="efficiency (the first is the reference; single-chain,adaptive), noise (adaptive) "
+        "and speedup (adaptive; against the single chain): presets to compare, names or files",
     )
+    be.add_argument(
+        "--budgets", default="15,60", help="transfer: a short and the full budget, seconds"
+    )
+    be.add_argument("--variants", type=int, default=20, help="transfer: programs (20)")
     be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=commands.bench)

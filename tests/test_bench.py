@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import ROOT, evo
@@ -12,6 +13,7 @@ from evo.bench.ensemble import WORLDS, bench_ensemble
 from evo.bench.noise import ProgramNoise, bench_noise
 from evo.bench.speedup import bench_speedup
 from evo.bench.synthetic import instant_evaluation, write_knob_target
+from evo.bench.transfer import bench_transfer
 from evo.target import load_target
 
 
@@ -26,12 +28,18 @@ def test_bench_lineage_small(tmp_path):
 
 def test_bench_efficiency_small():
     results = bench_efficiency(seeds=2, evals=10, target_dir=ROOT / "tests" / "fixtures" / "quad")
-    assert [r["preset"] for r in results] == ["single-chain", "ring"]
-    chain, ring = results
-    assert chain["seeds"] == ring["seeds"] == 2 and chain["evaluations"] == 10
-    assert chain["final_best_min"] <= chain["final_best_median"] <= chain["final_best_max"]
-    assert chain["final_best_max"] < 62.1  # never worse than the seed program (about 62.0)
+    assert [(r["landscape"], r["preset"]) for r in results] == [
+        ("quad", "single-chain"),
+        ("quad", "adaptive"),
+    ]
+    chain, adaptive = results
+    assert (
+        chain["seeds"] == adaptive["seeds"] == 2 and len(chain["best_after_each_evaluation"]) == 2
+    )
+    median, low, high = (float(x) for x in re.findall(r"-?\d+\.\d+", chain["best_at_10"]))
+    assert low <= median <= high < 62.1  # never worse than the seed program (about 62.0)
     assert chain["reached_reference_best"].endswith("/2")
+    assert "accepted_recombination" not in chain  # neither recombines
 
 
 def test_bench_ensemble_small():
@@ -50,8 +58,8 @@ def test_bench_ensemble_small():
 def test_bench_noise_small():
     results = bench_noise(seeds=1, sigma=0.3, lengths=(150,))
     assert [(r["preset"], r["evaluations"]) for r in results] == [
-        ("ring", "noise round"),
-        ("ring", 150),
+        ("adaptive", "noise round"),
+        ("adaptive", 150),
     ]
     opening, later = results
     assert opening["dof"] == 2  # the seed's three evaluations
@@ -77,8 +85,8 @@ def test_bench_speedup_small():
     results = bench_speedup([1, 2], seeds=1, evals=20, seconds=0.05)
     assert [(r["preset"], r["evaluators"]) for r in results] == [
         ("single-chain", 1),
-        ("ring", 1),
-        ("ring", 2),
+        ("adaptive", 1),
+        ("adaptive", 2),
     ]
     chain = results[0]
     assert chain["reached"] == "1/1" and chain["speedup"] == 1.0  # the reference itself
@@ -89,3 +97,31 @@ def test_bench_speedup_small():
             assert 0 < row["seconds_to_goal"] < float("inf") and row["speedup"] > 0
         else:
             assert row["speedup"] == 0.0 and row["seconds_to_goal"] == float("inf")
+
+
+def test_bench_transfer_small(tmp_path):
+    # The knob target's metric does not depend on the budget: the ranks agree exactly, and a
+    # screen drops only what is behind at the full budget too.
+    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05))
+    [row] = bench_transfer(target, (0.05, 0.1), variants=5)
+    assert row["short_metrics"] == row["full_metrics"] and len(row["parents"]) == 6
+    assert row["spearman"] == 1.0 and row["sigma_short"] == row["sigma_full"] > 0
+    assert row["improvements_lost"] == 0
+    assert row["improvements_kept"] == row["improvements"] > 0
+    metrics, parents = row["short_metrics"], row["parents"]
+    steps = [metrics[i] - metrics[parents[i]] for i in range(1, len(metrics))]
+    assert row["screened_out"] == sum(step > 2 * row["sigma_short"] for step in steps)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["transfer", "--budgets", "60,15"], "--budgets takes a short and a longer budget"),
+        (["transfer", "--budgets", "15"], "--budgets takes a short and a longer budget"),
+        (["efficiency", "--landscapes", "bowl,hills"], "no landscape 'hills'; --landscapes"),
+        (["speedup", "--presets", "nope"], "preset nope does not exist"),
+    ],
+)
+def test_bench_arguments_are_checked(args, message, tmp_path):
+    done = evo("bench", *args, "--out", str(tmp_path))
+    assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr

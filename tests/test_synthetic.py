@@ -24,24 +24,30 @@ OPTIMA = [4.0, 8.0, 16.0, 32.0]
 
 
 @pytest.mark.parametrize(
-    ("values", "ruggedness", "without_noise"),
+    ("values", "ruggedness", "valley", "without_noise"),
     [
-        (OPTIMA, 0.0, 0.0),
-        (OPTIMA, 10.0, 0.0),
-        ([512.0] * 4, 0.0, 31.5),  # x = 3.5, 3, 2.5, 2
-        ([512.0] * 4, 10.0, 71.5),  # the two half-integer x sit on ridges: +20 each
-        ([8.0, 8.0, 16.0, 32.0], 10.0, 0.25 + 20.0),  # one step past K0's optimum: a ridge
-        ([16.0, 8.0, 16.0, 32.0], 10.0, 1.0),  # two steps: the next local optimum
+        (OPTIMA, 0.0, 0.0, 0.0),
+        (OPTIMA, 10.0, 0.0, 0.0),
+        (OPTIMA, 0.0, 20.0, 0.0),
+        ([512.0] * 4, 0.0, 0.0, 31.5),  # x = 3.5, 3, 2.5, 2
+        ([512.0] * 4, 10.0, 0.0, 71.5),  # the two half-integer x sit on ridges: +20 each
+        ([8.0, 8.0, 16.0, 32.0], 10.0, 0.0, 0.25 + 20.0),  # one step past K0's optimum: a ridge
+        ([16.0, 8.0, 16.0, 32.0], 10.0, 0.0, 1.0),  # two steps: the next local optimum
+        ([512.0] * 4, 0.0, 20.0, 31.5 + 20 * (0.25 + 0.25)),  # each pair half a step apart
+        ([256.0, 512.0, 256.0, 512.0], 0.0, 20.0, 26.0),  # x = 3, 3, 2, 2: on the diagonals
+        ([128.0, 512.0, 256.0, 512.0], 0.0, 20.0, 23.25 + 5.0),  # one knob off: 2.75 less, +5
     ],
 )
-def test_knob_loss(values, ruggedness, without_noise):
+def test_knob_loss(values, ruggedness, valley, without_noise):
     for seed in (0, 1, 7):
         noise = random.Random(seed).gauss(0, 0.5)
-        assert knob_loss(values, seed, ruggedness) == pytest.approx(without_noise + noise)
+        loss = knob_loss(values, seed, ruggedness, valley)
+        assert loss == pytest.approx(without_noise + noise)
 
 
 def test_the_knob_target_evaluates_as_its_instant_twin(tmp_path):
-    target = load_target(write_knob_target(tmp_path / "knobs", 4, 0.05, ruggedness=10.0))
+    folder = write_knob_target(tmp_path / "knobs", 4, 0.05, ruggedness=10.0, valley=20.0)
+    target = load_target(folder)
     assert target.read_mutable() == {"knobs.py": "K0 = 512.0\nK1 = 512.0\nK2 = 512.0\nK3 = 512.0\n"}
     variant = {"knobs.py": "K0 = 4.0\nK1 = 8.0\nK2 = 16.0\nK3 = 64.0\n"}
     for sources, seed in ((None, 3), (variant, 4)):

@@ -6,26 +6,25 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
-from evo.bench.efficiency import bench_efficiency
+from evo.bench.efficiency import LANDSCAPES, bench_efficiency
 from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
 from evo.bench.noise import bench_noise
 from evo.bench.prewarm import bench_prewarm
 from evo.bench.speedup import bench_speedup
-from evo.bench.synthetic import write_knob_target
 from evo.bench.throughput import bench_overhead, bench_scale
+from evo.bench.transfer import bench_transfer
 from evo.errors import UsageError
-from evo.shipped import preset_path
+from evo.shipped import default_target, preset_path
+from evo.target import load_target
 from evo.views.table import print_table
 
 
 def main(args: argparse.Namespace) -> int:
     """`evo bench NAME`: run one benchmark, print its table, keep its raw results."""
-    for flag in ("rows", "seeds", "evals", "per_evaluator"):
+    for flag in ("rows", "seeds", "evals", "per_evaluator", "variants"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.budget < 0 or args.eval_seconds <= 0 or args.setup_seconds < 0:
@@ -48,34 +47,45 @@ def main(args: argparse.Namespace) -> int:
             evaluators=4,
         )
     elif args.name == "efficiency":
-        with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-            target = args.target or write_knob_target(
-                Path(scratch) / "rugged", knobs=4, seconds=0.1, ruggedness=10.0
+        landscapes = tuple(args.landscapes.split(","))
+        unknown = sorted(set(landscapes) - set(LANDSCAPES))
+        if unknown:
+            raise UsageError(
+                f"no landscape {unknown[0]!r}; --landscapes takes some of {','.join(LANDSCAPES)}"
             )
-            results = bench_efficiency(
-                args.seeds, args.evals, target, args.budget, _presets(args.presets)
-            )
+        presets = _presets(args.presets or "single-chain,adaptive")
+        results = bench_efficiency(
+            args.seeds, args.evals, presets, landscapes, args.target, args.budget
+        )
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
     elif args.name == "noise":
         if not args.sigma > 0:
             raise UsageError(f"--sigma must be > 0, not {args.sigma:g}")
-        results = bench_noise(args.seeds, args.sigma, _presets(args.presets))
+        results = bench_noise(args.seeds, args.sigma, _presets(args.presets or "adaptive"))
     elif args.name == "speedup":
-        results = bench_speedup(
-            _numbers(args.evaluators, "--evaluators"), args.seeds, args.evals, args.eval_seconds
-        )
+        evaluators = _numbers(args.evaluators, "--evaluators")
+        presets = _presets(args.presets or "adaptive")
+        results = bench_speedup(evaluators, args.seeds, args.evals, args.eval_seconds, presets)
+    elif args.name == "transfer":
+        budgets = _numbers(args.budgets, "--budgets", float)
+        if len(budgets) != 2 or budgets[0] >= budgets[1]:
+            raise UsageError(
+                f"--budgets takes a short and a longer budget, like 15,60; not {args.budgets}"
+            )
+        target = load_target(args.target or default_target())
+        results = bench_transfer(target, (budgets[0], budgets[1]), args.variants)
     elif args.name == "prewarm":
         results = bench_prewarm(
             args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
         )
     else:
         results = bench_lineage(args.rows)
-    # Lists (per-seed curves and the like) go to the raw results only.
-    columns = [k for k, v in results[0].items() if not isinstance(v, list)]
-    columns += [  # reported by some rows only
-        k for r in results for k, v in r.items() if k not in columns and not isinstance(v, list)
-    ]
+    # Lists (per-seed curves and the like) go to the raw results only; some columns only some
+    # rows report.
+    columns = list(
+        dict.fromkeys(k for r in results for k, v in r.items() if not isinstance(v, list))
+    )
     print_table(columns, [tuple(r.get(k) for k in columns) for r in results])
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -49,7 +49,7 @@ class ProgramNoise:
 
 
 def bench_noise(
-    seeds: int, sigma: float, presets: tuple[str, ...] = ("ring",), lengths: tuple = LENGTHS
+    seeds: int, sigma: float, presets: tuple[str, ...] = ("adaptive",), lengths: tuple = LENGTHS
 ) -> list[dict]:
     rows = []
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:

@@ -2,18 +2,19 @@
 
 The reference is the one-agent loop: the single-chain preset on one evaluator, whose final best
 (median over seeds) is the goal and whose time to reach it (median) is the reference time. Then
-the default search (the ring) with E evaluators for each E asked: the wall time until its best
-first reaches the goal, and the speed-up, reference time over that time (goal: at least 0.8 x E
-at E = 4; a published 16-GPU agent reached 56% of linear). On the rugged knob target with
-evaluations that sleep `seconds` each (`PacedEvaluation`: no CPU, so that 8 evaluators on 2
-cores measure the search and the engine, not the machine); the offline operator; the clock
-starts when the seed's first evaluation starts running: the evaluator actors' start-up (a few
-seconds for 8 on 2 cores) is left out, as it is negligible beside real budgets but not beside
-these 0.2 s evaluations.
+each preset asked (by default the default search) with E evaluators for each E asked: the wall
+time until its best first reaches the goal, and the speed-up, reference time over that time
+(goal: at least 0.8 x E at E = 4; a published 16-GPU agent reached 56% of linear). On the
+rugged knob target with evaluations that sleep `seconds` each (`PacedEvaluation`: no CPU, so
+that 8 evaluators on 2 cores measure the search and the engine, not the machine); the offline
+operator; the clock starts when the seed's first evaluation starts running: the evaluator
+actors' start-up (a few seconds for 8 on 2 cores) is left out, as it is negligible beside real
+budgets but not beside these 0.2 s evaluations.
 """
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import tempfile
 from datetime import timedelta
@@ -26,7 +27,11 @@ from evo.store.lineage import read_lineage
 
 
 def bench_speedup(
-    evaluators: list[int], seeds: int, evals: int, seconds: float = 0.2
+    evaluators: list[int],
+    seeds: int,
+    evals: int,
+    seconds: float = 0.2,
+    presets: tuple[str, ...] = ("adaptive",),
 ) -> list[dict]:
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         folder = write_knob_target(Path(scratch) / "rugged", 4, seconds, ruggedness=10.0)
@@ -35,9 +40,9 @@ def bench_speedup(
         goal = statistics.median(best for best, _ in chain)
         reference = statistics.median(_reach(times, goal) for _, times in chain)
         rows = [_row("single-chain", 1, chain, goal, reference)]
-        for count in evaluators:
-            runs = [_run(folder, "ring", count, seed, evals, sandbox) for seed in range(seeds)]
-            rows.append(_row("ring", count, runs, goal, reference))
+        for preset, count in itertools.product(presets, evaluators):
+            runs = [_run(folder, preset, count, seed, evals, sandbox) for seed in range(seeds)]
+            rows.append(_row(preset, count, runs, goal, reference))
     return rows
 
 
@@ -59,7 +64,7 @@ def _run(
     folder: Path, preset: str, count: int, seed: int, evals: int, sandbox: PacedEvaluation
 ) -> tuple[float, list[tuple[float, float]]]:
     """One run: its final best, and (seconds since its first evaluation, best) at each new best."""
-    run_dir = folder.parent / f"{preset}-{count}-{seed}"
+    run_dir = folder.parent / f"{Path(preset).stem}-{count}-{seed}"
     preset_run(folder, preset, seed, evals, run_dir, sandbox, evaluators=count)
     columns = ["event", "accepted", "fitness", "finished_at", "eval_returned_at", "eval_seconds"]
     rows = read_lineage(run_dir / "lineage", columns).to_pylist()

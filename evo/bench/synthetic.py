@@ -5,12 +5,17 @@ time (the budget: a stand-in for training that costs no CPU) and reports Rastrig
 the knobs' distances to their optima in steps of the offline operator:
 
     x_i = (log2(K_i) - best_i) / 2,   best_i = 2 + i % 4   (optima at 4, 8, 16, 32)
-    loss = sum_i x_i^2 + ruggedness * (1 - cos(2 pi x_i)) + noise(seed)
+    loss = sum_i x_i^2 + ruggedness * (1 - cos(2 pi x_i))
+           + valley * sum_j (x_2j - x_2j+1)^2 + noise(seed)
 
 The operator's x2 and x0.5 move x_i by 1/2, so every optimum is reachable. With ruggedness 0
 the loss is a bowl; with 10 (Rastrigin's own A) every second step is a local optimum behind a
-one-step ridge that a greedy chain cannot cross. The noise is the same for every program at a given
-seed (a paired comparison cancels it).
+one-step ridge that a greedy chain cannot cross. With valley 20 the knobs come in pairs that
+must move together, like a learning rate and a batch size: once a pair is on its diagonal, a
+step of one knob alone costs 5 and gains at most x_i, so the loss falls only along a narrow
+valley that one-step changes leave (a greedy chain stops on the diagonal, about 26 above the
+optimum). The noise is the same for every program at a given seed (a paired comparison cancels
+it).
 
 `instant_evaluation` computes the same loss in-process, without a subprocess: the zero-cost
 evaluation of `evo bench scale`. `RewriteReplies` are model-server answers that rewrite the
@@ -41,16 +46,22 @@ NOISE_SD = 0.5
 START = 512.0  # x_i from 2 to 3.5: a few ridges away from every optimum
 
 
-def knob_loss(values: list[float], seed: int, ruggedness: float = 0.0) -> float:
-    loss = 0.0
-    for i, value in enumerate(values):
-        x = (math.log2(value) - (2 + i % 4)) / 2
-        loss += x * x + ruggedness * (1 - math.cos(2 * math.pi * x))
+def knob_loss(
+    values: list[float], seed: int, ruggedness: float = 0.0, valley: float = 0.0
+) -> float:
+    xs = [(math.log2(value) - (2 + i % 4)) / 2 for i, value in enumerate(values)]
+    loss = sum(x * x + ruggedness * (1 - math.cos(2 * math.pi * x)) for x in xs)
+    loss += valley * sum((a - b) ** 2 for a, b in zip(xs[::2], xs[1::2], strict=False))
     return loss + random.Random(seed).gauss(0, NOISE_SD)
 
 
 def write_knob_target(
-    folder: Path, knobs: int, seconds: float, ruggedness: float = 0.0, setup: float = 0.0
+    folder: Path,
+    knobs: int,
+    seconds: float,
+    ruggedness: float = 0.0,
+    setup: float = 0.0,
+    valley: float = 0.0,
 ) -> Path:
     """A target folder with `knobs` knobs whose evaluation takes `seconds` by default, after
     `setup` seconds of set-up (a stand-in for imports, data and compilation) that pre-warm may
@@ -67,6 +78,7 @@ def write_knob_target(
             from evo.bench.synthetic import knob_loss
 
             RUGGEDNESS = {ruggedness}
+            VALLEY = {valley}
             req = protocol.request(default_budget_seconds={seconds})
             import knobs  # noqa: E402  (the mutable part, after request())
 
@@ -77,7 +89,7 @@ def write_knob_target(
             if min(values) <= 0:
                 protocol.report_invalid(req, "every knob must be > 0")
             else:
-                loss = knob_loss(values, req.seed, RUGGEDNESS)
+                loss = knob_loss(values, req.seed, RUGGEDNESS, VALLEY)
                 protocol.report(req, loss, train_seconds=req.budget_seconds)
             """
         )
@@ -86,7 +98,7 @@ def write_knob_target(
         textwrap.dedent(
             f"""\
             name = "knobs"
-            description = "{knobs} knobs, Rastrigin's function of their log2 (A={ruggedness})."
+            description = "{knobs} knobs: Rastrigin (A={ruggedness}) of log2, valley {valley}."
             mutable = ["knobs.py"]
             entry = "python score.py"
 
@@ -121,9 +133,9 @@ def instant_evaluation(
     threads: int | None = None,
     **_sandbox_options: object,
 ) -> EvalResult:
-    """The knob target's loss (with its score.py's RUGGEDNESS) computed here, in no time: a
-    sandbox for engine benchmarks only (it trusts the code, which is only ever constants, and
-    runs it in no sandbox: isolation, memory cap and pre-warm do not apply)."""
+    """The knob target's loss (with its score.py's RUGGEDNESS and VALLEY) computed here, in no
+    time: a sandbox for engine benchmarks only (it trusts the code, which is only ever constants,
+    and runs it in no sandbox: isolation, memory cap and pre-warm do not apply)."""
     started = time.monotonic()
     source = (sources or {}).get("knobs.py") or target.read_mutable()["knobs.py"]
     values = {
@@ -132,11 +144,10 @@ def instant_evaluation(
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
     }
     ordered = [values[f"K{i}"] for i in range(len(values))]
-    ruggedness = _ruggedness(target.root)
     return EvalResult(
         status=Status.OK,
         metric_name=target.metric,
-        metric=knob_loss(ordered, seed, ruggedness),
+        metric=knob_loss(ordered, seed, *_shape(target.root)),
         seed=seed,
         device=device,
         budget_seconds=0.0,
@@ -160,13 +171,16 @@ class PacedEvaluation:
 
 
 @functools.cache
-def _ruggedness(root: Path) -> float:
-    """The RUGGEDNESS a knob target's score.py sets: read once, not at every evaluation."""
-    return next(
-        ast.literal_eval(node.value)
+def _shape(root: Path) -> tuple[float, float]:
+    """The RUGGEDNESS and VALLEY a knob target's score.py sets: read once, not at every
+    evaluation."""
+    constants = {
+        node.targets[0].id: ast.literal_eval(node.value)
         for node in ast.parse((root / "score.py").read_text()).body
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "RUGGEDNESS"
-    )
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", "") in ("RUGGEDNESS", "VALLEY")
+    }
+    return constants["RUGGEDNESS"], constants["VALLEY"]
 
 
 class RewriteReplies:
