@@ -11,6 +11,7 @@ from evo.config import SETTINGS, RunConfig, read_toml
 from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import Usage
+from evo.run.folder import read_config
 from evo.run.state import Best, RunState
 from evo.search.candidate import Candidate, Child, Evaluation
 from evo.search.island import Member
@@ -57,6 +58,21 @@ def test_presets_load_and_differ():
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(UsageError, match=message):
         RunConfig().with_settings(overrides, "test")
+
+
+@pytest.mark.parametrize(
+    "saved, expected",
+    [
+        ("[search]\nislands = 4\n", (0, 0)),  # saved before the adaptive model: all open, so kept
+        ("[search]\nislands = 4\nstart_islands = 1\npatience = 10\n", (1, 10)),
+        ("[search]\nislands = 4\nstart_islands = 2\npatience = 5\n", (2, 5)),
+    ],
+)
+def test_a_resumed_run_searches_as_it_started(tmp_path, saved, expected):
+    (tmp_path / "config.toml").write_text(saved)
+    search = read_config(tmp_path).search
+    assert (search.start_islands, search.patience) == expected
+    assert RunConfig().search.start_islands == 1  # what a new run gets
 
 
 def test_config_round_trips_through_toml(tmp_path):

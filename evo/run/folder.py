@@ -31,13 +31,20 @@ from evo.target import Target, load_target
 # What a resume may change: how long it goes on (and how much it may spend), where it runs, and
 # which models propose.
 RESUMABLE = {"max_evals", "max_hours", "max_cost", "address", "models", "adaptive_models"}
+# Settings whose default changed since runs were first saved, with the value a saved run that
+# lacks them was searching with: a resume goes on as it started.
+FORMER_DEFAULTS = {"search": {"start_islands": 0, "patience": 0}}
 
 
 def read_config(run_dir: Path) -> RunConfig:
     """The configuration a run folder was started with."""
     if not (run_dir / "config.toml").is_file():
         raise UsageError(f"{run_dir} is not a run folder (no config.toml); pass runs/<id>")
-    return RunConfig().with_tables(read_toml(run_dir / "config.toml"), str(run_dir))
+    tables = read_toml(run_dir / "config.toml")
+    for section, former in FORMER_DEFAULTS.items():
+        if isinstance(tables.get(section), dict):
+            tables[section] = former | tables[section]
+    return RunConfig().with_tables(tables, str(run_dir))
 
 
 def new_run(settings: dict[str, Any], preset: str | None, config_file: Path | None) -> Path:
