@@ -93,8 +93,7 @@ def assert_noise_pooled(engine, rows):
     ]
     expected = Noise()
     for metrics in programs:
-        for k, value in enumerate(metrics):
-            expected.add(metrics[:k], value)
+        expected.add_program(metrics)
     assert engine.state.noise.dof == expected.dof
     assert engine.state.sigma == pytest.approx(expected.sigma, rel=1e-9)
     judged = [r["sigma"] for r in candidates(rows) if r["metrics"]]

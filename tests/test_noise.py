@@ -56,3 +56,11 @@ def test_a_checkpoint_round_trips_and_an_older_one_keeps_its_sigma():
     assert Noise.from_json(noise.to_json(), sigma=99.0) == noise
     older = Noise.from_json(None, sigma=0.2)
     assert older.dof == 2 and older.sigma == pytest.approx(0.2, rel=1e-12)
+
+
+def test_a_program_is_added_as_its_evaluations_came():
+    programs = [[1.0, 1.2, 0.8], [2.0], [3.0, 3.5]]
+    noise = Noise()
+    for metrics in programs:
+        noise.add_program(metrics)
+    assert noise == pooled(programs)

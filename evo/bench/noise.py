@@ -88,9 +88,7 @@ def _run(
     for row in read_lineage(run_dir / "lineage", columns).to_pylist():
         if row["event"] != "candidate" or not row["metrics"]:
             continue
-        metrics = [m for m in row["metrics"] if m is not None]
-        for k, value in enumerate(metrics):
-            noise.add(metrics[:k], value)
+        noise.add_program([m for m in row["metrics"] if m is not None])
         done += len(row["metrics"])
         accepted += bool(row["accepted"] and row["candidate_id"])
         curve.append((done, row["sigma"], noise.dof, accepted))

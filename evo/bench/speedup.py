@@ -20,7 +20,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-from evo.bench.efficiency import preset_run
+from evo.bench.efficiency import LANDSCAPES, preset_run
 from evo.bench.synthetic import PacedEvaluation, write_knob_target
 from evo.bench.throughput import local_ray
 from evo.store.lineage import read_lineage
@@ -34,7 +34,7 @@ def bench_speedup(
     presets: tuple[str, ...] = ("adaptive",),
 ) -> list[dict]:
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-        folder = write_knob_target(Path(scratch) / "rugged", 4, seconds, ruggedness=10.0)
+        folder = write_knob_target(Path(scratch) / "rugged", 4, seconds, **LANDSCAPES["rugged"])
         sandbox = PacedEvaluation(seconds)
         chain = [_run(folder, "single-chain", 1, seed, evals, sandbox) for seed in range(seeds)]
         goal = statistics.median(best for best, _ in chain)

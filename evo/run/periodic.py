@@ -8,8 +8,10 @@ of the island that holds the run's best: near the best program, not on it, where
 cannot leave its optimum by one step may by two. Migration and resets concern open islands only.
 
 Stagnation is checked at the migration cadence: asking every island after every evaluation would
-cost one round trip per island on the hot path. Whether to open an island is asked after every
-evaluation while some are closed: a round trip to the open ones, few then. Instant evaluations
+cost one round trip per island on the hot path. Whether to open an island is asked only once
+enough evaluations have come back for every open island to have run out of patience since the
+last answer (counts grow by one an evaluation; evaluations made but not yet settled count for
+their islands later), so a split is never late and rarely asked. Instant evaluations
 would spend their time writing checkpoints: at most one every MIN_CHECKPOINT_SECONDS, so a crash
 costs at most that much work or checkpoint_every evaluations, whichever is more.
 """
@@ -50,6 +52,7 @@ class Tasks:
         # The evaluation count when each task last ran.
         self.last = dict.fromkeys(("migration", "stagnation", "checkpoint"), state.evals_done)
         self.checkpointed_at = 0.0
+        self.split_at = 0  # no island can be opened before this many evaluations (split)
 
     def after_evaluation(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
         """`running`: the candidates being evaluated, with their evaluation numbers; `elapsed`:
@@ -67,8 +70,8 @@ class Tasks:
             and self._due("stagnation", search.migration_interval or 10)
         ):
             self.reset_stagnant()
-        if self.state.open_islands < len(self.islands):
-            self.split()
+        if self.state.open_islands < len(self.islands) and self.state.evals_done >= self.split_at:
+            self.split(running)
         recent = time.monotonic() - self.checkpointed_at < MIN_CHECKPOINT_SECONDS
         if not recent and self._due("checkpoint", self.config.checkpoint_every):
             self.checkpoint(running, elapsed)
@@ -97,11 +100,16 @@ class Tasks:
             self.state.set_champion(index, best.member, self.minimize)
             self.lineage.event(Event.RESET, best.member.id, best.island, index, Status.RESET)
 
-    def split(self) -> None:
-        """Open the next island if every open one has run out of patience."""
-        opened, best = self.state.open_islands, self.state.best
-        if min(self.islands.since_improvement(opened)) < self.config.search.patience:
+    def split(self, running: list[tuple[Candidate, int]]) -> None:
+        """Open the next island if every open one has run out of patience; else note how many
+        evaluations must come back before one could be opened."""
+        opened, patience = self.state.open_islands, self.config.search.patience
+        short = sum(max(0, patience - since) for since in self.islands.since_improvement(opened))
+        if short:
+            unsettled = sum(len(c.evaluations) for c, _ in [*self.state.pending, *running])
+            self.split_at = self.state.evals_done + max(1, short - unsettled)
             return
+        best = self.state.best
         founder = self.islands.runner_up(best.island)
         self.islands.reset(opened, founder)
         self.state.set_champion(opened, founder, self.minimize)

@@ -59,9 +59,9 @@ def measure_noise(engine: Engine) -> None:
         # Its own wall time: with fewer evaluators than repeats, the round trip includes a wait.
         engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
         results.append(evaluation.result)
-    screened = [r.metric for r in results[repeats:] if r.status == Status.OK]
-    for count, metric in enumerate(screened):
-        engine.state.screen_noise.add(screened[:count], metric)
+    engine.state.screen_noise.add_program(
+        [r.metric for r in results[repeats:] if r.status == Status.OK]
+    )
     failures = [r for r in results if r.status != Status.OK]
     if failures:
         raise UsageError(

@@ -41,6 +41,11 @@ class Noise:
         )
         self.dof += 1
 
+    def add_program(self, metrics: list[float]) -> None:
+        """Every metric of one program, in the order they were measured."""
+        for count, value in enumerate(metrics):
+            self.add(metrics[:count], value)
+
     @property
     def sigma(self) -> float:
         return math.sqrt(self.sum_squares / self.dof) if self.dof else 0.0
