@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--preset", help="island preset: ring, explore, single-chain or a .toml file")
     rn.add_argument("--config", type=Path, help="a TOML file of settings")
     rn.add_argument("--resume", type=Path, metavar="DIR", help="go on with the run in DIR")
+    rn.add_argument(
+        "--report", action="store_true", help="keep RUN/report/report.html up to date as it goes"
+    )
     rn.set_defaults(handler=commands.run)
 
     li = sub.add_parser(
@@ -92,9 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("run", type=Path)
     st.set_defaults(handler=commands.status)
 
-    rp = sub.add_parser("report", help="an HTML report with plots of a run")
-    rp.add_argument("run", type=Path)
-    rp.add_argument("--out", type=Path, help="folder of the report (default: RUN/report)")
+    rp = sub.add_parser(
+        "report",
+        help="an interactive HTML page of a run, or of several runs compared",
+        description="Write one self-contained HTML page (works offline, from the file): the best "
+        "so far, every evaluation, the lineage tree, each candidate's hypothesis, diff and "
+        "evaluations; with several runs, their best so far side by side.",
+    )
+    rp.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run folders (runs/*)")
+    rp.add_argument(
+        "--out",
+        type=Path,
+        help="folder of the page (default: RUN/report; several runs: RUN/compare)",
+    )
+    rp.add_argument(
+        "--watch",
+        action="store_true",
+        help="rewrite the page after each checkpoint while the run is live",
+    )
+    rp.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # `evo run --report`'s pid
     rp.set_defaults(handler=commands.report)
 
     ex = sub.add_parser("export", help="the winning lineage as a git repository")

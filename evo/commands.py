@@ -89,9 +89,25 @@ def status(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     from evo.store.reader import Lineage
-    from evo.views.report import write_report
+    from evo.views.report import watch, write_report
 
-    path = write_report(Lineage([args.run]), args.run.name, args.out or args.run / "report")
+    first = args.runs[0]
+    out = args.out or first / ("report" if len(args.runs) == 1 else "compare")
+    if args.watch:
+        if len(args.runs) > 1:
+            raise UsageError("--watch follows one run; pass one run folder")
+        print(f"report: {out / 'report.html'} (rewritten after each checkpoint)", flush=True)
+        path = watch(first, out, parent=args.parent)
+    else:
+        lineage = Lineage(args.runs)
+        measures = {
+            f"{run.metric} ({'lower' if run.minimize else 'higher'} is better)": run_id
+            for run_id, run in lineage.runs.items()
+        }
+        if len(measures) > 1:
+            named = " but ".join(f"{run_id} measures {m}" for m, run_id in measures.items())
+            raise UsageError(f"{named}: compare runs of one target and metric")
+        path = write_report(lineage, out)
     print(f"report: {path}")
     return 0
 
@@ -116,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.preset or args.config:
             raise UsageError("--resume keeps the run's settings; drop --preset and --config")
-        resume_run(args.resume, given)
+        resume_run(args.resume, given, args.report)
     else:
-        new_run(given, args.preset, args.config)
+        new_run(given, args.preset, args.config, args.report)
     return 0
 
 

@@ -1,5 +1,5 @@
-"""evo lineage / show / status / report / export on a hand-made lineage with exact figures, and
-on a real run of the quad fixture; the report is rendered by a real headless Chromium."""
+"""evo lineage / show / status / export on a hand-made lineage with exact figures, and on a real
+run of the quad fixture (the report: tests/test_report.py)."""
 
 from __future__ import annotations
 
@@ -7,126 +7,13 @@ import json
 import math
 import shutil
 import subprocess
-from datetime import UTC, datetime
-from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
-from conftest import ROOT, evo
+from conftest import QUAD, evo, row
 
 from evo.config import RunConfig
 from evo.store.lineage import SCHEMA, LineageWriter, Metric, read_lineage
-
-QUAD = ROOT / "tests" / "fixtures" / "quad"
-
-
-def row(cid, parent, island, status, metrics, hypothesis, minute, **extra):
-    return {
-        "run_id": "fixture",
-        "event": "candidate",
-        "candidate_id": cid,
-        "parent_id": parent,
-        "island": island,
-        "generation": 0 if parent is None else 1,
-        "operator": "offline",
-        "hypothesis": hypothesis,
-        "edit": f"params.py: change {cid}",
-        "status": status,
-        "sources": json.dumps({"params.py": f"X = {cid}\n"}),
-        "metrics": metrics,
-        "seeds": list(range(len(metrics))),
-        "eval_statuses": extra.pop("statuses", ["ok"] * len(metrics)),
-        "fitness": sum(metrics) / len(metrics) if metrics and None not in metrics else None,
-        "accepted": status == "accepted",
-        "evaluator": "evaluator-0" if metrics else None,
-        "evaluation_s": 10.0 * len(metrics) if metrics else None,
-        "created_at": datetime(2026, 1, 1, 0, minute, tzinfo=UTC),
-        "finished_at": datetime(2026, 1, 1, 0, minute + 1, tzinfo=UTC),
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("runs") / "fixture"
-    (folder).mkdir()
-    (folder / "config.toml").write_text(RunConfig(target=str(QUAD)).to_toml())
-    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
-    for r in [
-        row(0, None, 0, "accepted", [10.0, 10.2, 9.8], "the seed program", 0),
-        row(
-            1,
-            0,
-            0,
-            "accepted",
-            [9.0],
-            "X down",
-            1,
-            operator="anthropic",
-            model="claude-haiku-4-5",
-            cost_usd=0.25,
-            input_tokens=1000,
-            output_tokens=100,
-        ),
-        row(
-            2,
-            0,
-            1,
-            "kept",
-            [10.1],
-            "Y up",
-            2,
-            operator="anthropic",
-            model="claude-sonnet-4-5",
-            cost_usd=0.25,
-            input_tokens=1000,
-            output_tokens=100,
-        ),  # fmt: skip
-        row(3, 1, 0, "crash", [None], "X way down", 3, statuses=["crash"], reason="boom"),
-        row(
-            4,
-            1,
-            0,
-            "accepted",
-            [8.0, 8.2],
-            "X further down",
-            4,
-            eval_details=[json.dumps({"train_seconds": 9.0}), json.dumps({"train_seconds": 9.5})],
-            mate_id=2,  # a recombination of #1 and #2
-        ),  # fmt: skip
-        row(
-            5,
-            0,
-            1,
-            "refused",
-            [],
-            "bad edit",
-            5,
-            reason="SEARCH block 1 matches nothing",
-            operator="anthropic",
-            model="claude-haiku-4-5",
-            cost_usd=0.15,
-            input_tokens=500,
-        ),  # fmt: skip
-    ]:
-        writer.add(r)
-    writer.flush()
-    writer.add(
-        {
-            "run_id": "fixture",
-            "event": "migration",
-            "candidate_id": 4,
-            "island": 1,
-            "from_island": 0,
-            "to_island": 1,
-            "status": "accepted",
-            "accepted": True,
-        }
-    )
-    writer.flush()
-    return folder
 
 
 def test_the_summary_figures(fixture_run):
@@ -213,27 +100,6 @@ def test_bad_run_folders(tmp_path):
     )
 
 
-@pytest.fixture(scope="module")
-def real_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("real")
-    done = evo(
-        "run",
-        "--target",
-        str(QUAD),
-        "--islands",
-        "2",
-        "--max-evals",
-        "30",
-        "--operator",
-        "offline",
-        "--out",
-        str(out),
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    [folder] = out.iterdir()
-    return folder
-
-
 def test_status_of_a_real_run(real_run):
     done = evo("status", str(real_run))
     assert done.returncode == 0
@@ -258,62 +124,6 @@ def test_export_the_winning_lineage_to_git(real_run, tmp_path):
     assert (tmp_path / "repo" / "params.py").read_text() == best
     again = evo("export", str(real_run), "--git", str(tmp_path / "repo"))
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
-
-
-def test_the_report_renders_in_a_real_browser(real_run, tmp_path):
-    import matplotlib.image
-
-    done = evo("report", str(real_run), "--out", str(tmp_path / "report"))
-    assert done.returncode == 0, done.stderr
-    page = tmp_path / "report" / "report.html"
-    assert page.read_text().count('src="data:image/png;base64,') == 5
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Chromium is needed for this test: apt-get install chromium"
-    shot = tmp_path / "shot.png"
-    browser = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--enable-logging=stderr",
-            "--window-size=1200,2400",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert shot.is_file(), browser.stderr
-    assert "Uncaught" not in browser.stderr and "ERROR:CONSOLE" not in browser.stderr
-    pixels = matplotlib.image.imread(shot)[..., :3]
-    drawn = (pixels < 0.9).any(axis=2).mean()
-    assert pixels.std() > 0.05 and drawn > 0.02  # plots, not a blank page
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            f"--user-data-dir={tmp_path / 'profile2'}",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    assert dom.count("<img") == 5 and f"evo run {real_run.name}" in dom
-    assert np.isfinite(pixels).all()
 
 
 def test_a_truncated_lineage_file_is_skipped_with_a_warning(fixture_run, tmp_path):

@@ -24,6 +24,7 @@ def test_bench_lineage_small(tmp_path):
     results = json.loads(raw.read_text())["results"]
     assert [r["command"] for r in results] == ["evo lineage", "evo report"]
     assert all(r["rows"] == 3000 and r["seconds"] > 0 and r["peak_rss_mib"] > 20 for r in results)
+    assert results[1]["page_mib"] > 1 and results[1]["load_ms"] > 0  # opened in Chromium
 
 
 def test_bench_efficiency_small():

@@ -1,10 +1,13 @@
 """`evo bench lineage`: a synthetic lineage of N rows (default 1,000,000) in a run folder, then
 `evo lineage` and `evo report` on it as separate processes, each timed, with its peak resident
-memory read the way the sandbox reads an evaluation's."""
+memory read the way the sandbox reads an evaluation's; then the report's page opened in headless
+Chromium (evo.bench.browser), LOADS times, each in a fresh browser: its size and the median time
+until every plot is drawn."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +35,7 @@ STATUSES = np.array(
     ]
 )
 FAILURES = [Status.CRASH, Status.INVALID, Status.TIMEOUT]
+LOADS = 3
 STATUS_SHARE = [0.03, 0.35, 0.42, 0.06, 0.04, 0.02, 0.08]
 
 
@@ -130,4 +134,22 @@ def bench_lineage(rows: int) -> list[dict]:
                     "lineage_mib": round(size / 2**20),
                 }
             )
+        results[-1] |= page_load(run / "report" / "report.html")
     return results
+
+
+def page_load(page: Path) -> dict[str, float]:
+    """The page's size and the median milliseconds, over LOADS fresh browsers, from navigation
+    to every plot drawn."""
+    from evo.bench.browser import Browser
+
+    times = []
+    for _ in range(LOADS):
+        with Browser() as browser:
+            times.append(browser.open(page.as_uri()))
+            if browser.errors():
+                raise SystemExit(f"the page had console errors: {browser.errors()}")
+    return {
+        "page_mib": round(page.stat().st_size / 2**20, 1),
+        "load_ms": round(statistics.median(times)),
+    }

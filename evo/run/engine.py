@@ -145,7 +145,7 @@ class Engine:
         finally:  # a Ctrl-C during the last checkpoint stops at once
             signal.signal(signal.SIGINT, self.previous_handler)
             credentials.give_back(self.held)
-            self.periodic.checkpoint(self._running(), self.elapsed())
+            self.periodic.checkpoint(self._running(), self.elapsed(), live=False)
             progress.print()
         return self.state
 

@@ -5,12 +5,16 @@ runs/<id>/
   checkpoint.json    the latest checkpoint (checkpoint.prev.json: the one before)
   lineage/           one Parquet file per flush, every candidate of the run
   best/              at the end: the best program, its diff against the seed, its ancestry
+  report/            with --report: report.html, kept up to date while the run goes
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ RESUMABLE = {"max_evals", "max_hours", "max_cost", "address", "models", "adaptiv
 # Settings whose default changed since runs were first saved, with the value a saved run that
 # lacks them was searching with: a resume goes on as it started.
 FORMER_DEFAULTS = {"search": {"start_islands": 0, "patience": 0}}
+REPORT_WAIT_S = 300  # for the page after the last checkpoint (a long run's takes a while)
 
 
 def read_config(run_dir: Path) -> RunConfig:
@@ -47,7 +52,9 @@ def read_config(run_dir: Path) -> RunConfig:
     return RunConfig().with_tables(tables, str(run_dir))
 
 
-def new_run(settings: dict[str, Any], preset: str | None, config_file: Path | None) -> Path:
+def new_run(
+    settings: dict[str, Any], preset: str | None, config_file: Path | None, report: bool = False
+) -> Path:
     """Settings from the defaults, then the preset, the config file, the flags (by name)."""
     config = RunConfig()
     for path in [preset_path(preset) if preset else None, config_file]:
@@ -66,11 +73,11 @@ def new_run(settings: dict[str, Any], preset: str | None, config_file: Path | No
             f"cannot create the run folder {run_dir} ({e}); pass a writable --out"
         ) from None
     print(f"run {run_id}: {run_dir}")
-    _go(config, target, run_dir, None)
+    _go(config, target, run_dir, None, report)
     return run_dir
 
 
-def resume_run(run_dir: Path, settings: dict[str, Any]) -> Path:
+def resume_run(run_dir: Path, settings: dict[str, Any], report: bool = False) -> Path:
     config = read_config(run_dir)
     if "target" in settings:  # the same folder, however it is written
         settings = {**settings, "target": str(Path(settings["target"]).resolve())}
@@ -90,12 +97,24 @@ def resume_run(run_dir: Path, settings: dict[str, Any]) -> Path:
     target = load_target(config.target)
     state = RunState.from_json(saved)
     print(f"resuming run {run_dir.name} at evaluation {state.evals_done}")
-    _go(config, target, run_dir, state)
+    _go(config, target, run_dir, state, report)
     return run_dir
 
 
-def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None) -> None:
-    state = Engine(config, target, run_dir, resume=state).run()
+def _go(
+    config: RunConfig, target: Target, run_dir: Path, state: RunState | None, report: bool
+) -> None:
+    engine = Engine(config, target, run_dir, resume=state)
+    reporter = _reporter(run_dir) if report else None
+    try:
+        state = engine.run()
+    finally:
+        if reporter:
+            try:  # the page after the last checkpoint
+                reporter.wait(timeout=REPORT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                reporter.kill()
+            print(f"report: {run_dir / 'report' / 'report.html'}")
     if state.best:
         best = state.best
         seed_fitness = write_best(run_dir, target, best.member.id, run_dir / "best")
@@ -112,6 +131,17 @@ def _go(config: RunConfig, target: Target, run_dir: Path, state: RunState | None
         )
     else:
         print(f"to go on: python -m evo run --resume {run_dir}")
+
+
+def _reporter(run_dir: Path) -> subprocess.Popen:
+    """`evo report --watch` on the run, in a process of its own so that drawing the page never
+    holds up the run; it stops after the last checkpoint, or when this process is gone."""
+    command = ["report", "--watch", str(run_dir), "--parent", str(os.getpid())]
+    return subprocess.Popen(
+        [sys.executable, "-m", "evo", *command],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C stops the run gently; the page follows it
+    )
 
 
 def write_best(run_dir: Path, target: Target, best_id: int, folder: Path) -> float:

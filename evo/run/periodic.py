@@ -116,8 +116,12 @@ class Tasks:
         self.state.open_islands += 1
         self.lineage.event(Event.SPLIT, founder.id, best.island, opened, Status.RESET)
 
-    def checkpoint(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
-        """Save the run state; a run folder that cannot be written stops the run in one line."""
+    def checkpoint(
+        self, running: list[tuple[Candidate, int]], elapsed: float, live: bool = True
+    ) -> None:
+        """Save the run state, and whether the run goes on after it (a report that follows the
+        run stops at the last one); a run folder that cannot be written stops the run in one
+        line."""
         try:
             self.checkpointed_at = time.monotonic()
             self.lineage.flush()
@@ -126,7 +130,7 @@ class Tasks:
             checkpoint.save(
                 self.run_dir,
                 self.state.to_json(running, elapsed)
-                | {"run_id": self.run_dir.name, "target": str(self.target_root)},
+                | {"run_id": self.run_dir.name, "target": str(self.target_root), "live": live},
             )
         except OSError as e:  # a full disk, a folder made read-only or removed
             raise UsageError(

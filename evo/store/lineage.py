@@ -25,8 +25,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evo.mutate.prompt import short_tail
 from evo.mutate.proposal import program_hash
-from evo.search.candidate import Candidate
+from evo.search.candidate import Candidate, Evaluation
 from evo.status import Event, Status
 
 # Version 2 added the eval_* columns (where and when each evaluation ran), version 3
@@ -233,7 +234,7 @@ def candidate_row(
         "eval_dispatched_at": [utc(e.dispatched) for e in evals],
         "eval_returned_at": [utc(e.returned) for e in evals],
         "eval_seconds": [e.result.wall_seconds for e in evals],
-        "eval_details": [json.dumps(e.measured) for e in evals],
+        "eval_details": [json.dumps(_measured(e)) for e in evals],
         "mutation_s": child.mutation_s,
         "evaluation_s": sum(e.result.wall_seconds for e in evals) if evals else None,
         "input_tokens": usage.input_tokens,
@@ -263,6 +264,12 @@ def event_row(
         "created_at": now,
         "finished_at": now,
     }
+
+
+def _measured(evaluation: Evaluation) -> dict[str, Any]:
+    """What an evaluation measured, and the end of its stderr where it failed (a traceback)."""
+    tail = short_tail(evaluation.result.stderr_tail)
+    return evaluation.measured | ({"stderr_tail": tail} if tail else {})
 
 
 def utc(seconds: float) -> datetime:

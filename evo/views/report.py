@@ -1,241 +1,155 @@
-"""`evo report`: a self-contained HTML page (PNG plots inlined) of one run.
+"""`evo report`: one self-contained, interactive HTML page of a run, or of several runs compared.
 
-Plots: the best so far over time and over evaluations, per island, against the seed program's
-noise band; every evaluation as a point coloured by status; the lineage tree of the best
-candidates with migrations marked; the acceptance rate over time; the cost over time. Past
-MAX_POINTS evaluations the scatter shows an even sample, so large runs stay quick to draw.
+The page works from a file, offline: Plotly's JavaScript (from the plotly package), the page's
+own script (report.js: filters, the candidate panel) and the run's data (evo.views.report_data)
+are all inlined. Plotly because it draws 100,000 points through WebGL where the browser has it
+and gives hover, zoom and click without code of ours (BENCHMARKS.md "report" has its size and
+load time against Bokeh's). The page is written to a temporary file and renamed, so a browser
+never reads half of one; while the run is live the page reloads itself every 10 s, and
+`--watch` rewrites it after each checkpoint.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import json
+import os
+import time
+from importlib import resources
 from pathlib import Path
 
-import numpy as np
-
-from evo.status import Status
+from evo.errors import UsageError
+from evo.store import checkpoint
+from evo.store.lineage import readable_parts
 from evo.store.reader import Lineage
-from evo.views.summary import summary
+from evo.views.report_data import compare_data, run_data
+from evo.views.report_plots import compare_layout, run_layout
 
-MAX_POINTS = 50_000
-STATUS_COLOURS = {
-    Status.OK: "tab:blue",
-    Status.CRASH: "tab:red",
-    Status.INVALID: "tab:orange",
-    Status.TIMEOUT: "tab:purple",
-}
+PAGE = "report.html"
+PAGE_KEYS = ("run", "metric", "minimize", "sigma", "live", "statuses", "operators", "details")
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}
+header h1{font-size:1.3em;margin:.2em 0}.note{color:#555;font-size:.9em}
+#filters{display:flex;flex-wrap:wrap;gap:.5em;font-size:.85em}
+fieldset{border:1px solid #ccc;padding:.2em .6em}label{margin-right:.6em;white-space:nowrap}
+legend button{font-size:.8em;margin-left:.3em}
+.grid{display:grid;grid-template-columns:minmax(0,3fr) minmax(320px,2fr);gap:1em}
+#panel{position:sticky;top:0;max-height:100vh;overflow:auto;font-size:.9em;
+border-left:1px solid #ddd;padding-left:1em}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
+.diff .add{color:#116611;background:#e6ffec}.diff .del{color:#a11;background:#ffebe9}
+.diff .hunk{color:#555}.hint{color:#666}table{border-collapse:collapse}
+td,th{border-bottom:1px solid #eee;padding:.15em .4em;text-align:left;vertical-align:top}
+.status-accepted{color:#2ca02c}.status-crash,.status-timeout,.status-invalid{color:#d62728}
+"""
 
 
-def write_report(lineage: Lineage, run_id: str, folder: Path) -> Path:
-    import matplotlib
+def write_report(lineage: Lineage, folder: Path) -> Path:
+    """The page of the lineage's one run, or the comparison of its several runs, written
+    atomically as folder/report.html."""
+    from bokeh.embed import json_item
 
-    matplotlib.use("Agg")
-    folder.mkdir(parents=True, exist_ok=True)
-    run = lineage.runs[run_id]
-    sign = 1.0 if run.minimize else -1.0
-    rows = lineage.db.execute(
-        "SELECT candidate_id, island, status, fitness, accepted, coalesce(cost_usd, 0) AS cost, "
-        "len(metrics) AS evals, epoch(finished_at) AS t FROM candidates "
-        "WHERE run_id = ? ORDER BY finished_at, candidate_id",
-        [run_id],
-    ).fetchnumpy()
-    evaluations = lineage.db.execute(
-        "SELECT s, m FROM (SELECT unnest(eval_statuses) AS s, unnest(metrics) AS m, finished_at, "
-        "candidate_id FROM candidates WHERE run_id = ?) "
-        "ORDER BY finished_at, candidate_id",
-        [run_id],
-    ).fetchnumpy()
-    t = (rows["t"] - rows["t"].min()) / 60.0
-    plots = {
-        "best.png": _best(rows, t, run, sign),
-        "evaluations.png": _evaluations(evaluations, run),
-        "tree.png": _tree(lineage, run_id, run),
-        "acceptance.png": _acceptance(rows, t),
-        "cost.png": _cost(rows, t),
-    }
-    images = []
-    for name, figure in plots.items():
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        matplotlib.pyplot.close(figure)
-        (folder / name).write_bytes(buffer.getvalue())
-        encoded = base64.b64encode(buffer.getvalue()).decode()
-        images.append(f'<figure><img alt="{name}" src="data:image/png;base64,{encoded}"></figure>')
-    text = html.escape("\n".join(summary(lineage, run_id)))
+    if len(lineage.runs) == 1:
+        [(run_id, run)] = lineage.runs.items()
+        data = run_data(lineage, run_id)
+        title = f"evo run {run_id}"
+        head = _run_header(data)
+        plots = run_layout(data)
+        body = (
+            "<div id='filters'></div>"
+            "<div class='grid'><div id='plots'></div><aside id='panel'></aside></div>"
+        )
+        # What the plots' sources do not already carry: the panel's details and the names.
+        page_data = {key: data[key] for key in PAGE_KEYS} | {
+            "folder": str(run.folder),
+            "curves": list(data["best"]),
+        }
+    else:
+        data = compare_data(lineage)
+        title = "evo runs " + ", ".join(lineage.runs)
+        head = f"<h1>{html.escape(title)}</h1>" + "".join(
+            f"<details><summary>{html.escape(run['run'])}</summary>"
+            f"<pre>{html.escape(chr(10).join(run['summary']))}</pre></details>"
+            for run in data["runs"]
+        )
+        plots = compare_layout(data)
+        body = "<div id='plots'></div>"
+        page_data = {"metric": data["metric"]}
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>evo run {run_id}</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}"
-        "img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style>"
-        f"</head><body><h1>evo run {html.escape(run_id)}</h1><pre>{text}</pre>"
-        + "".join(images)
-        + "</body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style><script>{_bokeh()}</script></head><body><header>{head}</header>"
+        f"{body}<script type='application/json' id='evo-data'>{_json(page_data)}</script>"
+        f"<script type='application/json' id='evo-plots'>{_json(json_item(plots))}</script>"
+        f"<script>{_asset('report.js')}</script></body></html>"
     )
-    path = folder / "report.html"
-    path.write_text(page)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PAGE
+    tmp = folder / f".{PAGE}.tmp"
+    tmp.write_text(page)
+    os.replace(tmp, path)
     return path
 
 
-def _figure(title: str, xlabel: str, ylabel: str):
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(10, 4))
-    axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    axes.grid(alpha=0.3)
-    return figure, axes
-
-
-def _running_best(values: np.ndarray, sign: float) -> np.ndarray:
-    return sign * np.minimum.accumulate(sign * values)
-
-
-def _best(rows: dict, t: np.ndarray, run, sign: float):
-    import matplotlib.pyplot as plt
-
-    figure, (by_time, by_evals) = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-    accepted = rows["accepted"].astype(bool) & ~np.isnan(rows["fitness"].astype(float))
-    evals_done = np.cumsum(rows["evals"])
-    seed = rows["fitness"][0]
-    for axes, x, label in ((by_time, t, "minutes"), (by_evals, evals_done, "evaluations")):
-        for island in np.unique(rows["island"]):
-            mask = accepted & (rows["island"] == island)
-            if mask.any():
-                xs = np.append(x[mask], x[-1])
-                ys = _running_best(rows["fitness"][mask].astype(float), sign)
-                axes.step(xs, np.append(ys, ys[-1]), where="post", label=f"island {island}")
-        if accepted.any():
-            overall = _running_best(rows["fitness"][accepted].astype(float), sign)
-            axes.step(
-                np.append(x[accepted], x[-1]),
-                np.append(overall, overall[-1]),
-                where="post",
-                color="black",
-                linewidth=2,
-                alpha=0.5,
-                label="run",
-            )
-        if run.sigma:
-            axes.axhspan(
-                seed - 2 * run.sigma,
-                seed + 2 * run.sigma,
-                color="grey",
-                alpha=0.2,
-                label="seed ± 2 sigma",
-            )
-        axes.set(xlabel=label, title=f"best {run.metric} so far")
-        axes.grid(alpha=0.3)
-    by_time.set_ylabel(run.metric)
-    by_evals.legend(fontsize=8)
-    return figure
+def watch(run: Path, folder: Path, every: float = 2.0, parent: int | None = None) -> Path:
+    """Rewrite the run's page after each new checkpoint until the run is no longer live (or,
+    for `evo run --report`, until process `parent`, the run, is gone)."""
+    if not (run / "config.toml").is_file():
+        raise UsageError(f"{run} is not a run folder (no config.toml); pass runs/<id>")
+    seen = None
+    while True:
+        stamp = _checkpoint_stamp(run)
+        if stamp != seen and readable_parts(run / "lineage"):  # a new run has none at first
+            seen = stamp
+            path = write_report(Lineage([run]), folder)
+            state = checkpoint.load(run, any_version=True) or {}
+            if not state.get("live"):
+                return path
+        if parent is not None and os.getppid() != parent:
+            return write_report(Lineage([run]), folder)
+        time.sleep(every)
 
 
-def _evaluations(evaluations: dict, run):
-    figure, axes = _figure(f"every evaluation ({run.metric})", "evaluation", run.metric)
-    statuses, metrics = evaluations["s"], evaluations["m"].astype(float)
-    index = np.arange(len(statuses))
-    if len(index) > MAX_POINTS:
-        index = np.linspace(0, len(statuses) - 1, MAX_POINTS).astype(int)
-    top = np.nanmax(metrics) if np.isfinite(metrics).any() else 1.0
-    for status, colour in STATUS_COLOURS.items():
-        mask = statuses[index] == status
-        ys = np.where(np.isnan(metrics[index][mask]), top, metrics[index][mask])
-        axes.scatter(
-            index[mask],
-            ys,
-            s=8,
-            color=colour,
-            label=status,
-            marker="o" if status == Status.OK else "x",
-        )
-    axes.legend(fontsize=8)
-    return figure
-
-
-def _tree(lineage: Lineage, run_id: str, run, count: int = 10):
-    """The ancestries of the best `count` candidates, in a few artists however deep they go."""
-    from matplotlib.collections import LineCollection
-
-    figure, axes = _figure(
-        "lineage of the best candidates (stars: migrated)", "steps from the seed", run.metric
-    )
-    order = "ASC" if run.minimize else "DESC"
-    tops = [
-        c
-        for (c,) in lineage.query(
-            f"SELECT candidate_id FROM candidates WHERE run_id = ? AND accepted "
-            f"ORDER BY fitness {order} LIMIT {count}",
-            [run_id],
-        )
+def _run_header(data: dict) -> str:
+    direction = "lower" if data["minimize"] else "higher"
+    best = data["best"].get("run")
+    shown = len(data["candidates"]["id"])
+    notes = [
+        f"{data['total']} candidates, {direction} {html.escape(data['metric'])} is better",
+        f"best {best['value'][-1]}" if best else "no candidate accepted yet",
+        f"written {data['written']}",
     ]
-    migrated = {
-        c
-        for (c,) in lineage.query(
-            "SELECT DISTINCT candidate_id FROM lineage WHERE run_id = ? AND event = 'migration'",
-            [run_id],
+    if data["live"]:
+        notes.append("the run is live: this page reloads itself every 10 s")
+    if shown < data["total"]:
+        notes.append(
+            f"sampled: {shown} of {data['total']} candidates shown (every accepted one, a random "
+            "sample of the others and their ancestors); the best-so-far curves use them all"
         )
-    }
-    nodes: dict[int, tuple[int, dict]] = {}
-    for top in tops:
-        for depth, step in enumerate(lineage.ancestry(run_id, top)):
-            nodes[step["candidate_id"]] = (depth, step)
-    segments = [
-        [(nodes[s["parent_id"]][0], nodes[s["parent_id"]][1]["fitness"]), (d, s["fitness"])]
-        for d, s in nodes.values()
-        if s["parent_id"] in nodes
-    ]
-    axes.add_collection(LineCollection(segments, colors="grey", alpha=0.5, linewidths=1))
-    islands = sorted({s["island"] for _, s in nodes.values()})
-    for colour, island in enumerate(islands):
-        label = f"island {island}" if len(islands) <= 8 else None
-        for star in (False, True):
-            points = [
-                (d, s["fitness"])
-                for d, s in nodes.values()
-                if s["island"] == island and (s["candidate_id"] in migrated) == star
-            ]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                axes.scatter(
-                    xs,
-                    ys,
-                    color=f"C{colour % 10}",
-                    marker="*" if star else "o",
-                    s=60 if star else 20,
-                    zorder=3,
-                    label=label,
-                )
-                label = None  # one legend entry an island
-    for candidate in [*tops, 0]:
-        if candidate in nodes:
-            depth, step = nodes[candidate]
-            axes.annotate(
-                f"#{candidate}",
-                (depth, step["fitness"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    axes.autoscale_view()
-    if len(islands) <= 8:
-        axes.legend(fontsize=8)
-    return figure
-
-
-def _acceptance(rows: dict, t: np.ndarray, window: int = 20):
-    figure, axes = _figure(
-        "acceptance rate (rolling, evaluated candidates)", "minutes", "accepted share"
+    summary = html.escape("\n".join(data["summary"]))
+    return (
+        f"<h1>evo run {html.escape(data['run'])}</h1><p class='note'>{' · '.join(notes)}</p>"
+        f"<details><summary>summary (evo lineage)</summary><pre>{summary}</pre></details>"
     )
-    evaluated = rows["evals"] > 0
-    accepted = rows["accepted"][evaluated].astype(float)
-    if len(accepted):
-        kernel = np.ones(min(window, len(accepted))) / min(window, len(accepted))
-        axes.plot(t[evaluated], np.convolve(accepted, kernel, mode="same"))
-    axes.set_ylim(0, 1)
-    return figure
 
 
-def _cost(rows: dict, t: np.ndarray):
-    figure, axes = _figure("cost of proposals", "minutes", "USD, cumulative")
-    axes.plot(t, np.cumsum(rows["cost"].astype(float)))
-    return figure
+def _checkpoint_stamp(run: Path) -> float | None:
+    try:
+        return (run / checkpoint.NAME).stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _json(data: dict) -> str:
+    """JSON safe inside a script element: `</` cannot end it early."""
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _asset(name: str) -> str:
+    return resources.files("evo.views").joinpath(name).read_text()
+
+
+def _bokeh() -> str:
+    """BokehJS itself (1.3 MB), without the widgets the page does not use."""
+    from bokeh.resources import Resources
+
+    return "\n".join(Resources(mode="inline", components=["bokeh"]).js_raw)

@@ -43,20 +43,26 @@ def show(lineage: Lineage, run_id: str, candidate_id: int) -> list[str]:
             against = f"; parent {parent['fitness']:.4f}, {change}"
         lines.append(f"fitness (mean over seeds): {row['fitness']:.4f}{against}")
     lines.append(f"why: {_why(row['status'])}")
-    mine, theirs = sources(row), sources(parent) if parent else {}
+    mine = sources(row)
+    lines += diff_lines(sources(parent) if parent else {}, mine)
     for name, text in mine.items():
-        old = theirs.get(name, "")
+        lines += [f"--- {name} (source) ---", *text.splitlines()]
+    return lines
+
+
+def diff_lines(parent: dict[str, str], child: dict[str, str]) -> list[str]:
+    """The unified diff of a child's mutable files against its parent's."""
+    lines = []
+    for name, text in child.items():
         lines += [
             line.rstrip("\n")
             for line in difflib.unified_diff(
-                old.splitlines(keepends=True),
+                parent.get(name, "").splitlines(keepends=True),
                 text.splitlines(keepends=True),
                 f"parent/{name}",
                 f"candidate/{name}",
             )
         ]
-    for name, text in mine.items():
-        lines += [f"--- {name} (source) ---", *text.splitlines()]
     return lines
 
 

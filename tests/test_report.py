@@ -1,0 +1,237 @@
+"""`evo report`: the page's data with exact figures on the hand-made lineage, its sampling on a
+large synthetic one, the page driven in a real headless Chromium (clicks, filters, the hash that
+keeps them), several runs compared, and the live page (`--watch`, `evo run --report`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+
+import pytest
+from conftest import QUAD, evo, row
+
+from evo.bench.browser import Browser
+from evo.bench.lineage_load import synthetic_lineage
+from evo.store import checkpoint
+from evo.store.lineage import LineageWriter, Metric
+from evo.store.reader import Lineage, sources
+from evo.views import report_data
+from evo.views.report import watch, write_report
+from evo.views.show import diff_lines
+
+
+def test_the_page_data_of_the_hand_made_run(fixture_run):
+    data = report_data.run_data(Lineage([fixture_run]), "fixture")
+    c = data["candidates"]
+    assert c["id"] == [0, 1, 2, 3, 4, 5]
+    assert [data["statuses"][s] for s in c["status"]] == [
+        "accepted", "accepted", "kept", "crash", "accepted", "refused",
+    ]  # fmt: skip
+    assert c["fitness"] == [10.0, 9.0, 10.1, None, 8.1, None]
+    assert c["evals_done"] == [3, 4, 5, 6, 8, 8]
+    assert c["minutes"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert c["parent"] == [-1, 0, 0, 1, 1, 0] and c["mate"] == [-1, -1, -1, -1, 2, -1]
+    assert c["tree_y"] == [1.75, 0.5, 2.0, 0.0, 1.0, 3.0]
+    assert c["mark"] == ["", "", "", "", "migrated", ""]
+    assert [data["operators"][o] for o in c["operator"]] == [
+        "offline", "anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5", "offline",
+        "offline", "anthropic/claude-haiku-4-5",
+    ]  # fmt: skip
+    assert data["best"] == {
+        "run": {
+            "minutes": [0.0, 1.0, 4.0, 5.0],
+            "evals_done": [3, 4, 8, 8],
+            "value": [10.0, 9.0, 8.1, 8.1],
+            "sigma": [None, None, None, None],
+        },
+        "0": {
+            "minutes": [0.0, 1.0, 4.0, 5.0],
+            "evals_done": [3, 4, 8, 8],
+            "value": [10.0, 9.0, 8.1, 8.1],
+            "sigma": [None, None, None, None],
+        },
+    }
+    e = data["evaluations"]
+    assert e["candidate"] == [0, 0, 0, 1, 2, 3, 4, 4]
+    assert e["metric"] == [10.0, 10.2, 9.8, 9.0, 10.1, None, 8.0, 8.2]
+    assert [e["statuses"][s] for s in e["status"]] == ["ok"] * 5 + ["crash", "ok", "ok"]
+    assert data["events"]["kind"] == ["migration"] and data["events"]["id"] == [4]
+    assert data["details"]["4"] == {
+        "diff": "--- parent/params.py\n+++ candidate/params.py\n@@ -1 +1 @@\n-X = 1\n+X = 4",
+        "evaluations": [
+            {"seed": 0, "status": "ok", "metric": 8.0, "measured": {"train_seconds": 9.0}},
+            {"seed": 1, "status": "ok", "metric": 8.2, "measured": {"train_seconds": 9.5}},
+        ],
+    }
+    assert data["details"]["0"]["diff"] == ""  # the seed has no parent
+    assert data["total"] == 6 and data["live"] is False
+
+
+@pytest.mark.parametrize(
+    "ids, parents, rows",
+    [
+        ([0, 1, 2], [-1, 0, 1], [0.0, 0.0, 0.0]),  # a chain: one row
+        ([0, 1, 2], [-1, 0, 0], [0.5, 0.0, 1.0]),  # a fork: the parent midway
+        ([0, 1, 2, 3], [-1, 0, 1, 0], [0.5, 0.0, 0.0, 1.0]),  # a branch, then a leaf
+        ([5, 7], [3, 4], [0.0, 1.0]),  # parents not shown: each a root of its own
+    ],
+)
+def test_tree_rows(ids, parents, rows):
+    assert report_data.tree_rows(ids, parents) == rows
+
+
+def test_a_large_run_is_sampled_and_keeps_every_accepted_candidate(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_data, "SHOWN", 500)
+    monkeypatch.setattr(report_data, "DETAILED", 40)
+    synthetic_lineage(tmp_path / "big", 3000, islands=4)
+    lineage = Lineage([tmp_path / "big"])
+    data = report_data.run_data(lineage, "big")
+    c = data["candidates"]
+    accepted = {i for (i,) in lineage.query("SELECT candidate_id FROM candidates WHERE accepted")}
+    shown = set(c["id"])
+    assert accepted <= shown and data["total"] == 3000
+    assert 500 <= len(shown) < 3000
+    assert all(p == -1 or p in shown for p in c["parent"])  # no orphans in the tree
+    assert len(data["details"]) == 40 and {int(k) for k in data["details"]} <= accepted
+    [(best,)] = lineage.query("SELECT min(fitness) FROM candidates WHERE accepted")
+    assert data["best"]["run"]["value"][-1] == round(best, 6)  # over every candidate
+
+
+def _pixel(browser: Browser, figure: str, source: str, index: int, x: str, y: str) -> list:
+    """Where, in the viewport, point `index` of a Bokeh source is drawn in a named figure."""
+    return browser.evaluate(
+        f"""(() => {{
+        const view = [...Bokeh.index.all_views()].find((v) => v.model.name === "{figure}");
+        const data = Bokeh.documents[0].get_model_by_name("{source}").data;
+        view.el.scrollIntoView({{block: "center"}});
+        const box = view.canvas_view.el.getBoundingClientRect();
+        return [box.left + view.frame.x_scale.compute(data.{x}[{index}]),
+                box.top + view.frame.y_scale.compute(data.{y}[{index}])];
+        }})()"""
+    )
+
+
+def _panel(browser: Browser) -> dict:
+    return browser.evaluate(
+        "({title: document.querySelector('#panel h2')?.textContent, "
+        "diff: document.querySelector('#panel pre.diff')?.textContent, hash: location.hash})"
+    )
+
+
+def test_the_page_in_a_real_browser(real_run, tmp_path):
+    done = evo("report", str(real_run), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    page = tmp_path / "report" / "report.html"
+    assert done.stdout == f"report: {page}\n" and not list(page.parent.glob(".*.tmp"))
+    lineage = Lineage([real_run])
+    [(child, parent)] = lineage.query(
+        "SELECT candidate_id, parent_id FROM candidates WHERE accepted AND candidate_id > 0 "
+        "ORDER BY candidate_id LIMIT 1"
+    )
+    expected = diff_lines(
+        sources(lineage.candidate(real_run.name, parent)),
+        sources(lineage.candidate(real_run.name, child)),
+    )
+    with Browser() as browser:
+        assert browser.open(page.as_uri()) > 0
+        ids_of = "Array.from(Bokeh.documents[0].get_model_by_name('nodes').data.id)"
+        ids = browser.evaluate(ids_of)
+        browser.click(*_pixel(browser, "tree", "nodes", ids.index(child), "generation", "tree_y"))
+        shown = _panel(browser)
+        assert shown["title"] == f"candidate #{child}" and shown["hash"].endswith(f"c={child}")
+        assert shown["diff"] == "\n".join(expected)
+        # The parent link, then a click on one of the parent's evaluations.
+        browser.evaluate(f"document.querySelector('#panel [data-select=\"{parent}\"]').click()")
+        assert _panel(browser)["title"] == f"candidate #{parent}"
+        points = browser.evaluate(
+            "Array.from(Bokeh.documents[0].get_model_by_name('points').data.id)"
+        )
+        browser.click(*_pixel(browser, "evaluations", "points", points.index(child), "x", "y"))
+        assert _panel(browser)["title"] == f"candidate #{child}"
+        # Filters: no status shown, then only the accepted candidates.
+        browser.evaluate("document.querySelector('[data-all=statuses][value=\"\"]').click()")
+        visible = "get_model_by_name('nodes-filter').booleans.filter(Boolean).length"
+        assert browser.evaluate(f"Bokeh.documents[0].{visible}") == 0
+        browser.evaluate("document.querySelector('[data-filter=statuses][value=accepted]').click()")
+        [(accepted,)] = lineage.query("SELECT count(*) FROM candidates WHERE accepted")
+        assert browser.evaluate(f"Bokeh.documents[0].{visible}") == accepted
+        # A reload (as a live page does) keeps the selection and the filters.
+        browser.open(browser.evaluate("location.href") + "&reloaded")
+        assert _panel(browser)["title"] == f"candidate #{child}"
+        assert browser.evaluate(f"Bokeh.documents[0].{visible}") == accepted
+        assert browser.errors() == []
+
+
+def test_several_runs_compared(fixture_run, real_run, tmp_path):
+    data = report_data.compare_data(Lineage([fixture_run, real_run]))
+    assert [run["run"] for run in data["runs"]] == ["fixture", real_run.name]
+    assert data["runs"][0]["best"]["value"] == [10.0, 9.0, 8.1, 8.1]
+    done = evo("report", str(fixture_run), str(real_run), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    with Browser() as browser:
+        browser.open((tmp_path / "report.html").as_uri())
+        for x in ("evals_done", "minutes"):
+            legend = f"Bokeh.documents[0].get_model_by_name('legend-{x}').items"
+            labels = browser.evaluate(f"{legend}.map((item) => item.label.value)")
+            assert labels == ["fixture", real_run.name]
+        assert browser.errors() == []
+
+
+def test_runs_of_different_metrics_are_not_compared(fixture_run, tmp_path):
+    other = tmp_path / "other"
+    writer = LineageWriter(other / "lineage", Metric("accuracy", minimize=False))
+    writer.add(row(0, None, 0, "accepted", [0.5], "the seed program", 0) | {"run_id": "other"})
+    writer.flush()
+    done = evo("report", str(fixture_run), str(other))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "evo: error: fixture measures loss (lower is better) but other measures accuracy "
+        "(higher is better): compare runs of one target and metric\n"
+    )
+
+
+def test_watch_rewrites_the_page_while_the_run_is_live(fixture_run, tmp_path):
+    run = tmp_path / "fixture"
+    shutil.copytree(fixture_run, run)
+    checkpoint.save(run, {"live": True})
+    out = tmp_path / "page"
+    watcher = threading.Thread(target=watch, args=(run, out, 0.05))
+    watcher.start()
+    page = out / "report.html"
+    deadline = time.monotonic() + 60
+    while not page.exists() and watcher.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "reloads itself every 10 s" in page.read_text()
+    with Browser() as browser:
+        browser.open(page.as_uri())
+        first = browser.evaluate("performance.timeOrigin")
+        time.sleep(10.5)  # the live page reloads itself every 10 s
+        reloaded = f"performance.timeOrigin > {first} && typeof window.evoRendered === 'number'"
+        deadline = time.monotonic() + 20
+        while not browser.evaluate(reloaded) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert browser.evaluate(reloaded)
+    checkpoint.save(run, {"live": False})  # the run's last checkpoint
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
+    assert "reloads itself" not in page.read_text() and not list(out.glob(".*.tmp"))
+
+
+def test_a_run_keeps_its_report_up_to_date(tmp_path):
+    done = evo(
+        "run", "--target", str(QUAD), "--max-evals", "8", "--operator", "offline",
+        "--out", str(tmp_path), "--report",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = tmp_path.iterdir()
+    page = run / "report" / "report.html"
+    assert f"report: {page}" in done.stdout.splitlines()
+    assert checkpoint.load(run)["live"] is False
+    text = page.read_text()
+    assert "reloads itself" not in text and f"evo run {run.name}" in text
+    payload = text.split("<script type='application/json' id='evo-data'>")[1].split("</script>")[0]
+    assert json.loads(payload)["live"] is False
+    write_report(Lineage([run]), tmp_path / "again")  # the same page, written again
+    assert (tmp_path / "again" / "report.html").stat().st_size > 0
