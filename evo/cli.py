@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--budgets", default="15,60", help="transfer: a short and the full budget, seconds"
     )
     be.add_argument("--variants", type=int, default=20, help="transfer: programs (20)")
-    be.add_argument("--rows", type=int, default=1_000_000, help="lineage rows (1,000,000)")
+    be.add_argument(
+        "--rows", default="1000000", help="lineage: rows, or several sizes (10000,100000)"
+    )
     be.add_argument("--out", type=Path, default=Path("runs/bench"), help="raw results folder")
     be.set_defaults(handler=commands.bench)
     return parser

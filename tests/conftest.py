@@ -184,7 +184,18 @@ def fixture_run(tmp_path_factory) -> Path:
             input_tokens=1000,
             output_tokens=100,
         ),  # fmt: skip
-        row(3, 1, 0, "crash", [None], "X way down", 3, statuses=["crash"], reason="boom"),
+        row(
+            3,
+            1,
+            0,
+            "crash",
+            [None],
+            "X way down",
+            3,
+            statuses=["crash"],
+            reason="boom",
+            eval_details=[json.dumps({"stderr_tail": "Traceback (most recent call last):\nboom"})],
+        ),  # fmt: skip
         row(
             4,
             1,

@@ -8,14 +8,19 @@ import json
 import shutil
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from conftest import QUAD, evo, row
 
 from evo.bench.browser import Browser
 from evo.bench.lineage_load import synthetic_lineage
+from evo.evaluate.result import EvalResult
+from evo.mutate.prompt import short_tail
+from evo.search.candidate import Candidate, Child, Evaluation
+from evo.status import Status
 from evo.store import checkpoint
-from evo.store.lineage import LineageWriter, Metric
+from evo.store.lineage import LineageWriter, Metric, candidate_row
 from evo.store.reader import Lineage, sources
 from evo.views import report_data
 from evo.views.report import watch, write_report
@@ -66,6 +71,14 @@ def test_the_page_data_of_the_hand_made_run(fixture_run):
         ],
     }
     assert data["details"]["0"]["diff"] == ""  # the seed has no parent
+    assert data["details"]["3"]["evaluations"] == [
+        {
+            "seed": 0,
+            "status": "crash",
+            "metric": None,
+            "measured": {"stderr_tail": "Traceback (most recent call last):\nboom"},
+        }
+    ]
     assert data["total"] == 6 and data["live"] is False
 
 
@@ -161,6 +174,33 @@ def test_the_page_in_a_real_browser(real_run, tmp_path):
         browser.open(browser.evaluate("location.href") + "&reloaded")
         assert _panel(browser)["title"] == f"candidate #{child}"
         assert browser.evaluate(f"Bokeh.documents[0].{visible}") == accepted
+        assert browser.errors() == []
+
+
+def test_a_failed_evaluation_keeps_its_stderr_tail_for_the_page(fixture_run, tmp_path):
+    crashed = EvalResult(
+        status=Status.CRASH, metric_name="loss", metric=None, seed=0, device="cpu",
+        budget_seconds=1.0, train_seconds=None, wall_seconds=0.5, peak_rss_mb=None,
+        reason="ValueError: boom", stderr_tail="warming up\n" * 40 + "ValueError: boom\n",
+    )  # fmt: skip
+    fine = replace(crashed, status=Status.OK, metric=1.0, reason="", stderr_tail="")
+    child = Child(0, 0, 1, "offline", None, "h", "e", {"params.py": "X = 1\n"})
+    candidate = Candidate(1, child)
+    for result in (crashed, fine):
+        evaluation = Evaluation(result, "evaluator-0", "node", "host", "0", 0)
+        candidate.evaluations.append(evaluation)
+    details = [
+        json.loads(d) for d in candidate_row("r", candidate, Status.CRASH, "")["eval_details"]
+    ]
+    assert details[0]["stderr_tail"] == short_tail(crashed.stderr_tail)
+    assert details[0]["stderr_tail"].endswith("warming up\nValueError: boom")
+    assert "stderr_tail" not in details[1]
+    # The panel shows it under the evaluation.
+    write_report(Lineage([fixture_run]), tmp_path)
+    with Browser() as browser:
+        browser.open((tmp_path / "report.html").as_uri() + "#c=3")
+        shown = browser.evaluate("document.querySelector('#panel pre.stderr').textContent")
+        assert shown == "Traceback (most recent call last):\nboom"
         assert browser.errors() == []
 
 

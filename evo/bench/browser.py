@@ -8,9 +8,12 @@ speaks to the page's target over one websocket (websocket-client).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,8 +36,8 @@ class Browser:
         if chromium is None:
             raise UsageError("no chromium on PATH; install it (apt-get install chromium)")
         self.timeout = timeout
-        self.scratch = tempfile.TemporaryDirectory(prefix="evo-browser-")
-        log = Path(self.scratch.name) / "stderr.log"
+        self.scratch = Path(tempfile.mkdtemp(prefix="evo-browser-"))
+        log = self.scratch / "stderr.log"
         with open(log, "w") as stderr:  # a file, not a pipe, so Chromium never blocks on it
             self.process = subprocess.Popen(
                 [
@@ -47,21 +50,28 @@ class Browser:
                     "--disable-sync",
                     "--enable-unsafe-swiftshader",  # WebGL on the CPU, as a GPU-less user has
                     "--remote-debugging-port=0",
-                    f"--user-data-dir={self.scratch.name}/profile",
+                    f"--user-data-dir={self.scratch / 'profile'}",
                     f"--window-size={width},{height}",
                     "about:blank",
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                start_new_session=True,  # its helper processes go with it (os.killpg)
             )
-        port = self._port(log)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
-            page = next(t for t in json.load(reply) if t["type"] == "page")
-        self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout)
-        self.ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-        for domain in ("Page", "Runtime", "Log"):
-            self.send(f"{domain}.enable")
+        self.socket = None
+        try:
+            port = self._port(log)
+            url = f"http://127.0.0.1:{port}/json/list"
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                page = next(t for t in json.load(reply) if t["type"] == "page")
+            self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout)
+            self.ids = itertools.count(1)
+            self.events: list[dict[str, Any]] = []
+            for domain in ("Page", "Runtime", "Log"):
+                self.send(f"{domain}.enable")
+        except BaseException:
+            self.close()
+            raise
 
     def _port(self, log: Path) -> int:
         deadline = time.monotonic() + self.timeout
@@ -135,11 +145,19 @@ class Browser:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.socket.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.scratch.cleanup()
+        self.close()
+
+    def close(self) -> None:
+        """End Chromium and its helper processes, and remove its profile."""
+        if self.socket is not None:
+            self.socket.close()
+        for signal_number in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal_number)
+            try:
+                self.process.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        time.sleep(0.2)  # helpers that outlive the browser by a moment still write its profile
+        shutil.rmtree(self.scratch, ignore_errors=True)

@@ -24,7 +24,7 @@ from evo.views.table import print_table
 
 def main(args: argparse.Namespace) -> int:
     """`evo bench NAME`: run one benchmark, print its table, keep its raw results."""
-    for flag in ("rows", "seeds", "evals", "per_evaluator", "variants"):
+    for flag in ("seeds", "evals", "per_evaluator", "variants"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.budget < 0 or args.eval_seconds <= 0 or args.setup_seconds < 0:
@@ -80,7 +80,10 @@ def main(args: argparse.Namespace) -> int:
             args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
         )
     else:
-        results = bench_lineage(args.rows)
+        sizes = _numbers(args.rows, "--rows")
+        if min(sizes) < 1:
+            raise UsageError(f"--rows must be at least 1, not {args.rows}")
+        results = bench_lineage(sizes)
     # Lists (per-seed curves and the like) go to the raw results only; some columns only some
     # rows report.
     columns = list(

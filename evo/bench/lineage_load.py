@@ -101,7 +101,11 @@ def synthetic_lineage(
     writer.flush()
 
 
-def bench_lineage(rows: int) -> list[dict]:
+def bench_lineage(sizes: list[int]) -> list[dict]:
+    return [result for rows in sizes for result in _bench_size(rows)]
+
+
+def _bench_size(rows: int) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         run = Path(scratch) / "bench-run"

@@ -1,18 +1,16 @@
 """`evo report`: one self-contained, interactive HTML page of a run, or of several runs compared.
 
-The page works from a file, offline: Plotly's JavaScript (from the plotly package), the page's
-own script (report.js: filters, the candidate panel) and the run's data (evo.views.report_data)
-are all inlined. Plotly because it draws 100,000 points through WebGL where the browser has it
-and gives hover, zoom and click without code of ours (BENCHMARKS.md "report" has its size and
-load time against Bokeh's). The page is written to a temporary file and renamed, so a browser
-never reads half of one; while the run is live the page reloads itself every 10 s, and
-`--watch` rewrites it after each checkpoint.
-"""
+The page works from a file, offline: BokehJS, the plots (evo.views.report_plots, with the data
+of evo.views.report_data), the panel's details and the page's own script (report.js: filters,
+the candidate panel) are all inlined. It is written to a temporary file and renamed, so a
+browser never reads half of one; while the run is live it reloads itself every 10 s, and
+`--watch` (or `evo run --report`) rewrites it as checkpoints come."""
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import time
 from importlib import resources
@@ -26,6 +24,7 @@ from evo.views.report_data import compare_data, run_data
 from evo.views.report_plots import compare_layout, run_layout
 
 PAGE = "report.html"
+POLL_S = 0.5  # how often --watch looks at the checkpoint
 PAGE_KEYS = ("run", "metric", "minimize", "sigma", "live", "statuses", "operators", "details")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}
@@ -90,23 +89,25 @@ def write_report(lineage: Lineage, folder: Path) -> Path:
     return path
 
 
-def watch(run: Path, folder: Path, every: float = 2.0, parent: int | None = None) -> Path:
-    """Rewrite the run's page after each new checkpoint until the run is no longer live (or,
-    for `evo run --report`, until process `parent`, the run, is gone)."""
+def watch(run: Path, folder: Path, every: float = 10.0, parent: int | None = None) -> Path:
+    """Rewrite the run's page after new checkpoints, at most once every `every` seconds (drawing
+    takes a CPU core for a second or two, which a CPU run's evaluations would feel), and at once
+    after the last one; stop then, or when process `parent` (`evo run --report`'s run) is gone."""
     if not (run / "config.toml").is_file():
         raise UsageError(f"{run} is not a run folder (no config.toml); pass runs/<id>")
-    seen = None
+    seen, written = None, -math.inf
     while True:
         stamp = _checkpoint_stamp(run)
         if stamp != seen and readable_parts(run / "lineage"):  # a new run has none at first
-            seen = stamp
-            path = write_report(Lineage([run]), folder)
-            state = checkpoint.load(run, any_version=True) or {}
-            if not state.get("live"):
-                return path
+            live = (checkpoint.load(run, any_version=True) or {}).get("live")
+            if not live or time.monotonic() - written >= every:
+                seen, written = stamp, time.monotonic()
+                path = write_report(Lineage([run]), folder)
+                if not live:
+                    return path
         if parent is not None and os.getppid() != parent:
             return write_report(Lineage([run]), folder)
-        time.sleep(every)
+        time.sleep(POLL_S)
 
 
 def _run_header(data: dict) -> str:

@@ -33,9 +33,9 @@ def run_layout(data: dict[str, Any]):
     """The plots of one run, in a column."""
     from bokeh.layouts import column
 
-    return column(
-        _best(data), _evaluations(data), _tree(data), sizing_mode="stretch_width", name="plots"
-    )
+    nodes, mapper = _nodes(data)
+    plots = [_best(data), _evaluations(data, nodes), _tree(data, nodes, mapper)]
+    return column(*plots, sizing_mode="stretch_width", name="plots")
 
 
 def compare_layout(data: dict[str, Any]):
@@ -109,8 +109,15 @@ def _best(data: dict[str, Any]):
     return plot
 
 
-def _evaluations(data: dict[str, Any]):
-    from bokeh.models import BooleanFilter, CDSView, ColumnDataSource, HoverTool, TapTool
+def _evaluations(data: dict[str, Any], nodes):
+    from bokeh.models import (
+        BooleanFilter,
+        CDSView,
+        ColumnDataSource,
+        CustomJSHover,
+        HoverTool,
+        TapTool,
+    )
 
     c, e = data["candidates"], data["evaluations"]
     index = np.asarray(e["candidate"], dtype=int)
@@ -156,9 +163,14 @@ def _evaluations(data: dict[str, Any]):
     plot.add_tools(
         HoverTool(
             renderers=[renderer],
-            tooltips="#@id · island @island · seed @seed · @status · "
-            + data["metric"]
-            + " @metric",
+            tooltips="<div style='max-width:420px'>#@id · island @island · seed @seed · @status · "
+            f"{data['metric']} @metric<br>@candidate{{hypothesis}}</div>",
+            # The hypothesis from the candidates' source: not copied to every evaluation.
+            formatters={
+                "@candidate": CustomJSHover(
+                    args={"nodes": nodes}, code="return nodes.data.hypothesis[value]"
+                )
+            },
         ),
         TapTool(renderers=[renderer]),
     )
@@ -180,21 +192,13 @@ def _on_tap(source) -> None:
     )
 
 
-def _tree(data: dict[str, Any]):
-    from bokeh.models import (
-        BooleanFilter,
-        CDSView,
-        ColorBar,
-        ColumnDataSource,
-        HoverTool,
-        LinearColorMapper,
-        TapTool,
-    )
+def _nodes(data: dict[str, Any]):
+    """The candidates' source: what the tree draws and the panel shows, and both colourings
+    (by island, by the metric) with the colour mapper of the latter."""
+    from bokeh.models import ColumnDataSource, LinearColorMapper
     from bokeh.palettes import Viridis256
 
     c = data["candidates"]
-    ids = {candidate: i for i, candidate in enumerate(c["id"])}
-    edges = [(ids[p], i) for i, p in enumerate(c["parent"]) if p in ids and ids[p] != i]
     fitness = np.array([np.nan if f is None else f for f in c["fitness"]], dtype=float)
     finite = fitness[np.isfinite(fitness)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
@@ -218,6 +222,15 @@ def _tree(data: dict[str, Any]):
         },
         name="nodes",
     )
+    return nodes, mapper
+
+
+def _tree(data: dict[str, Any], nodes, mapper):
+    from bokeh.models import BooleanFilter, CDSView, ColorBar, ColumnDataSource, HoverTool, TapTool
+
+    c = data["candidates"]
+    ids = {candidate: i for i, candidate in enumerate(c["id"])}
+    edges = [(ids[p], i) for i, p in enumerate(c["parent"]) if p in ids and ids[p] != i]
     segments = ColumnDataSource(
         {
             "parent": [p for p, _ in edges],
