@@ -1,7 +1,7 @@
 """A headless Chromium driven through the DevTools protocol: open the report, wait until it has
 drawn, read what its script says, click where a point is, and collect every console error.
 
-Used by `evo bench report` (the page's load time) and by the report's tests. Chromium is
+Used by `evo bench lineage` (the page's load time) and by the report's tests. Chromium is
 started with `--remote-debugging-port=0` and tells on stderr which port it took; the client
 speaks to the page's target over one websocket (websocket-client).
 """
@@ -109,13 +109,20 @@ class Browser:
         """Load `url` and wait until `ready` has a value; returns it (the report sets it to
         performance.now() once every plot is drawn: milliseconds since navigation began)."""
         self.send("Page.navigate", url=url)
+        return self.wait(ready)
+
+    def wait(self, ready: str) -> Any:
+        """Wait until the JavaScript expression `ready` has a value, and return it."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            value = self.evaluate(f"typeof {ready} === 'undefined' ? null : {ready}")
-            if value is not None:
-                return value
+            with contextlib.suppress(RuntimeError):  # the page may be between documents
+                value = self.evaluate(
+                    f"(() => {{ try {{ return ({ready}) ?? null; }} catch {{ return null; }} }})()"
+                )
+                if value is not None:
+                    return value
             time.sleep(0.05)
-        raise TimeoutError(f"{url} did not set {ready} within {self.timeout:.0f} s")
+        raise TimeoutError(f"the page did not set {ready} within {self.timeout:.0f} s")
 
     def click(self, x: float, y: float) -> None:
         """A real left click at viewport pixel (x, y): move, press, release."""
@@ -123,10 +130,11 @@ class Browser:
             extra = {} if kind == "mouseMoved" else {"button": "left", "clickCount": 1}
             self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, **extra)
 
-    def screenshot(self, path: Path) -> None:
-        import base64
-
-        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot")["data"]))
+    def reload(self, ready: str = "window.evoRendered") -> float:
+        """Reload the page (a new document, as a live page does itself) and wait as `open`."""
+        before = self.evaluate("performance.timeOrigin")
+        self.send("Page.reload")
+        return self.wait(f"(performance.timeOrigin > {before} && {ready}) || null")
 
     def errors(self) -> list[str]:
         """Every console error and uncaught exception the page has had so far."""

@@ -108,13 +108,16 @@ def _go(
     reporter = _reporter(run_dir) if report else None
     try:
         state = engine.run()
-    finally:
-        if reporter:
-            try:  # the page after the last checkpoint
-                reporter.wait(timeout=REPORT_WAIT_S)
-            except subprocess.TimeoutExpired:
-                reporter.kill()
-            print(f"report: {run_dir / 'report' / 'report.html'}")
+    except BaseException:
+        if reporter:  # its page stays as the last checkpoint left it
+            reporter.kill()
+        raise
+    if reporter:
+        try:  # the page after the last checkpoint
+            reporter.wait(timeout=REPORT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            reporter.kill()
+        print(f"report: {run_dir / 'report' / 'report.html'}")
     if state.best:
         best = state.best
         seed_fitness = write_best(run_dir, target, best.member.id, run_dir / "best")
@@ -123,6 +126,8 @@ def _go(
             f"seed {seed_fitness:.4f}, noise sigma {state.sigma:.4f}; {state.evals_done} "
             f"evaluations; results in {run_dir / 'best'}"
         )
+    if not report:
+        print(f"read it: python -m evo lineage {run_dir}; python -m evo report {run_dir}")
     cap = config.limits.max_cost
     if cap and state.spent >= cap:
         print(

@@ -23,12 +23,16 @@ function runPage() {
   const edges = model("edges").data;
   const byId = new Map(Array.from(nodes.id, (id, i) => [id, i]));
   const choice = (key, fallback) => (hash.has(key) ? hash.get(key) : fallback);
-  const listed = (key, values) => new Set(choice(key, [...values].join(",")).split(",").filter(Boolean));
+  // The hash names what is hidden, so that what a live run adds later (an island, a status, a
+  // model) shows after a reload.
+  const hidden = (key) => new Set(choice(`hide-${key}`, "").split(",").filter(Boolean));
+  const shownOf = (key, values, parse = String) => new Set(values.filter((v) => !hidden(key).has(String(v))).map(parse));
   const islands = [...new Set(nodes.island)].sort((a, b) => a - b);
+  const all = { islands, statuses: data.statuses, operators: data.operators };
   const state = {
-    islands: new Set([...listed("islands", islands)].map(Number)),
-    statuses: listed("statuses", data.statuses),
-    operators: listed("operators", data.operators),
+    islands: shownOf("islands", islands, Number),
+    statuses: shownOf("statuses", data.statuses),
+    operators: shownOf("operators", data.operators),
     x: choice("x", "evals_done"),
     colour: choice("colour", "island"),
     selected: hash.has("c") ? Number(hash.get("c")) : null,
@@ -36,7 +40,10 @@ function runPage() {
 
   function saveHash() {
     const params = new URLSearchParams();
-    for (const key of ["islands", "statuses", "operators"]) params.set(key, [...state[key]].join(","));
+    for (const key of ["islands", "statuses", "operators"]) {
+      const hide = all[key].filter((v) => !state[key].has(v));
+      if (hide.length) params.set(`hide-${key}`, hide.join(","));
+    }
     params.set("x", state.x);
     params.set("colour", state.colour);
     if (state.selected !== null) params.set("c", state.selected);
@@ -49,6 +56,9 @@ function runPage() {
     model("nodes-filter").booleans = shown;
     model("points-filter").booleans = Array.from(points.candidate, (i) => shown[i]);
     model("edges-filter").booleans = Array.from(edges.child, (i, k) => shown[i] && shown[edges.parent[k]]);
+    for (const name of data.curves.filter((k) => k !== "run")) {
+      for (const part of ["line", "dots"]) model(`best-${part}-${name}`).visible = state.islands.has(Number(name));
+    }
   }
 
   function applyAxis() {

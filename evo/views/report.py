@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import tempfile
 import time
 from importlib import resources
 from pathlib import Path
@@ -25,7 +26,7 @@ from evo.views.report_plots import compare_layout, run_layout
 
 PAGE = "report.html"
 POLL_S = 0.5  # how often --watch looks at the checkpoint
-PAGE_KEYS = ("run", "metric", "minimize", "sigma", "live", "statuses", "operators", "details")
+PAGE_KEYS = ("metric", "live", "statuses", "operators", "details")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}
 header h1{font-size:1.3em;margin:.2em 0}.note{color:#555;font-size:.9em}
@@ -43,14 +44,16 @@ td,th{border-bottom:1px solid #eee;padding:.15em .4em;text-align:left;vertical-a
 """
 
 
-def write_report(lineage: Lineage, folder: Path) -> Path:
+def write_report(lineage: Lineage, folder: Path, ended: bool = False) -> Path:
     """The page of the lineage's one run, or the comparison of its several runs, written
-    atomically as folder/report.html."""
+    atomically as folder/report.html; `ended`: the run is over whatever its checkpoint says
+    (its process is gone)."""
     from bokeh.embed import json_item
 
     if len(lineage.runs) == 1:
         [(run_id, run)] = lineage.runs.items()
         data = run_data(lineage, run_id)
+        data["live"] = data["live"] and not ended
         title = f"evo run {run_id}"
         head = _run_header(data)
         plots = run_layout(data)
@@ -83,30 +86,38 @@ def write_report(lineage: Lineage, folder: Path) -> Path:
     )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / PAGE
-    tmp = folder / f".{PAGE}.tmp"
-    tmp.write_text(page)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{PAGE}.", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(page)
     os.replace(tmp, path)
     return path
 
 
 def watch(run: Path, folder: Path, every: float = 10.0, parent: int | None = None) -> Path:
-    """Rewrite the run's page after new checkpoints, at most once every `every` seconds (drawing
-    takes a CPU core for a second or two, which a CPU run's evaluations would feel), and at once
-    after the last one; stop then, or when process `parent` (`evo run --report`'s run) is gone."""
+    """Rewrite the run's page after new checkpoints, leaving at least `every` seconds between
+    the end of one rewrite and the next (drawing takes a CPU core for a second or more, which a
+    CPU run's evaluations would feel), and at once after the last one; stop then, or when
+    process `parent` (`evo run --report`'s run) is gone."""
     if not (run / "config.toml").is_file():
         raise UsageError(f"{run} is not a run folder (no config.toml); pass runs/<id>")
-    seen, written = None, -math.inf
+    if parent is None and _checkpoint_stamp(run) is None and not readable_parts(run / "lineage"):
+        raise UsageError(f"{run} has no checkpoint and no lineage yet: nothing to draw")
+    # A resumed run's previous last checkpoint is not news: wait for the run's own.
+    seen = _checkpoint_stamp(run) if parent is not None and not _live(run) else None
+    written = -math.inf
     while True:
+        if parent is not None and os.getppid() != parent:
+            return write_report(Lineage([run]), folder, ended=True)
         stamp = _checkpoint_stamp(run)
-        if stamp != seen and readable_parts(run / "lineage"):  # a new run has none at first
-            live = (checkpoint.load(run, any_version=True) or {}).get("live")
-            if not live or time.monotonic() - written >= every:
-                seen, written = stamp, time.monotonic()
+        if stamp != seen:
+            live = _live(run)
+            due = time.monotonic() - written >= every
+            if (due or not live) and readable_parts(run / "lineage"):  # none at first
+                seen = stamp
                 path = write_report(Lineage([run]), folder)
+                written = time.monotonic()
                 if not live:
                     return path
-        if parent is not None and os.getppid() != parent:
-            return write_report(Lineage([run]), folder)
         time.sleep(POLL_S)
 
 
@@ -123,7 +134,7 @@ def _run_header(data: dict) -> str:
         notes.append("the run is live: this page reloads itself every 10 s")
     if shown < data["total"]:
         notes.append(
-            f"sampled: {shown} of {data['total']} candidates shown (every accepted one, a random "
+            f"sampled: {shown} of {data['total']} candidates shown (every accepted one, an even "
             "sample of the others and their ancestors); the best-so-far curves use them all"
         )
     summary = html.escape("\n".join(data["summary"]))
@@ -133,20 +144,27 @@ def _run_header(data: dict) -> str:
     )
 
 
-def _checkpoint_stamp(run: Path) -> float | None:
+def _checkpoint_stamp(run: Path) -> tuple[int, int] | None:
+    """Which checkpoint file is there (a new one is renamed into place: a new inode)."""
     try:
-        return (run / checkpoint.NAME).stat().st_mtime
+        found = (run / checkpoint.NAME).stat()
     except FileNotFoundError:
         return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def _live(run: Path) -> bool:
+    return bool((checkpoint.load(run, any_version=True) or {}).get("live"))
 
 
 def _json(data: dict) -> str:
-    """JSON safe inside a script element: `</` cannot end it early."""
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that cannot end or confuse the script element it sits in: no `<` at all (a
+    hypothesis may hold `</script>` or `<!--`), and no NaN, which JSON.parse refuses."""
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
 def _asset(name: str) -> str:
-    return resources.files("evo.views").joinpath(name).read_text()
+    return resources.files("evo.views").joinpath(name).read_text(encoding="utf-8")
 
 
 def _bokeh() -> str:

@@ -2,8 +2,8 @@
 
 Candidates are columns (one list per field, index i = the i-th candidate shown, in the order their
 fate was final), so that a 20,000-candidate page is a few megabytes of arrays, not objects.
-Past SHOWN candidates a run is sampled: every accepted candidate, a seeded random sample of the
-others, and the ancestors of everything shown (so the tree has no orphans); the page says so.
+Past SHOWN candidates a run is sampled: every accepted candidate, an even sample of the others
+(by id), and the ancestors of everything shown (so the tree has no orphans); the page says so.
 The best-so-far curves and the counts are computed over every candidate, sampled or not.
 The panel's heavier parts (the diff against the parent, each evaluation's details, a failure's
 stderr tail) are embedded for at most DETAILED candidates: the accepted ones, then the best,
@@ -13,11 +13,13 @@ then the most recent; the page names `evo show` for the others.
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
 import numpy as np
 
+from evo.errors import UsageError
 from evo.status import Event
 from evo.store import checkpoint
 from evo.store.reader import Lineage, sources
@@ -26,6 +28,8 @@ from evo.views.summary import summary
 
 SHOWN = 20_000
 DETAILED = 2_000
+DIFF_LINES = 300  # per diff on the page
+GOLDEN = (5**0.5 - 1) / 2
 _COLUMNS = (
     "candidate_id, parent_id, mate_id, island, generation, status, fitness, accepted, "
     "sigma, coalesce(hypothesis, '') AS hypothesis, "
@@ -35,7 +39,7 @@ _COLUMNS = (
 )
 
 
-def run_data(lineage: Lineage, run_id: str, seed: int = 0) -> dict[str, Any]:
+def run_data(lineage: Lineage, run_id: str) -> dict[str, Any]:
     """Everything the page of one run needs (see the module's docstring for what is sampled)."""
     run = lineage.runs[run_id]
     rows = lineage.db.execute(
@@ -46,11 +50,8 @@ def run_data(lineage: Lineage, run_id: str, seed: int = 0) -> dict[str, Any]:
     start = float(rows["t"].min()) if len(rows["t"]) else 0.0
     minutes = (rows["t"].astype(float) - start) / 60.0
     evals_done = np.cumsum(rows["evals"])
-    shown = _shown(rows, seed)
-    events = _events(lineage, run_id, start)
-    moved = list(zip(events["kind"], events["id"], strict=True))
-    migrated = {c for kind, c in moved if kind == Event.MIGRATION}
-    founders = {c for kind, c in moved if kind != Event.MIGRATION}  # of a reset or a split
+    shown = _shown(rows)
+    migrated, founders = _moved(lineage, run_id)
     ids = rows["candidate_id"][shown]
     statuses = sorted(set(rows["status"][shown].tolist()))
     operators = sorted(set(rows["operator"][shown].astype(str).tolist()))
@@ -87,7 +88,6 @@ def run_data(lineage: Lineage, run_id: str, seed: int = 0) -> dict[str, Any]:
         "candidates": candidates,
         "evaluations": _evaluations(lineage, run_id, ids),
         "best": best_curves(rows, minutes, evals_done, run.minimize),
-        "events": events,
         "details": _details(lineage, run_id, rows, shown, run.minimize),
     }
 
@@ -102,8 +102,10 @@ def compare_data(lineage: Lineage) -> dict[str, Any]:
             [run_id],
         ).fetchnumpy()
         rows = _plain(rows)
-        minutes = (rows["t"].astype(float) - float(rows["t"].min())) / 60.0
+        minutes = (rows["t"] - np.nanmin(rows["t"], initial=np.inf)) / 60.0
         curves = best_curves(rows, minutes, np.cumsum(rows["evals"]), run.minimize)
+        if "run" not in curves:
+            raise UsageError(f"{run.folder} has no accepted candidate yet: nothing to compare")
         runs.append({"run": run_id, "best": curves["run"], "summary": summary(lineage, run_id)})
     first = next(iter(lineage.runs.values()))
     return {"metric": first.metric, "minimize": first.minimize, "runs": runs}
@@ -122,9 +124,11 @@ def best_curves(
         islands[str(int(island))] = accepted & (rows["island"] == island)
     curves = {}
     for name, mask in islands.items():
+        if not mask.any():  # nothing accepted yet (the seed program failed)
+            continue
         where = np.flatnonzero(mask)
         values = sign * np.minimum.accumulate(sign * rows["fitness"][where])
-        changed = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(where) else where
+        changed = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
         at = where[changed]
         end = len(minutes) - 1
         curves[name] = {
@@ -163,15 +167,18 @@ def tree_rows(ids: list[int], parents: list[int]) -> list[float]:
     return rows
 
 
-def _shown(rows: dict[str, np.ndarray], seed: int) -> np.ndarray:
+def _shown(rows: dict[str, np.ndarray]) -> np.ndarray:
     """Indices of the candidates the page shows, in the rows' order."""
     count = len(rows["candidate_id"])
     if count <= SHOWN:
         return np.arange(count)
     keep = rows["accepted"].astype(bool) | (rows["candidate_id"] == 0)
-    others = np.flatnonzero(~keep)
     room = max(0, SHOWN - int(keep.sum()))
-    keep[np.random.default_rng(seed).choice(others, min(room, len(others)), replace=False)] = True
+    # A candidate's draw depends on its id alone (a Weyl sequence: even over any run of ids), so
+    # a live page keeps the candidates it showed as the run grows, dropping some as the share
+    # shrinks.
+    draw = (rows["candidate_id"] * GOLDEN) % 1.0
+    keep |= draw < room / max(1, int((~keep).sum()))
     position = {int(c): i for i, c in enumerate(rows["candidate_id"])}
     for i in np.flatnonzero(keep):  # ancestors, so that every shown branch reaches the seed
         parent = rows["parent_id"][i]
@@ -202,33 +209,31 @@ def _evaluations(lineage: Lineage, run_id: str, ids: np.ndarray) -> dict[str, li
     }
 
 
-def _events(lineage: Lineage, run_id: str, start: float) -> dict[str, list]:
+def _moved(lineage: Lineage, run_id: str) -> tuple[set[int], set[int]]:
+    """The programs that migrated, and those that founded an island (a reset or a split)."""
     found = lineage.query(
-        "SELECT event, candidate_id, from_island, to_island, status, epoch(finished_at) "
-        "FROM lineage WHERE run_id = ? AND event <> 'candidate' ORDER BY finished_at",
+        "SELECT event, candidate_id FROM lineage WHERE run_id = ? AND event <> 'candidate'",
         [run_id],
     )
-    keys = ("kind", "id", "source", "dest", "status", "minutes")
-    columns = {key: [] for key in keys}
-    for row in found:
-        for key, value in zip(keys, row, strict=True):
-            if key == "minutes" and value is not None:
-                value = round((value - start) / 60, 3)
-            columns[key].append(value)
-    return columns
+    migrated = {c for kind, c in found if kind == Event.MIGRATION}
+    return migrated, {c for kind, c in found if kind != Event.MIGRATION}
 
 
 def _details(
     lineage: Lineage, run_id: str, rows: dict[str, np.ndarray], shown: np.ndarray, minimize: bool
 ) -> dict[str, dict]:
-    """The diff against the parent and each evaluation's details, for the DETAILED candidates a
-    reader most likely opens: the accepted ones, then the best, then the most recent."""
+    """The diff against the parent and each evaluation's details (a failure's stderr tail among
+    them), for the DETAILED candidates a reader most likely opens: up to half of them the best
+    accepted ones, the rest the latest of the others."""
     sign = 1.0 if minimize else -1.0
     fitness = np.where(np.isfinite(rows["fitness"]), sign * rows["fitness"], np.inf)
-    accepted = rows["accepted"].astype(bool)
-    order = sorted(shown.tolist(), key=lambda i: (not accepted[i], fitness[i], -i))
-    chosen = [int(rows["candidate_id"][i]) for i in order[:DETAILED]]
-    parents = {int(rows["parent_id"][i]) for i in order[:DETAILED]} - {-1}
+    accepted = rows["accepted"].astype(bool)[shown]
+    best = sorted(shown[accepted].tolist(), key=lambda i: fitness[i])[: DETAILED // 2]
+    taken = set(best)
+    rest = [i for i in reversed(shown.tolist()) if i not in taken]
+    picked = best + rest[: DETAILED - len(best)]
+    chosen = {int(rows["candidate_id"][i]) for i in picked}
+    parents = {int(rows["parent_id"][i]) for i in picked} - {-1}
     found = lineage.query(
         "SELECT candidate_id, sources, seeds, eval_statuses, metrics, eval_details FROM lineage "
         "WHERE run_id = ? AND event = 'candidate' AND list_contains(?, candidate_id)",
@@ -242,30 +247,46 @@ def _details(
             continue
         parent = programs.get(parent_of[candidate], {})
         evaluations = [
-            {"seed": s, "status": st, "metric": m, "measured": json.loads(d) if d else {}}
+            {"seed": s, "status": st, "metric": m, "measured": _measured(d)}
             for s, st, m, d in zip(
                 seeds or [], statuses or [], metrics or [], measured or [None] * len(seeds or []),
                 strict=True,
             )
         ]  # fmt: skip
-        details[str(candidate)] = {
-            "diff": "\n".join(diff_lines(parent, programs[candidate])) if parent else "",
-            "evaluations": evaluations,
-        }
+        lines = diff_lines(parent, programs[candidate]) if parent else []
+        if len(lines) > DIFF_LINES:  # a rewrite of a whole file would weigh on the page
+            cut = len(lines) - DIFF_LINES
+            folder = lineage.runs[run_id].folder
+            lines = lines[:DIFF_LINES] + [
+                f"... {cut} more: python -m evo show {folder} {candidate}"
+            ]
+        details[str(candidate)] = {"diff": "\n".join(lines), "evaluations": evaluations}
     return details
 
 
+def _measured(text: str | None) -> dict[str, Any]:
+    """An evaluation's details with JSON's values only: a target may report NaN (a diverged
+    loss), which JSON.parse in the page refuses."""
+    found = json.loads(text) if text else {}
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in found.items()
+    }
+
+
 def _plain(rows: dict) -> dict[str, np.ndarray]:
-    """DuckDB's columns without masks (it gives a masked array where a column has nulls): no
-    parent or mate is -1, no fitness NaN."""
-    plain = {key: np.ma.filled(np.ma.asarray(value)) for key, value in rows.items()}
-    for key in ("parent_id", "mate_id"):
-        plain[key] = np.ma.filled(np.ma.asarray(rows[key]).astype(np.int64), -1)
-    for key in ("fitness", "sigma"):
-        plain[key] = np.ma.filled(np.ma.asarray(rows[key]).astype(float), np.nan)
+    """DuckDB's columns without masks (it gives a masked array where a column has nulls), each
+    null filled with what it means: no parent or mate is -1, no fitness NaN, not accepted."""
+    fills = {"parent_id": -1, "mate_id": -1, "fitness": np.nan, "sigma": np.nan, "t": np.nan}
+    fills |= {"accepted": False, "island": 0, "generation": 0, "evals": 0}
+    kinds = {"parent_id": np.int64, "mate_id": np.int64, "fitness": float, "sigma": float}
+    plain = {}
+    for key, value in rows.items():
+        column = np.ma.asarray(value)
+        column = column.astype(kinds[key]) if key in kinds else column
+        plain[key] = np.ma.filled(column, fills[key]) if key in fills else np.ma.filled(column)
     return plain
 
 
 def _finite(values: np.ndarray) -> list[float | None]:
-    """JSON has no NaN: missing metrics are null."""
-    return [None if not np.isfinite(v) else round(float(v), 6) for v in values]
+    """JSON has no NaN: missing metrics are null; 7 significant digits (a metric may be tiny)."""
+    return [None if not np.isfinite(v) else float(f"{v:.7g}") for v in values]

@@ -1,9 +1,9 @@
 """The report's plots, as Bokeh models: the best so far, every evaluation, the lineage tree (one
 run), or each run's best so far (several runs).
 
-Bokeh draws on a canvas and ships its data as binary arrays: the page of a 100,000-point plot
-opens in about 1.3 s in headless Chromium on 2 cores, against 6.8 s for Plotly's SVG and 13 s
-for its WebGL on a software renderer (BENCHMARKS.md "report"). The models carry names so that
+Bokeh draws on a canvas and ships its data as binary arrays: a page of 100,000 points is drawn
+in about 1.5 s in headless Chromium on 2 cores, against 8.8 s for Plotly's SVG and 12.9 s for
+its WebGL on a software renderer (BENCHMARKS.md "report"). The models carry names so that
 the page's script (report.js) finds them: it filters, switches the x axis and the tree's
 colours, and shows the candidate a click selects.
 """
@@ -31,8 +31,11 @@ LEGEND_ISLANDS = 8
 
 def run_layout(data: dict[str, Any]):
     """The plots of one run, in a column."""
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import MISSING_RENDERERS
     from bokeh.layouts import column
 
+    silence(MISSING_RENDERERS, not data["best"])  # nothing accepted yet: an empty plot is right
     nodes, mapper = _nodes(data)
     plots = [_best(data), _evaluations(data, nodes), _tree(data, nodes, mapper)]
     return column(*plots, sizing_mode="stretch_width", name="plots")
@@ -100,9 +103,11 @@ def _best(data: dict[str, Any]):
         label = {"legend_label": "run" if name == "run" else f"island {name}"} if named else {}
         plot.step(
             "x", "value", source=source, mode="after", color=colour,
-            line_width=3 if name == "run" else 1.5, **label,
+            line_width=3 if name == "run" else 1.5, name=f"best-line-{name}", **label,
         )  # fmt: skip
-        plot.scatter("x", "value", source=source, color=colour, size=4, **label)
+        plot.scatter(
+            "x", "value", source=source, color=colour, size=4, name=f"best-dots-{name}", **label
+        )
     if run:
         plot.legend.click_policy = "hide"
         plot.legend.location = "top_right"
@@ -116,13 +121,14 @@ def _evaluations(data: dict[str, Any], nodes):
         ColumnDataSource,
         CustomJSHover,
         HoverTool,
-        TapTool,
     )
 
     c, e = data["candidates"], data["evaluations"]
     index = np.asarray(e["candidate"], dtype=int)
     metric = np.array([np.nan if m is None else m for m in e["metric"]], dtype=float)
-    top = float(np.nanmax(metric)) if np.isfinite(metric).any() else 1.0
+    # A failed evaluation is drawn at the worst end of the metric's range.
+    worst = np.nanmax if data["minimize"] else np.nanmin
+    top = float(worst(metric)) if np.isfinite(metric).any() else 1.0
     statuses = [e["statuses"][s] for s in e["status"]]
     # The k-th evaluation of a candidate at its own x: evaluations done before it, plus k.
     nth = np.zeros(len(index), dtype=int)
@@ -151,8 +157,10 @@ def _evaluations(data: dict[str, Any], nodes):
         },
         name="points",
     )
+    end = "top" if data["minimize"] else "bottom"
     plot = _figure(
-        "every evaluation (a failed one is drawn at the top)", "evaluation", data["metric"], 340,
+        f"every evaluation (a failed one is drawn at the {end})",
+        "evaluation", data["metric"], 340,
         "evaluations",
     )  # fmt: skip
     renderer = plot.scatter(
@@ -172,24 +180,20 @@ def _evaluations(data: dict[str, Any], nodes):
                 )
             },
         ),
-        TapTool(renderers=[renderer]),
+        _tap(renderer),
     )
     plot.legend.location = "top_right"
-    _on_tap(source)
     return plot
 
 
-def _on_tap(source) -> None:
-    """A click on a point selects its candidate in the page's panel (report.js)."""
-    from bokeh.models import CustomJS
+def _tap(renderer):
+    """A click on a point selects its candidate in the page's panel (report.js): on every tap,
+    not on a change of Bokeh's selection, so that tapping a point again selects it again."""
+    from bokeh.models import CustomJS, TapTool
 
-    source.selected.js_on_change(
-        "indices",
-        CustomJS(
-            args={"source": source},
-            code="const i = cb_obj.indices[0]; if (i !== undefined) evoSelect(source.data.id[i]);",
-        ),
-    )
+    pick = "const source = cb_data.source, i = source.selected.indices[0];"
+    pick += " if (i !== undefined) evoSelect(source.data.id[i]);"
+    return TapTool(renderers=[renderer], mode="replace", callback=CustomJS(code=pick))
 
 
 def _nodes(data: dict[str, Any]):
@@ -226,7 +230,7 @@ def _nodes(data: dict[str, Any]):
 
 
 def _tree(data: dict[str, Any], nodes, mapper):
-    from bokeh.models import BooleanFilter, CDSView, ColorBar, ColumnDataSource, HoverTool, TapTool
+    from bokeh.models import BooleanFilter, CDSView, ColorBar, ColumnDataSource, HoverTool
 
     c = data["candidates"]
     ids = {candidate: i for i, candidate in enumerate(c["id"])}
@@ -270,7 +274,6 @@ def _tree(data: dict[str, Any], nodes, mapper):
             tooltips="<div style='max-width:420px'>#@id · island @island · @status · "
             f"{data['metric']} @fitness<br>@hypothesis</div>",
         ),
-        TapTool(renderers=[renderer]),
+        _tap(renderer),
     )
-    _on_tap(nodes)
     return plot
