@@ -163,9 +163,10 @@ def _evaluations(data: dict[str, Any], nodes):
         "evaluation", data["metric"], 340,
         "evaluations",
     )  # fmt: skip
+    # The panel and the tree's ring show the selection: the other points stay as they are.
     renderer = plot.scatter(
         "x", "y", source=source, color="colour", marker="marker", size=7, alpha=0.8,
-        legend_field="status", name="points-renderer",
+        nonselection_alpha=0.8, legend_field="status", name="points-renderer",
         view=CDSView(filter=BooleanFilter([True] * len(index), name="points-filter")),
     )  # fmt: skip
     plot.add_tools(
@@ -257,7 +258,7 @@ def _tree(data: dict[str, Any], nodes, mapper):
     )  # fmt: skip
     renderer = plot.scatter(
         "generation", "tree_y", source=nodes, color="colour", marker="marker", size="size",
-        name="nodes-renderer",
+        nonselection_alpha=1.0, name="nodes-renderer",
         view=CDSView(filter=BooleanFilter([True] * len(c["id"]), name="nodes-filter")),
     )  # fmt: skip
     highlight = ColumnDataSource({"x": [], "y": []}, name="highlight")
