@@ -133,6 +133,12 @@ def _pixel(browser: Browser, figure: str, source: str, index: int, x: str, y: st
     )
 
 
+def _page_data(page) -> dict:
+    """What the page's script reads besides the plots."""
+    payload = page.read_text().split("id='evo-data'>")[1].split("</script>")[0]
+    return json.loads(payload)
+
+
 def _panel(browser: Browser) -> dict:
     return browser.evaluate(
         "({title: document.querySelector('#panel h2')?.textContent, "
@@ -305,20 +311,21 @@ def test_watch_rewrites_the_page_while_the_run_is_live(fixture_run, tmp_path):
     deadline = time.monotonic() + 60
     while not page.exists() and watcher.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert "reloads itself every 10 s" in page.read_text()
+    assert "reloads itself when it is rewritten" in page.read_text()
     with Browser() as browser:
         browser.open(page.as_uri())
         first = browser.evaluate("performance.timeOrigin")
-        time.sleep(10.5)  # the live page reloads itself every 10 s
-        reloaded = f"performance.timeOrigin > {first} && typeof window.evoRendered === 'number'"
-        deadline = time.monotonic() + 20
-        while not browser.evaluate(reloaded) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert browser.evaluate(reloaded)
+        time.sleep(10.5)  # the live page looks at its stamp every 10 s: not rewritten yet
+        assert browser.evaluate("performance.timeOrigin") == first
+        checkpoint.save(run, {"live": True})  # a new checkpoint: the page is rewritten
+        browser.timeout = 30
+        browser.wait(f"performance.timeOrigin > {first} && window.evoRendered")  # reloaded
     checkpoint.save(run, {"live": False})  # the run's last checkpoint
     watcher.join(timeout=30)
     assert not watcher.is_alive()
     assert "reloads itself" not in page.read_text() and not list(out.glob(".*.tmp"))
+    stamp = _page_data(page)["stamp"]
+    assert (out / "report.stamp.js").read_text() == f'evoStamp("{stamp}");\n'
 
 
 def test_a_run_keeps_its_report_up_to_date(tmp_path):
@@ -333,14 +340,12 @@ def test_a_run_keeps_its_report_up_to_date(tmp_path):
     assert checkpoint.load(run)["live"] is False
     text = page.read_text()
     assert "reloads itself" not in text and f"evo run {run.name}" in text
-    payload = text.split("<script type='application/json' id='evo-data'>")[1].split("</script>")[0]
-    assert json.loads(payload)["live"] is False
+    assert _page_data(page)["live"] is False
     # A resume with --report follows the resumed run, not the previous one's last checkpoint.
     again = evo("run", "--resume", str(run), "--max-evals", "12", "--report")
     assert again.returncode == 0, again.stdout + again.stderr
-    payload = page.read_text().split("id='evo-data'>")[1].split("</script>")[0]
     [(count,)] = Lineage([run]).query("SELECT count(*) FROM candidates")
-    assert json.loads(payload)["live"] is False and f"{count} candidates" in page.read_text()
+    assert _page_data(page)["live"] is False and f"{count} candidates" in page.read_text()
 
 
 def test_a_report_whose_run_is_gone_says_it_is_not_live(fixture_run, tmp_path):

@@ -189,10 +189,24 @@ function runPage() {
   showPanel(state.selected);
 }
 
+// While the run is live: every 10 s, the stamp the writer left beside the page; a newer page
+// is reloaded (the selection and filters are in the hash; zoom and scroll start afresh).
+function watchStamp() {
+  window.evoStamp = (stamp) => {
+    if (stamp !== data.stamp) location.reload();
+  };
+  setInterval(() => {
+    const script = document.createElement("script");
+    script.src = `report.stamp.js?${Date.now()}`;
+    script.onload = script.onerror = () => script.remove();
+    document.head.appendChild(script);
+  }, 10000);
+}
+
 Bokeh.embed.embed_item(item, "plots")
   .then(() => new Promise(requestAnimationFrame))
   .then(() => {
     if (data.details) runPage();
     window.evoRendered = performance.now();
-    if (data.live) setTimeout(() => location.reload(), 10000);
+    if (data.live) watchStamp();
   });

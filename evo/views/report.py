@@ -3,8 +3,9 @@
 The page works from a file, offline: BokehJS, the plots (evo.views.report_plots, with the data
 of evo.views.report_data), the panel's details and the page's own script (report.js: filters,
 the candidate panel) are all inlined. It is written to a temporary file and renamed, so a
-browser never reads half of one; while the run is live it reloads itself every 10 s, and
-`--watch` (or `evo run --report`) rewrites it as checkpoints come."""
+browser never reads half of one; `--watch` (or `evo run --report`) rewrites it as checkpoints
+come, and while the run is live the page looks every 10 s whether it was rewritten, and reloads
+itself if so."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from evo.views.report_data import compare_data, run_data
 from evo.views.report_plots import compare_layout, run_layout
 
 PAGE = "report.html"
+# Beside the page, the stamp of its latest writing, as a script: a live page loads it every 10 s
+# (a script may be read from file://, where fetch may not) and reloads when the page is newer.
+STAMP = "report.stamp.js"
 POLL_S = 0.5  # how often --watch looks at the checkpoint
 PAGE_KEYS = ("metric", "live", "statuses", "operators", "details")
 STYLE = """
@@ -65,6 +69,7 @@ def write_report(lineage: Lineage, folder: Path, ended: bool = False) -> Path:
         page_data = {key: data[key] for key in PAGE_KEYS} | {
             "folder": str(run.folder),
             "curves": list(data["best"]),
+            "stamp": str(time.time_ns()),  # which writing of the page this is (STAMP)
         }
     else:
         data = compare_data(lineage)
@@ -85,10 +90,17 @@ def write_report(lineage: Lineage, folder: Path, ended: bool = False) -> Path:
         f"<script>{_asset('report.js')}</script></body></html>"
     )
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / PAGE
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{PAGE}.", suffix=".tmp")
+    path = _write(folder / PAGE, page)
+    if "stamp" in page_data:
+        _write(folder / STAMP, f"evoStamp({json.dumps(page_data['stamp'])});\n")
+    return path
+
+
+def _write(path: Path, text: str) -> Path:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(page)
+        out.write(text)
     os.replace(tmp, path)
     return path
 
@@ -131,7 +143,7 @@ def _run_header(data: dict) -> str:
         f"written {data['written']}",
     ]
     if data["live"]:
-        notes.append("the run is live: this page reloads itself every 10 s")
+        notes.append("the run is live: this page reloads itself when it is rewritten")
     if shown < data["total"]:
         notes.append(
             f"sampled: {shown} of {data['total']} candidates shown (every accepted one, an even "
