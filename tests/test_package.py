@@ -81,6 +81,10 @@ def test_the_wheel_runs_a_target_outside_the_repository(installed, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"run {run.name} (loss, lower is better)")
 
+    done = evo_installed(installed, tmp_path, "report", str(run))  # its script is package data
+    assert done.returncode == 0, done.stderr
+    assert "function watchStamp()" in (run / "report" / "report.html").read_text()
+
 
 def test_without_the_checkout_targets_and_presets_are_given_by_path(installed, tmp_path):
     done = evo_installed(installed, tmp_path, "eval")

@@ -6,8 +6,8 @@ Past SHOWN candidates a run is sampled: every accepted candidate, an even sample
 (by id), and the ancestors of everything shown (so the tree has no orphans); the page says so.
 The best-so-far curves and the counts are computed over every candidate, sampled or not.
 The panel's heavier parts (the diff against the parent, each evaluation's details, a failure's
-stderr tail) are embedded for at most DETAILED candidates: the accepted ones, then the best,
-then the most recent; the page names `evo show` for the others.
+stderr tail) are embedded for at most DETAILED candidates: up to half of them the best accepted
+ones, the rest the latest others; the page names `evo show` for the rest.
 """
 
 from __future__ import annotations
