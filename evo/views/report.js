@@ -115,7 +115,7 @@ function runPage() {
     html.push("</table>");
     if (!detail) {
       html.push(`<p class="hint">Its diff is not on this page, which holds ${Object.keys(data.details).length}`
-        + ` (the accepted, best and latest candidates): <code>python -m evo show ${escapeHtml(data.folder)} ${id}</code></p>`);
+        + ` (the best accepted and the latest candidates): <code>python -m evo show ${escapeHtml(data.folder)} ${id}</code></p>`);
     } else if (detail.diff) {
       const kind = (line) => (line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "");
       const lines = detail.diff.split("\n").map((line) => `<span class="${kind(line)}">${escapeHtml(line)}</span>`);
