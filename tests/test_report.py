@@ -187,10 +187,31 @@ def test_the_page_in_a_real_browser(real_run, tmp_path):
         browser.evaluate("document.querySelector('[data-filter=statuses][value=accepted]').click()")
         [(accepted,)] = lineage.query("SELECT count(*) FROM candidates WHERE accepted")
         assert browser.evaluate(f"Bokeh.documents[0].{visible}") == accepted
-        # A reload (as a live page does) keeps the selection and the filters.
+        # Zoom into the tree and the first plot: the hash keeps where; another x axis drops the
+        # first plot's view (another unit).
+        views, zoomed = "new URLSearchParams(location.hash.slice(1))", {}
+        for plot in ("tree", "best"):
+            x, y = browser.evaluate(
+                f"""(() => {{
+                const view = [...Bokeh.index.all_views()].find((v) => v.model.name === "{plot}");
+                view.el.scrollIntoView({{block: "center"}});
+                const box = view.canvas_view.el.getBoundingClientRect();
+                return [box.left + box.width / 2, box.top + box.height / 2];
+                }})()"""
+            )
+            browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)  # in first
+            wheel = {"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": -300}
+            browser.send("Input.dispatchMouseEvent", **wheel)
+            zoomed[plot] = browser.wait(f"{views}.get('view-{plot}')")  # once the wheel stops
+        tree = zoomed["tree"]
+        browser.evaluate("document.querySelector('[data-choice=x][value=minutes]').click()")
+        assert browser.evaluate(f"{views}.get('view-best')") is None
+        # A reload (as a live page does) keeps the selection, the filters and the tree's zoom.
         browser.reload()
         assert _panel(browser)["title"] == f"candidate #{child}"
         assert browser.evaluate(f"Bokeh.documents[0].{visible}") == accepted
+        start = browser.evaluate("Bokeh.documents[0].get_model_by_name('tree').x_range.start")
+        assert start == pytest.approx(float(tree.split(",")[0]), rel=1e-5)
         assert browser.errors() == []
 
 

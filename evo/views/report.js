@@ -8,6 +8,7 @@ const data = JSON.parse(document.getElementById("evo-data").textContent);
 const item = JSON.parse(document.getElementById("evo-plots").textContent);
 const hash = new URLSearchParams(location.hash.slice(1));
 let evoSelect = () => {};  // the plots' tap callbacks call it; set once the plots are there
+let evoZoomed = () => {};  // the plots' zoom, pan and reset call it; likewise
 
 function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -36,6 +37,9 @@ function runPage() {
     x: choice("x", "evals_done"),
     colour: choice("colour", "island"),
     selected: hash.has("c") ? Number(hash.get("c")) : null,
+    // Where the reader zoomed or panned each plot to: x0, x1, y0, y1.
+    views: Object.fromEntries(["best", "evaluations", "tree"].filter((name) => hash.has(`view-${name}`))
+      .map((name) => [name, hash.get(`view-${name}`).split(",").map(Number)])),
   };
 
   function saveHash() {
@@ -47,7 +51,19 @@ function runPage() {
     params.set("x", state.x);
     params.set("colour", state.colour);
     if (state.selected !== null) params.set("c", state.selected);
+    for (const [name, view] of Object.entries(state.views)) {
+      params.set(`view-${name}`, view.map((v) => +v.toPrecision(6)).join(","));
+    }
     history.replaceState(null, "", "#" + params.toString());
+  }
+
+  function applyViews() {
+    for (const [name, [x0, x1, y0, y1]] of Object.entries(state.views)) {
+      const plot = model(name);
+      // As a zoom tool does: the ranges stop following the data.
+      Object.assign(plot.x_range, { start: x0, end: x1, have_updated_interactively: true });
+      Object.assign(plot.y_range, { start: y0, end: y1, have_updated_interactively: true });
+    }
   }
 
   function applyFilters() {
@@ -152,6 +168,12 @@ function runPage() {
         check(input, input.checked);
         applyFilters();
       } else {
+        if (input.dataset.choice === "x") {  // another unit: those views start afresh
+          for (const name of ["best", "evaluations"]) {
+            delete state.views[name];
+            [...Bokeh.index.all_views()].find((view) => view.model.name === name).reset();
+          }
+        }
         state[input.dataset.choice] = input.value;
         applyAxis();
         applyColour();
@@ -170,6 +192,11 @@ function runPage() {
     });
   }
 
+  evoZoomed = (name, range) => {
+    if (range) state.views[name] = [range.x0, range.x1, range.y0, range.y1];
+    else delete state.views[name];
+    saveHash();
+  };
   evoSelect = (id) => {
     state.selected = id;
     saveHash();
@@ -186,11 +213,12 @@ function runPage() {
   applyFilters();
   applyAxis();
   applyColour();
+  applyViews();
   showPanel(state.selected);
 }
 
 // While the run is live: every 10 s, the stamp the writer left beside the page; a newer page
-// is reloaded (the selection and filters are in the hash; zoom and scroll start afresh).
+// is reloaded (the selection, filters and zoom are in the hash).
 function watchStamp() {
   window.evoStamp = (stamp) => {
     if (stamp !== data.stamp) location.reload();

@@ -62,7 +62,9 @@ def compare_layout(data: dict[str, Any]):
 
 
 def _figure(title: str, x_label: str, y_label: str, height: int, name: str = ""):
-    from bokeh.models import BasicTickFormatter
+    """A figure; a named one (a run's) tells the page's script where the reader zoomed or
+    panned to (a tool's RangesUpdate), or that the view was reset, so that a reload keeps it."""
+    from bokeh.models import BasicTickFormatter, CustomJS
     from bokeh.plotting import figure
 
     plot = figure(
@@ -72,6 +74,9 @@ def _figure(title: str, x_label: str, y_label: str, height: int, name: str = "")
     plot.xaxis.axis_label, plot.yaxis.axis_label = x_label, y_label
     plot.xaxis.formatter = BasicTickFormatter(use_scientific=False)
     plot.xaxis.name = f"{name}-x" if name else None
+    if name:
+        plot.js_on_event("rangesupdate", CustomJS(code=f"evoZoomed({name!r}, cb_obj)"))
+        plot.js_on_event("reset", CustomJS(code=f"evoZoomed({name!r}, null)"))
     return plot
 
 
