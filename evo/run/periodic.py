@@ -26,6 +26,7 @@ from evo.errors import UsageError
 from evo.run.archipelago import Archipelago
 from evo.run.state import RunState
 from evo.search.candidate import Candidate
+from evo.search.island import Member
 from evo.status import Event, Status
 from evo.store import checkpoint
 from evo.store.lineage import LineageWriter
@@ -96,9 +97,7 @@ class Tasks:
         for index, since in enumerate(self.islands.since_improvement(self.state.open_islands)):
             if since < self.config.search.stagnation or best is None or best.island == index:
                 continue
-            self.islands.reset(index, best.member)
-            self.state.set_champion(index, best.member, self.minimize)
-            self.lineage.event(Event.RESET, best.member.id, best.island, index, Status.RESET)
+            self._found(index, best.member, best.island, Event.RESET)
 
     def split(self, running: list[tuple[Candidate, int]]) -> None:
         """Open the next island if every open one has run out of patience; else note how many
@@ -110,11 +109,14 @@ class Tasks:
             self.split_at = self.state.evals_done + max(1, short - unsettled)
             return
         best = self.state.best
-        founder = self.islands.runner_up(best.island)
-        self.islands.reset(opened, founder)
-        self.state.set_champion(opened, founder, self.minimize)
+        self._found(opened, self.islands.runner_up(best.island), best.island, Event.SPLIT)
         self.state.open_islands += 1
-        self.lineage.event(Event.SPLIT, founder.id, best.island, opened, Status.RESET)
+
+    def _found(self, index: int, founder: Member, source: int, kind: Event) -> None:
+        """Island `index` starts again from `founder`, a program of island `source`."""
+        self.islands.reset(index, founder)
+        self.state.set_champion(index, founder, self.minimize)
+        self.lineage.event(kind, founder.id, source, index, Status.RESET)
 
     def checkpoint(
         self, running: list[tuple[Candidate, int]], elapsed: float, live: bool = True

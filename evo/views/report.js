@@ -26,8 +26,10 @@ function runPage() {
   const choice = (key, fallback) => (hash.has(key) ? hash.get(key) : fallback);
   // The hash names what is hidden, so that what a live run adds later (an island, a status, a
   // model) shows after a reload.
-  const hidden = (key) => new Set(choice(`hide-${key}`, "").split(",").filter(Boolean));
-  const shownOf = (key, values, parse = String) => new Set(values.filter((v) => !hidden(key).has(String(v))).map(parse));
+  const shownOf = (key, values, parse = String) => {
+    const hidden = new Set(choice(`hide-${key}`, "").split(",").filter(Boolean));
+    return new Set(values.filter((v) => !hidden.has(String(v))).map(parse));
+  };
   const islands = [...new Set(nodes.island)].sort((a, b) => a - b);
   const all = { islands, statuses: data.statuses, operators: data.operators };
   const state = {

@@ -116,13 +116,14 @@ def watch(run: Path, folder: Path, every: float = 10.0, parent: int | None = Non
         raise UsageError(f"{run} has no checkpoint and no lineage yet: nothing to draw")
     # A resumed run's previous last checkpoint is not news: wait for the run's own.
     seen = _checkpoint_stamp(run) if parent is not None and not _live(run) else None
-    written = -math.inf
+    written, examined, live = -math.inf, None, True
     while True:
         if parent is not None and os.getppid() != parent:
             return write_report(Lineage([run]), folder, ended=True)
         stamp = _checkpoint_stamp(run)
+        if stamp != examined:  # read a checkpoint once, not at every poll while throttled
+            examined, live = stamp, _live(run)
         if stamp != seen:
-            live = _live(run)
             due = time.monotonic() - written >= every
             if (due or not live) and readable_parts(run / "lineage"):  # none at first
                 seen = stamp

@@ -42,14 +42,7 @@ _COLUMNS = (
 def run_data(lineage: Lineage, run_id: str) -> dict[str, Any]:
     """Everything the page of one run needs (see the module's docstring for what is sampled)."""
     run = lineage.runs[run_id]
-    rows = lineage.db.execute(
-        f"SELECT {_COLUMNS} FROM candidates WHERE run_id = ? ORDER BY finished_at, candidate_id",
-        [run_id],
-    ).fetchnumpy()
-    rows = _plain(rows)
-    start = float(rows["t"].min()) if len(rows["t"]) else 0.0
-    minutes = (rows["t"].astype(float) - start) / 60.0
-    evals_done = np.cumsum(rows["evals"])
+    rows, minutes, evals_done = _candidates(lineage, run_id)
     shown = _shown(rows)
     migrated, founders = _moved(lineage, run_id)
     ids = rows["candidate_id"][shown]
@@ -96,19 +89,26 @@ def compare_data(lineage: Lineage) -> dict[str, Any]:
     """Several runs on one page: each run's best so far over evaluations and over time."""
     runs = []
     for run_id, run in lineage.runs.items():
-        rows = lineage.db.execute(
-            f"SELECT {_COLUMNS} FROM candidates WHERE run_id = ? "
-            "ORDER BY finished_at, candidate_id",
-            [run_id],
-        ).fetchnumpy()
-        rows = _plain(rows)
-        minutes = (rows["t"] - np.nanmin(rows["t"], initial=np.inf)) / 60.0
-        curves = best_curves(rows, minutes, np.cumsum(rows["evals"]), run.minimize)
+        curves = best_curves(*_candidates(lineage, run_id), run.minimize)
         if "run" not in curves:
             raise UsageError(f"{run.folder} has no accepted candidate yet: nothing to compare")
         runs.append({"run": run_id, "best": curves["run"], "summary": summary(lineage, run_id)})
     first = next(iter(lineage.runs.values()))
     return {"metric": first.metric, "minimize": first.minimize, "runs": runs}
+
+
+def _candidates(
+    lineage: Lineage, run_id: str
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The run's candidate rows in the order their fate was final, with the minutes since the
+    first and the evaluations done when each was final."""
+    rows = lineage.db.execute(
+        f"SELECT {_COLUMNS} FROM candidates WHERE run_id = ? ORDER BY finished_at, candidate_id",
+        [run_id],
+    ).fetchnumpy()
+    rows = _plain(rows)
+    start = float(rows["t"].min()) if len(rows["t"]) else 0.0
+    return rows, (rows["t"] - start) / 60.0, np.cumsum(rows["evals"])
 
 
 def best_curves(
