@@ -239,6 +239,13 @@ def test_a_run_starts_as_one_chain_and_opens_islands_as_it_stalls(ray_session, t
     assert saved["open_islands"] == 3
 
 
+def test_only_the_open_islands_and_the_next_one_have_actors(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=4, start_islands=1, patience=100, max_evals=8)
+    assert engine.state.open_islands == 1
+    assert [actor is not None for actor in engine.islands.actors] == [True, True, False, False]
+    assert [s["island"]["index"] for s in engine.state.islands] == [0, 1, 2, 3]  # all saved
+
+
 def test_the_progress_line_shows_the_open_islands():
     state = RunState(open_islands=1)
     for island, fitness in enumerate((2.0, 9.0, 9.0)):

@@ -50,18 +50,25 @@ class IslandActor:
         operator: str,
         selection: Selection,
         seed: int,
+        index: int,
         device: str,
-        state: dict,
-        seen: list[str],
         llm: LLMConfig | None = None,
     ):
+        """The slow part (imports, the target, the operator), which a run starts while the seed
+        program is being evaluated; the island itself comes with `restore`."""
         self.target = load_target(target_root)
-        self.island = Island.from_state(state["island"], selection)
-        self.history = deque((Attempt(**a) for a in state["history"]), maxlen=HISTORY)
+        self.selection = selection
         self.lock = threading.Lock()
-        validator = Validator(self.target, seen)
-        seed += 7919 * self.island.index
-        self.operator = make_operator(operator, validator, seed, device, llm)
+        self.validator = Validator(self.target)
+        self.operator = make_operator(operator, self.validator, seed + 7919 * index, device, llm)
+
+    def restore(self, state: dict, seen: list[str]) -> None:
+        """The island as `state` holds it, knowing every program of the run so far (`seen`);
+        called once, before anything else."""
+        with self.lock:
+            self.island = Island.from_state(state["island"], self.selection)
+            self.history = deque((Attempt(**a) for a in state["history"]), maxlen=HISTORY)
+            self.validator.seen.update(seen)
 
     def propose(self, inspirations: list[Inspiration], model: str | None = None) -> Child:
         """A child of a parent chosen here, with what the lineage needs to know of it; `model`:

@@ -1,7 +1,11 @@
 """The island actors of a run: made on the driver's node, called, rebuilt when one dies.
 
-A restarted Ray actor loses its memory, so an island that dies is rebuilt from the state saved at
-the last checkpoint (its population, champion, history and RNG), never restarted blank.
+An actor is started before it is needed and restored when first called: those of the open
+islands, and of the next one to open, start while the seed program is being evaluated (an
+actor's imports and operator take seconds that would otherwise be the run's first idle
+evaluators), and an island opened later finds its actor ready. A restarted Ray actor loses its
+memory, so an island that dies is rebuilt from the state saved at the last checkpoint (its
+population, champion, history and RNG), never restarted blank.
 """
 
 from __future__ import annotations
@@ -47,10 +51,15 @@ class Archipelago:
                 flush=True,
             )
         self._make = (str(target.root), config.llm.operator, selection, config.seed, device, llm)
-        self.seen = state.seen  # the run's, shared: a rebuilt island knows every program so far
-        self.saved = list(state.islands)
-        self.generation = [0] * len(self.saved)  # rebuilds so far, to tell old proposals from new
-        self.actors = [self._actor(island) for island in self.saved]
+        # Each island's state as of the last checkpoint (filled by the seed's evaluation in a
+        # new run) and the run's programs so far: what an actor is restored from.
+        self.state = state
+        count = len(state.islands) or config.search.islands
+        self.actors: list[Any] = [None] * count
+        self.restored = [False] * count
+        self.generation = [0] * count  # rebuilds so far, to tell old proposals from new
+        for index in range(min(state.open_islands + 1, count)):  # and the next one to open
+            self._start(index)
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -66,7 +75,8 @@ class Archipelago:
         """Ask island `index` for a proposal (of `model`, or of the operator's choice); returns
         the reference and the island's generation (a proposal of an island rebuilt since is
         answered by nobody)."""
-        return self.actors[index].propose.remote(inspirations, model), self.generation[index]
+        ref = self._call(index, lambda actor: actor.propose.remote(inspirations, model), wait=False)
+        return ref, self.generation[index]
 
     def judge(self, index: int, candidate: Member, sigma: float) -> Status:
         """Island `index`'s verdict on `candidate`, by the run's current noise `sigma`."""
@@ -110,18 +120,25 @@ class Archipelago:
         return [(*move, verdict) for move, verdict in zip(moves, verdicts, strict=True)]
 
     def states(self) -> list[dict]:
-        """Every island's state, kept as the one to rebuild from."""
-        self.saved = self._call_each([(i, lambda actor: actor.state.remote()) for i in self])
-        return self.saved
+        """Every island's state, as the one to rebuild from; an island never opened keeps the
+        state it was founded with."""
+        restored = [i for i in self if self.restored[i]]
+        answers = self._call_each([(i, lambda actor: actor.state.remote()) for i in restored])
+        states = list(self.state.islands)
+        for index, answer in zip(restored, answers, strict=True):
+            states[index] = answer
+        return states
 
     # ------------------------------------------------------------------ calls and rebuilds
 
-    def _call(self, index: int, call: Call) -> Any:
-        """A call of island `index`, waited for; a dead island is rebuilt and asked again."""
+    def _call(self, index: int, call: Call, wait: bool = True) -> Any:
+        """A call of island `index`, waited for (or its reference, unless `wait`); a dead island
+        is rebuilt and asked again."""
         for attempt in range(REBUILDS + 1):
             actor = self.actors[index]
             try:
-                return self.ray.get(call(actor))
+                ref = call(self._ready(index))
+                return self.ray.get(ref) if wait else ref
             except self.ray.exceptions.RayActorError:
                 if attempt == REBUILDS:
                     raise
@@ -131,21 +148,34 @@ class Archipelago:
     def _call_each(self, calls: list[tuple[int, Call]]) -> list[Any]:
         """Calls of several islands, sent all at once (one round trip, not one per call) and
         answered in order; a call to an island that died is made again by `_call`."""
-        refs = [call(self.actors[index]) for index, call in calls]
+        refs = [call(self.actors[index]) if self.restored[index] else None for index, call in calls]
         answers = []
         for (index, call), ref in zip(calls, refs, strict=True):
             try:
-                answers.append(self.ray.get(ref))
+                answers.append(self._call(index, call) if ref is None else self.ray.get(ref))
             except self.ray.exceptions.RayActorError:
                 answers.append(self._call(index, call))
         return answers
 
     def rebuild(self, index: int) -> None:
         print(f"island {index} died; rebuilt from the last checkpoint", flush=True)
-        self.actors[index] = self._actor(self.saved[index])
+        self._start(index)
         self.generation[index] += 1
 
-    def _actor(self, state: dict) -> Any:
+    def _ready(self, index: int) -> Any:
+        """Island `index`'s actor, restored from its saved state at its first call (which waits
+        for its start); then the next island's actor starts, to be ready when that one opens."""
+        if self.actors[index] is None:
+            self._start(index)
+        if not self.restored[index]:
+            saved = self.state.islands[index]
+            self.ray.get(self.actors[index].restore.remote(saved, sorted(self.state.seen)))
+            self.restored[index] = True
+            if index + 1 < len(self) and self.actors[index + 1] is None:
+                self._start(index + 1)
+        return self.actors[index]
+
+    def _start(self, index: int) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         # The operator's credentials go to the island actors alone (evo.run.credentials).
@@ -160,6 +190,7 @@ class Archipelago:
             scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         )
         target_root, operator, selection, seed, device, llm = self._make
-        return remote.remote(
-            target_root, operator, selection, seed, device, state, sorted(self.seen), llm
+        self.actors[index] = remote.remote(
+            target_root, operator, selection, seed, index, device, llm
         )
+        self.restored[index] = False

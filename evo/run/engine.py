@@ -90,16 +90,18 @@ class Engine:
             self.evaluators = EvaluatorPool(ray, target, config.evaluation, sandbox)
             self.started = time.monotonic()  # the run's clock: Ray's own start-up is not in it
             self.scheduler = Scheduler(self.evaluators.slots)
+            search = config.search
+            if not resume:
+                self.state.open_islands = search.start_islands or search.islands
+            self.islands = Archipelago(  # its actors start while the seed is evaluated
+                ray, target, config, self.selection, self.evaluators.device, self.state,
+                credentials.for_model_service(self.held),
+            )  # fmt: skip
             if resume:
                 self.lineage.discard_parts_after(resume.lineage_parts)
             else:
                 measure_noise(self)
             self.state.evaluators = len(self.evaluators)
-            device = self.evaluators.device
-            self.islands = Archipelago(
-                ray, target, config, self.selection, device, self.state,
-                credentials.for_model_service(self.held),
-            )  # fmt: skip
             self.ensemble = Ensemble(
                 [model for model, _ in LLMConfig.from_settings(config.llm).models],
                 config.llm.adaptive_models

@@ -76,7 +76,6 @@ def measure_noise(engine: Engine) -> None:
         state.set_champion(index, founder, engine.selection.minimize)
         island = Island.founded(index, engine.selection, state.sigma, engine.config.seed, founder)
         state.islands.append(island_state(island))
-    state.open_islands = engine.config.search.start_islands or engine.config.search.islands
 
 
 def noise_round(noise_repeats: int, evaluators: int) -> int:
