@@ -50,6 +50,9 @@ class SearchConfig:
     stagnation: int = setting(
         30, "an island not improved in this many of its evaluations is reset; 0: never"
     )
+    carry_gains: bool = setting(
+        True, "merge a change that beat its parent into its island's newer champion (evo.run.carry)"
+    )
     noise_repeats: int = setting(
         3, "evaluations of the seed program that measure the noise (at least one per evaluator)"
     )
@@ -205,20 +208,13 @@ class RunConfig:
                                   ("screen", e.screen or 0, 0.99)):  # fmt: skip
             if not 0 <= value <= high:
                 raise UsageError(f"{name} must be a fraction from 0 to {high}, not {value}")
-        if e.prewarm not in ("auto", "on", "off"):
-            raise UsageError(f"prewarm must be auto, on or off, not {e.prewarm!r}")
-        if e.isolation not in ISOLATION_LEVELS:
-            raise UsageError(
-                f"unknown isolation {e.isolation!r}; use one of: {', '.join(ISOLATION_LEVELS)}"
-            )
+        _one_of("prewarm", e.prewarm, ("auto", "on", "off"))
+        _one_of("isolation", e.isolation, ISOLATION_LEVELS)
         if not e.gpus_per_eval > 0:
             raise UsageError(f"gpus_per_eval must be > 0, not {e.gpus_per_eval}")
         if not (lim.max_evals or lim.max_hours or lim.max_cost):
             raise UsageError("set a stop condition: --max-evals, --max-hours or --max-cost")
-        if self.llm.operator not in OPERATORS:
-            raise UsageError(
-                f"unknown operator {self.llm.operator!r}; use one of: {', '.join(OPERATORS)}"
-            )
+        _one_of("operator", self.llm.operator, OPERATORS)
         for spec in self.llm.models:
             model_weight(spec)
         if self.llm.operator == "openai" and not self.llm.models:
@@ -292,6 +288,11 @@ def _at_least(name: str, value: float, low: int) -> None:
     if value < low:
         relation = f"at least {low}" if low else ">= 0"
         raise UsageError(f"{name} must be {relation}, not {value}")
+
+
+def _one_of(name: str, value: str, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise UsageError(f"unknown {name} {value!r}; use one of: {', '.join(known)}")
 
 
 def _toml_line(key: str, value: Any) -> str | None:

@@ -25,6 +25,7 @@ import pytest
 from conftest import ROOT, evo, evo_started
 
 from evo.bench.loopback import Reply
+from evo.bench.synthetic import write_knob_target
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
@@ -35,6 +36,7 @@ from evo.run.scheduler import Scheduler
 from evo.run.state import RunState
 from evo.search.candidate import EvalRequest
 from evo.search.island import Member
+from evo.search.merge import merge
 from evo.search.noise import Noise
 from evo.shipped import default_target, preset_path
 from evo.status import Status
@@ -264,6 +266,34 @@ def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):
         assert {child["parent_id"], child["mate_id"]} <= members
 
 
+@pytest.mark.parametrize("carry", [True, False])
+def test_gains_found_side_by_side_are_carried_over_to_the_champion(ray_session, tmp_path, carry):
+    # A bowl of 8 knobs: 16 one-step children of each program, half of them better, so that two
+    # evaluated side by side are often both better and carrying one's change is no duplicate.
+    target = write_knob_target(tmp_path / "knobs", 8, seconds=0.05)
+    engine, rows = run_engine(
+        tmp_path, target, islands=1, evaluators=2, max_evals=20, carry_gains=carry
+    )
+    by_id = {r["candidate_id"]: r for r in candidates(rows)}
+    sources = {cid: json.loads(r["sources"]) for cid, r in by_id.items() if r["sources"]}
+    merged = [r for r in by_id.values() if r["operator"] == "merge"]
+    rebased = [r for r in by_id.values() if "(rebased from #" in (r["edit"] or "")]
+    if not carry:
+        assert not merged and not rebased
+        return
+    assert merged and rebased  # two evaluators: siblings win side by side
+    for row in merged:  # the champion with the mate's own change
+        mate = by_id[row["mate_id"]]
+        assert by_id[row["parent_id"]]["accepted"]
+        assert sources[row["candidate_id"]] == merge(
+            sources[mate["parent_id"]], sources[row["parent_id"]], sources[mate["candidate_id"]]
+        )
+    for row in rebased:  # from a replaced champion onto a newer one
+        old, new = map(int, re.findall(r"#(\d+)", row["edit"].rsplit("(rebased", 1)[1]))
+        assert row["parent_id"] == new and by_id[old]["accepted"] and by_id[new]["accepted"]
+        assert by_id[new]["finished_at"] > by_id[old]["finished_at"]
+
+
 def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(ray_session, tmp_path):
     # The quad target's metric does not depend on the budget: a screen on the first seed
     # measures exactly what the first full evaluation will.
@@ -441,7 +471,7 @@ def test_ctrl_c_finishes_in_flight_work_checkpoints_and_says_how_to_go_on(tmp_pa
         (["--target", "nowhere"], "target folder nowhere does not exist"),
         (["--max-evals", "0"], "set a stop condition"),
         (["--operator", "offline", "--adaptive-models"], "the offline operator has none"),
-        (["--prewarm", "maybe"], "prewarm must be auto, on or off, not 'maybe'"),
+        (["--prewarm", "maybe"], "unknown prewarm 'maybe'; use one of: auto, on, off"),
         (["--isolation", "vm"], "unknown isolation 'vm'; use one of: auto, namespace, process"),
     ],
 )

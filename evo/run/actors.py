@@ -75,6 +75,7 @@ class IslandActor:
         the one to ask, where the driver chooses."""
         with self.lock:
             parent = self.island.select_parent()
+            from_champion = parent.id == self.island.champion.id
             second = self.island.select_mate(parent)
             history = list(self.history)
         mate = second and Mate(  # what the operator needs of the two parents
@@ -118,6 +119,7 @@ class IslandActor:
             mutation_s=time.monotonic() - started,
             mate_id=proposal.mate_id,
             parent_screen=parent.screen,
+            from_champion=from_champion,
         )
 
     def judge(self, candidate: Member, sigma: float) -> Status:

@@ -27,6 +27,7 @@ from evo.mutate.operator import resolved
 from evo.mutate.prompt import Attempt, short_tail
 from evo.run import credentials, periodic
 from evo.run.archipelago import Archipelago
+from evo.run.carry import Carry
 from evo.run.evaluators import EvaluatorPool, connect_ray
 from evo.run.progress import Figures, Progress
 from evo.run.proposals import Proposals
@@ -102,6 +103,7 @@ class Engine:
             else:
                 measure_noise(self)
             self.state.evaluators = len(self.evaluators)
+            self.carry = Carry(target, self.state, self.selection) if search.carry_gains else None
             self.ensemble = Ensemble(
                 [model for model, _ in LLMConfig.from_settings(config.llm).models],
                 config.llm.adaptive_models
@@ -177,6 +179,8 @@ class Engine:
     def _dispatch(self) -> None:
         while self.evaluators.idle and self.state.pending and not self._should_stop():
             candidate, index = self.state.pending.popleft()
+            if self.carry and not candidate.evaluations and candidate.screen is None:
+                self.carry.rebased(candidate)
             ref, slot = self.evaluators.submit(self.request(candidate.sources, index))
             self.running[ref] = InFlight(slot, candidate, index, time.time())
 
@@ -246,12 +250,15 @@ class Engine:
         attempt = Attempt(
             child.hypothesis, child.edit, fate, delta, reason, short_tail(last.stderr_tail)
         )
-        member = candidate.as_member()
+        member, displaced = candidate.as_member(), self.state.champions[candidate.island]
         self.islands.settle(candidate.island, member, fate, attempt)
         if fate == Status.ACCEPTED:
             self.state.set_champion(candidate.island, member, self.selection.minimize)
         self.ensemble.settled(child.model, accepted=fate == Status.ACCEPTED)
         self.lineage.candidate(candidate, fate, reason, self.state.sigma)
+        carried = self.carry and self.carry.settled(candidate, fate, displaced)
+        if carried:  # first in line: a gain already shown, on the best program
+            self.state.pending.appendleft((carried, self.proposals.first))
 
     def _running(self) -> list[tuple[Candidate, int]]:
         return [(out.candidate, out.index) for out in self.running.values()]

@@ -35,6 +35,7 @@ class Child:
     mutation_s: float = 0.0
     mate_id: int | None = None  # the second parent of a recombination
     parent_screen: float | None = None  # the parent's metric at the screen's budget
+    from_champion: bool = False  # the parent was its island's champion when it was chosen
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,22 @@ class Selection:
         shared = {f.name for f in fields(cls)} - {"minimize"}
         return cls(**{name: getattr(search, name) for name in shared}, minimize=minimize)
 
+    def gain(self, candidate: Member, incumbent: Member) -> tuple[float, int]:
+        """Mean improvement of candidate over incumbent on their shared seeds (> 0 is better),
+        and how many seeds they share (at least 1: without any, their means are compared)."""
+        shared = sorted(set(candidate.metrics) & set(incumbent.metrics))
+        if shared:
+            mine = sum(candidate.metrics[i] for i in shared) / len(shared)
+            theirs = sum(incumbent.metrics[i] for i in shared) / len(shared)
+        else:
+            mine, theirs = candidate.fitness, incumbent.fitness
+        difference = theirs - mine if self.minimize else mine - theirs
+        return difference, max(1, len(shared))
+
+    def clear(self, gain: float, shared: int, sigma: float) -> bool:
+        """Whether a gain on `shared` paired seeds is beyond the noise: k sigma / sqrt(n)."""
+        return gain > self.noise_k * sigma / math.sqrt(shared)
+
 
 class Island:
     def __init__(self, index: int, selection: Selection, sigma: float, seed: int):
@@ -143,21 +159,10 @@ class Island:
 
     # ------------------------------------------------------------------ judging children
 
-    def gain(self, candidate: Member, incumbent: Member) -> tuple[float, int]:
-        """Mean improvement of candidate over incumbent on their shared seeds (> 0 is better)."""
-        shared = sorted(set(candidate.metrics) & set(incumbent.metrics))
-        if shared:
-            mine = sum(candidate.metrics[i] for i in shared) / len(shared)
-            theirs = sum(incumbent.metrics[i] for i in shared) / len(shared)
-        else:
-            mine, theirs = candidate.fitness, incumbent.fitness
-        difference = theirs - mine if self.selection.minimize else mine - theirs
-        return difference, max(1, len(shared))
-
     def judge(self, candidate: Member) -> Status:
         """accepted (new champion), repeat (evaluate again), kept (joins), or rejected."""
-        gain, shared = self.gain(candidate, self.champion)
-        if gain > self.selection.noise_k * self.sigma / math.sqrt(shared):
+        gain, shared = self.selection.gain(candidate, self.champion)
+        if self.selection.clear(gain, shared, self.sigma):
             confirmed = len(candidate.metrics) >= self.selection.min_repeats
             return Status.ACCEPTED if confirmed else Status.REPEAT
         if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
