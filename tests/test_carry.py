@@ -13,6 +13,7 @@ from evo.run.state import RunState
 from evo.search.candidate import Candidate, Child, Evaluation
 from evo.search.island import Selection
 from evo.search.merge import merge
+from evo.search.noise import Noise
 from evo.status import Status
 from evo.target import load_target
 
@@ -84,7 +85,7 @@ def run():
     state = RunState()
     seed = evaluated(0, None, knobs(8.0, 4.0), [60.0, 60.0], from_champion=False)
     state.champions[0] = seed.as_member()
-    state.noise.add_program([1.0, 2.0])  # sigma 0.71: the threshold on one seed, 1.41
+    state.noise = Noise(500.0, 1000)  # sigma 0.71 on 1,000 degrees of freedom: threshold 1.42
     state.seen.add(program_hash(seed.sources))
     state.next_id = 10
     selection = Selection.of(SearchConfig(), minimize=True)
@@ -118,7 +119,7 @@ def test_a_replaced_champions_own_step_is_carried_over_to_its_sibling(run):
 @pytest.mark.parametrize(
     ("metric", "from_champion", "carried"),
     [
-        (58.0, True, True),  # beat its parent by 2 > 1.41
+        (58.0, True, True),  # beat its parent by 2 > 1.42
         (59.0, True, False),  # by 1: within the noise
         (58.0, False, False),  # a tournament's parent: left to explore
     ],

@@ -71,6 +71,11 @@ def test_a_full_population_rejects_what_is_worse_than_its_worst():
     assert sorted(m.id for m in full.population) == [0, 1, 3]  # the worst (2) made room
 
 
+def test_a_population_of_one_keeps_nothing_but_its_champion():
+    chain = island(selection=dataclasses.replace(SELECTION, population=1))
+    assert chain.judge(Member(3, {}, {0: 0.9, 1: 1.1, 2: 0.7})) == Status.REJECTED  # gain 0.1
+
+
 def test_without_noise_any_gain_wins():
     assert island(sigma=0.0).judge(Member(1, {}, {0: 0.999})) == Status.ACCEPTED
 

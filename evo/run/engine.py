@@ -73,6 +73,7 @@ class Engine:
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
             self.selection = Selection.of(config.search, minimize=target.direction == "minimize")
+            self.k = config.search.noise_k
             fraction = (
                 target.screen if config.evaluation.screen is None else config.evaluation.screen
             )
@@ -212,13 +213,14 @@ class Engine:
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
         elif screen:
-            why = self.screen.verdict(candidate, self.state.screen_noise.sigma)
+            why = self.screen.verdict(candidate, self.state.screen_noise.judging(self.k))
             if why:
                 self._settle(candidate, Status.SCREENED, why)
             else:  # first in line, as a repeat is
                 self.state.pending.appendleft((candidate, 0))
         else:
-            verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
+            sigma = self.state.noise.judging(self.k)
+            verdict = self.islands.judge(candidate.island, candidate.as_member(), sigma)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, out.index + 1))
             else:

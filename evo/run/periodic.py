@@ -85,8 +85,10 @@ class Tasks:
         return True
 
     def migrate(self) -> None:
+        search = self.config.search
+        sigma = self.state.noise.judging(search.noise_k)
         for source, dest, migrant, verdict in self.islands.migrate(
-            self.config.search.migration_count, self.state.sigma, self.state.open_islands
+            search.migration_count, sigma, self.state.open_islands
         ):
             if verdict == Status.ACCEPTED:
                 self.state.set_champion(dest, migrant, self.minimize)

@@ -11,12 +11,12 @@ by tournament too, for the operator to combine with the parent.
 Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
-exceeds k * sigma / sqrt(n) (sigma: the run's noise estimate as of the verdict,
-evo.search.noise; n: shared evaluations) and it has been evaluated at least min_repeats times
-(2: a gain is confirmed on a second seed, which also gives the noise estimate a pair that does
-not depend on the threshold). A smaller positive gain earns another evaluation, up to
-max_repeats; after that the candidate may still join the population, but does not become the
-champion.
+exceeds k * sigma / sqrt(n) (sigma: the run's noise estimate as of the verdict, widened for the
+few degrees of freedom it may rest on, evo.search.noise; n: shared evaluations) and it has been
+evaluated at least min_repeats times (2: a gain is confirmed on a second seed, which also gives
+the noise estimate a pair that does not depend on the threshold). A smaller positive gain earns
+another evaluation, up to max_repeats; after that the candidate may still join the population,
+but does not become the champion.
 """
 
 from __future__ import annotations
@@ -168,8 +168,10 @@ class Island:
         if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
             return Status.REPEAT
         room = len(self.population) < self.selection.population
-        worst = max(self.population, key=self._rank)
-        return Status.KEPT if room or self._rank(candidate) < self._rank(worst) else Status.REJECTED
+        removable = [m for m in self.population if m is not self.champion]  # the champion stays
+        worst = max(removable, key=self._rank, default=None)
+        better = worst is not None and self._rank(candidate) < self._rank(worst)
+        return Status.KEPT if room or better else Status.REJECTED
 
     def settle(self, candidate: Member, verdict: Status) -> None:
         """Apply a candidate's final fate (a verdict, or a failed evaluation): the population and
