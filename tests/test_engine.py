@@ -254,6 +254,11 @@ def test_the_progress_line_shows_the_open_islands():
         state.set_champion(island, Member(island, {}, {0: fitness}), minimize=True)
     line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
     assert "  islands 2.0000 (+2 closed)  " in line and line.startswith("[0:01:01]  evals 0/40")
+    for island in range(64):
+        state.set_champion(island, Member(island, {}, {0: 1.0 + island / 10}), minimize=True)
+    state.open_islands = 17
+    line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
+    assert "  islands 17 open, 1.0000 to 2.6000 (+47 closed)  " in line
 
 
 def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):

@@ -10,6 +10,7 @@ from evo.config import LimitsConfig
 from evo.run.state import Best, RunState
 
 INTERVAL = 10.0  # seconds between lines
+LISTED_ISLANDS = 4  # open islands whose champions the line lists; past that, their range
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Figures:
             else "best -"
         )
         champions = "/".join(f"{self.champions[i]:.4f}" for i in sorted(self.champions))
+        if len(self.champions) > LISTED_ISLANDS:  # their range: a list would wrap the line
+            low, high = min(self.champions.values()), max(self.champions.values())
+            champions = f"{len(self.champions)} open, {low:.4f} to {high:.4f}"
         capacity = self.evaluators * max(self.elapsed, 1e-9)
         parts = [
             f"[{_clock(self.elapsed)}]",

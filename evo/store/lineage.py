@@ -199,7 +199,8 @@ def lineage_metric(parts: list[Path]) -> Metric | None:
 def candidate_row(
     run_id: str, candidate: Candidate, status: Status, reason: str, sigma: float | None = None
 ) -> dict:
-    """The row of a candidate whose fate is final, judged by the noise `sigma`."""
+    """The row of a candidate whose fate is final; `sigma`: the run's noise estimate then (its
+    verdict used it widened for its degrees of freedom, evo.search.noise)."""
     child, evals = candidate.child, candidate.evaluations
     usage = child.usage
     return {
