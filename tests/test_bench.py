@@ -66,6 +66,8 @@ def test_bench_noise_small():
     assert opening["dof"] == 2  # the seed's three evaluations
     assert later["dof"] > opening["dof"]  # candidates evaluated again added theirs
     assert all(0.1 < r["estimate_over_sigma"] < 3 for r in results)
+    assert opening["true_loss_of_best"] == 31.5  # the seed program: x = 3.5, 3, 2.5, 2
+    assert later["true_loss_of_best"] < 31.5
 
 
 def test_program_noise_is_the_programs_own(tmp_path):

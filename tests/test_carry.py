@@ -85,7 +85,7 @@ def run():
     state = RunState()
     seed = evaluated(0, None, knobs(8.0, 4.0), [60.0, 60.0], from_champion=False)
     state.champions[0] = seed.as_member()
-    state.noise = Noise(500.0, 1000)  # sigma 0.71 on 1,000 degrees of freedom: threshold 1.42
+    state.noise = Noise(500.0, 1000)  # sigma 0.71 on 1,000 degrees of freedom: threshold 1.41
     state.seen.add(program_hash(seed.sources))
     state.next_id = 10
     selection = Selection.of(SearchConfig(), minimize=True)
@@ -119,7 +119,7 @@ def test_a_replaced_champions_own_step_is_carried_over_to_its_sibling(run):
 @pytest.mark.parametrize(
     ("metric", "from_champion", "carried"),
     [
-        (58.0, True, True),  # beat its parent by 2 > 1.42
+        (58.0, True, True),  # beat its parent by 2 > 1.41
         (59.0, True, False),  # by 1: within the noise
         (58.0, False, False),  # a tournament's parent: left to explore
     ],

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from evo.search.noise import Noise, t_quantile
+from evo.search.noise import Noise
 
 
 def pooled(programs: list[list[float]]) -> Noise:
@@ -64,33 +64,3 @@ def test_a_program_is_added_as_its_evaluations_came():
     for metrics in programs:
         noise.add_program(metrics)
     assert noise == pooled(programs)
-
-
-@pytest.mark.parametrize(
-    ("q", "dof", "quantile"),
-    [  # Student's t tables
-        (0.95, 1, 6.3138),
-        (0.975, 3, 3.1824),
-        (0.975, 10, 2.2281),
-        (0.995, 7, 3.4995),
-        (0.975, 30, 2.0423),
-        (0.975, 5000, 1.9600),  # the normal's
-    ],
-)
-def test_t_quantiles(q, dof, quantile):
-    assert t_quantile(q, dof) == pytest.approx(quantile, abs=5e-5)
-
-
-@pytest.mark.parametrize(
-    ("seed_metrics", "k", "widened_by"),
-    [
-        ([1.0, 2.0, 3.0], 2.0, 2.2633),  # the seed's three evaluations: 2 degrees of freedom
-        ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2.0, 1.3243),  # 5
-        ([1.0, 2.0, 3.0], 0.0, 1.0),  # k 0: any gain counts, nothing to widen
-    ],
-)
-def test_verdicts_widen_sigma_for_its_few_degrees_of_freedom(seed_metrics, k, widened_by):
-    noise = Noise()
-    noise.add_program(seed_metrics)
-    assert noise.judging(k) / noise.sigma == pytest.approx(widened_by, abs=5e-5)
-    assert Noise().judging(k) == 0.0

@@ -6,12 +6,16 @@ once then shows that sigma in its spread, which the pooled estimate (evo.search.
 approach as the run evaluates candidates again. Evaluations are instant; the offline operator,
 each preset's search settings, several seeds. For each preset and run length the table gives the
 estimate that judged the candidates settled by then over the true sigma (median and range over
-seeds), its degrees of freedom, and the candidates accepted by then (median; on this bowl most
-acceptances are real, but those made on a sigma far too small need not be).
+seeds), its degrees of freedom, the candidates accepted by then (median; on this bowl most
+acceptances are real, but those made on a sigma far too small need not be), and the true loss
+(without noise) of the best program by then as the run measured it: what lucky acceptances
+cost, since a champion that won by luck is worse than its measurement says and judges every
+candidate after it.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import tempfile
@@ -25,7 +29,7 @@ from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import program_hash
 from evo.search.noise import Noise
 from evo.store.lineage import read_lineage
-from evo.target import Target
+from evo.target import Target, load_target
 
 LENGTHS = (20, 40, 80, 150)
 
@@ -61,7 +65,7 @@ def bench_noise(
             ]
             for length in ("noise round", *lengths):
                 points = [_at(curve, length) for curve in curves]
-                ratios = [estimate / sigma for estimate, _, _ in points]
+                ratios = [point[0] / sigma for point in points]
                 rows.append(
                     {
                         "preset": preset,
@@ -69,8 +73,9 @@ def bench_noise(
                         "estimate_over_sigma": round(statistics.median(ratios), 3),
                         "lowest": round(min(ratios), 3),
                         "highest": round(max(ratios), 3),
-                        "dof": statistics.median(dof for _, dof, _ in points),
-                        "accepted": statistics.median(accepted for _, _, accepted in points),
+                        "dof": statistics.median(point[1] for point in points),
+                        "accepted": statistics.median(point[2] for point in points),
+                        "true_loss_of_best": round(statistics.median(p[3] for p in points), 2),
                     }
                 )
     return rows
@@ -79,19 +84,22 @@ def bench_noise(
 def _run(
     folder: Path, preset: str, seed: int, sigma: float, evaluations: int, scratch: Path
 ) -> list[tuple]:
-    """(evaluations so far, the estimate, its degrees of freedom, candidates accepted) after
-    each settled candidate."""
+    """(evaluations so far, the estimate, its degrees of freedom, candidates accepted, the true
+    loss of the best program so far) after each settled candidate."""
     run_dir = scratch / f"run-{Path(preset).stem}-{seed}"
     preset_run(folder, preset, seed, evaluations, run_dir, ProgramNoise(sigma))
-    columns = ["event", "candidate_id", "metrics", "sigma", "accepted"]
-    curve, done, noise, accepted = [], 0, Noise(), 0
+    columns = ["event", "candidate_id", "metrics", "sigma", "accepted", "fitness", "sources"]
+    curve, done, noise, accepted, best, true = [], 0, Noise(), 0, float("inf"), float("nan")
+    target = load_target(folder)
     for row in read_lineage(run_dir / "lineage", columns).to_pylist():
         if row["event"] != "candidate" or not row["metrics"]:
             continue
         noise.add_program([m for m in row["metrics"] if m is not None])
         done += len(row["metrics"])
         accepted += bool(row["accepted"] and row["candidate_id"])
-        curve.append((done, row["sigma"], noise.dof, accepted))
+        if row["accepted"] and row["fitness"] < best:
+            best, true = row["fitness"], _true_loss(target, json.loads(row["sources"]))
+        curve.append((done, row["sigma"], noise.dof, accepted, true))
     return curve
 
 
@@ -100,3 +108,8 @@ def _at(curve: list[tuple], length: int | str) -> tuple[float, int, int]:
     settled."""
     reached = curve[:1] if length == "noise round" else [p for p in curve if p[0] <= length]
     return (reached or curve[:1])[-1][1:]
+
+
+def _true_loss(target: Target, sources: dict[str, str]) -> float:
+    """The knob target's loss of `sources` without noise."""
+    return instant_evaluation(target, sources, seed=0).metric - random.Random(0).gauss(0, NOISE_SD)

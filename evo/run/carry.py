@@ -93,7 +93,7 @@ class Carry:
         champion = self.state.champions[candidate.island]
         gain, shared = self.selection.gain(candidate.as_member(), parent.member)
         if parent.member.id == champion.id or not self.selection.clear(
-            gain, shared, self.state.noise.judging(self.selection.noise_k)
+            gain, shared, self.state.sigma
         ):
             return None
         return self._carried(candidate.as_member(), child.parent_id, candidate.island)

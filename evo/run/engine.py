@@ -73,7 +73,6 @@ class Engine:
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
             self.selection = Selection.of(config.search, minimize=target.direction == "minimize")
-            self.k = config.search.noise_k
             fraction = (
                 target.screen if config.evaluation.screen is None else config.evaluation.screen
             )
@@ -213,14 +212,13 @@ class Engine:
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
         elif screen:
-            why = self.screen.verdict(candidate, self.state.screen_noise.judging(self.k))
+            why = self.screen.verdict(candidate, self.state.screen_noise.sigma)
             if why:
                 self._settle(candidate, Status.SCREENED, why)
             else:  # first in line, as a repeat is
                 self.state.pending.appendleft((candidate, 0))
         else:
-            sigma = self.state.noise.judging(self.k)
-            verdict = self.islands.judge(candidate.island, candidate.as_member(), sigma)
+            verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, out.index + 1))
             else:

@@ -85,10 +85,8 @@ class Tasks:
         return True
 
     def migrate(self) -> None:
-        search = self.config.search
-        sigma = self.state.noise.judging(search.noise_k)
         for source, dest, migrant, verdict in self.islands.migrate(
-            search.migration_count, sigma, self.state.open_islands
+            self.config.search.migration_count, self.state.sigma, self.state.open_islands
         ):
             if verdict == Status.ACCEPTED:
                 self.state.set_champion(dest, migrant, self.minimize)

@@ -199,8 +199,7 @@ def lineage_metric(parts: list[Path]) -> Metric | None:
 def candidate_row(
     run_id: str, candidate: Candidate, status: Status, reason: str, sigma: float | None = None
 ) -> dict:
-    """The row of a candidate whose fate is final; `sigma`: the run's noise estimate then (its
-    verdict used it widened for its degrees of freedom, evo.search.noise)."""
+    """The row of a candidate whose fate is final, judged by the noise `sigma`."""
     child, evals = candidate.child, candidate.evaluations
     usage = child.usage
     return {
