@@ -144,13 +144,13 @@ def test_a_child_of_a_replaced_champion_is_rebased_before_its_evaluation(run):
     state, carry, seed = run
     accept(state, carry, evaluated(1, 0, knobs(4.0, 4.0), [40.0]))
     waiting = evaluated(2, 0, knobs(8.0, 2.0), [])
-    carry.rebased(waiting)
+    carry.rebase(waiting)
     child = waiting.child
     assert waiting.sources == knobs(4.0, 2.0)
     assert (child.parent_id, child.generation, child.edit) == (1, 2, " (rebased from #0 onto #1)")
     conflicting = evaluated(3, 0, knobs(2.0, 4.0), [])
-    carry.rebased(conflicting)  # X changed by both: it stays a child of the seed
+    carry.rebase(conflicting)  # X changed by both: it stays a child of the seed
     assert (conflicting.child.parent_id, conflicting.sources) == (0, knobs(2.0, 4.0))
     duplicate = evaluated(4, 0, knobs(8.0, 2.0), [])  # its rebase is #2's program now
-    carry.rebased(duplicate)
+    carry.rebase(duplicate)
     assert duplicate.child.parent_id == 0

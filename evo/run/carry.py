@@ -17,9 +17,9 @@ run keeps them (`carry_gains`, on by default), both by a three-way merge of line
 
 Only children whose parent was the island's champion when it was chosen take part (the greedy
 steps; a tournament's parents are left to explore), and only merges without a conflict that make
-a valid program new to the run. What it does not keep: champions from before a resume (the
-programs a carry needs are held in memory, the last HELD champions), and changes that touch the
-same or adjacent lines as the champion's own, which conflict.
+a valid program new to the run. What it does not keep: the steps of champions crowned before a
+resume or more than HELD champions ago (what a carry needs is held in memory), and changes of
+the same lines as the champion's own, which conflict.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Carry:
             (m.id, Crowned(m, None, False)) for m in state.champions.values()
         )
 
-    def rebased(self, candidate: Candidate) -> None:
+    def rebase(self, candidate: Candidate) -> None:
         """Move a child of a replaced champion onto its island's champion, before its first
         evaluation; it stays as it is where the merge fails."""
         child, champion = candidate.child, self.state.champions[candidate.island]
@@ -83,8 +83,8 @@ class Carry:
             self._crown(candidate)
             if child.parent_id == displaced.id:
                 return None  # it built on the champion it replaced: nothing was lost
-            before = self.crowned.get(displaced.id)  # the replaced one's own step, if it was one
-            if before is None or not before.from_champion:
+            before = self.crowned[displaced.id]  # the replaced one's own step, if it was one
+            if not before.from_champion:
                 return None
             return self._carried(displaced, before.parent_id, candidate.island)
         parent = self.crowned.get(child.parent_id)

@@ -180,7 +180,7 @@ class Engine:
         while self.evaluators.idle and self.state.pending and not self._should_stop():
             candidate, index = self.state.pending.popleft()
             if self.carry and not candidate.evaluations and candidate.screen is None:
-                self.carry.rebased(candidate)
+                self.carry.rebase(candidate)
             ref, slot = self.evaluators.submit(self.request(candidate.sources, index))
             self.running[ref] = InFlight(slot, candidate, index, time.time())
 
