@@ -106,7 +106,7 @@ class Proposals:
             state.pending.append((candidate, self.first))
             self.refused_in_a_row = 0
             return ""
-        reason = child.reason or "duplicates a program already proposed on another island"
+        reason = child.reason or "duplicates a program of the run (another island's, or a merge's)"
         self.lineage.candidate(candidate, Status.REFUSED, reason)
         self.ensemble.settled(child.model, accepted=False)
         self.scheduler.rest(asked.island)
