@@ -70,8 +70,9 @@ def knobs(x: float, y: float) -> dict[str, str]:
 
 
 def evaluated(cid, parent, sources, metrics, from_champion=True, island=0) -> Candidate:
-    child = Child(island, parent, 1, "offline", None, f"step {cid}", "", sources)
-    child = Child(**{**child.__dict__, "from_champion": from_champion})
+    child = Child(
+        island, parent, 1, "offline", None, f"step {cid}", "", sources, from_champion=from_champion
+    )
     candidate = Candidate(cid, child)
     for index, metric in enumerate(metrics):
         result = EvalResult(Status.OK, "loss", metric, index, "cpu", 1.0, 1.0, 1.0, None)
