@@ -131,9 +131,11 @@ def _watch(
             if ready and not released and (ready / "ready").exists():
                 if setup is None:
                     setup, waiting_since = now - started, now
-                holding = holding or turn is None or turn.acquire(blocking=False)
+                if not holding:
+                    holding = turn is None or turn.acquire(blocking=False)
+                    waited = now - waiting_since  # for the turn, not for the FIFO's reader
                 if holding and _let_go(ready / "go"):
-                    released, waited = True, now - waiting_since
+                    released = True
                     deadline += waited  # waiting for the turn does not count
             waiting = setup is not None and not released
             if now >= deadline and not waiting:
