@@ -169,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="efficiency, ensemble, noise, speedup: runs per case (5)",
     )
-    be.add_argument("--sigma", type=float, default=0.3, help="noise: the true sigma (0.3)")
+    be.add_argument(
+        "--sigma", type=float, default=0.3, help="noise: each program's own noise (0.3)"
+    )
+    be.add_argument(
+        "--shared", type=float, default=0.0, help="noise: the seeds' noise common to all (0)"
+    )
     be.add_argument(
         "--evals", type=int, default=40, help="efficiency, prewarm, speedup: evaluations a run (40)"
     )

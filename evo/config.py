@@ -56,7 +56,7 @@ class SearchConfig:
     noise_repeats: int = setting(
         3, "evaluations of the seed program that measure the noise (at least one per evaluator)"
     )
-    noise_k: float = setting(2.0, "a new champion must win by k standard deviations of the mean")
+    noise_k: float = setting(2.0, "a new champion's mean paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
     min_repeats: int = setting(
         1, "evaluations a candidate needs to become champion (2: confirmed on a second seed)"

@@ -23,7 +23,7 @@ def test_the_summary_figures(fixture_run):
         "run fixture (loss, lower is better)",
         "candidates: 6 (accepted 3, crash 1, kept 1, refused 1)",
         "evaluations: 8 (ok 7, crash 1)",
-        "noise: sigma 0.2 (the seed program's spread over seeds)",
+        "noise: sigma 0.2 (the spread of a program's metric between seeds)",
         "acceptance by island: 0: 2/3 (67%), 1: 0/1 (0%)",
         "acceptance by operator: anthropic/claude-haiku-4-5: 1/1 (100%), "
         "anthropic/claude-sonnet-4-5: 0/1 (0%), offline: 1/2 (50%)",
@@ -201,8 +201,9 @@ def test_the_summary_shows_the_noise_estimate_and_how_it_moved(real_run):
     judged = [sigma for _, _, sigma in settled]
     marks = [judged[round(q * (len(judged) - 1))] for q in (0, 0.25, 0.5, 0.75, 1)]
     [line] = [x for x in evo("lineage", str(real_run)).stdout.splitlines() if "noise" in x]
+    assert dof > 0  # candidates evaluated again, on the seeds the seed program was
     assert line == (
-        f"noise: sigma {sigma:.4g} ± {sigma / math.sqrt(2 * dof):.2g} ({dof} degrees of "
-        "freedom: every program evaluated more than once); as judged: "
-        + " -> ".join(f"{s:.4g}" for s in marks)
+        f"noise: sigma {sigma:.4g} ± {sigma / math.sqrt(2 * (dof + 2)):.2g} (of a difference on "
+        f"one seed: {dof} degrees of freedom from programs measured on shared seeds); as "
+        "judged: " + " -> ".join(f"{s:.4g}" for s in marks)
     )

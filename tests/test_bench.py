@@ -63,8 +63,8 @@ def test_bench_noise_small():
         ("adaptive", 150),
     ]
     opening, later = results
-    assert opening["dof"] == 2  # the seed's three evaluations
-    assert later["dof"] > opening["dof"]  # candidates evaluated again added theirs
+    assert opening["dof"] == 0  # the seed's three evaluations: one program, no pair
+    assert later["dof"] > opening["dof"]  # candidates evaluated again paired with it
     assert all(0.1 < r["estimate_over_sigma"] < 3 for r in results)
     assert opening["true_loss_of_best"] == 31.5  # the seed program: x = 3.5, 3, 2.5, 2
     assert later["true_loss_of_best"] < 31.5
@@ -72,7 +72,7 @@ def test_bench_noise_small():
 
 def test_program_noise_is_the_programs_own(tmp_path):
     """ProgramNoise: the same program and seed give the same value, another seed another, and
-    two programs at one seed differ by more than their losses do."""
+    two programs at one seed differ by more than their losses do; the shared part cancels."""
     target = load_target(write_knob_target(tmp_path / "k", 2, 0.1))
     sandbox = ProgramNoise(0.3)
     other = {"knobs.py": "K0 = 512.0\nK1 = 256.0\n"}
@@ -82,6 +82,10 @@ def test_program_noise_is_the_programs_own(tmp_path):
         instant_evaluation(target, other, seed=1).metric - instant_evaluation(target, seed=1).metric
     )
     assert sandbox(target, other, seed=1).metric - first != pytest.approx(exact)
+    shared = ProgramNoise(0.3, shared=0.5)  # moves every program alike at a seed
+    assert shared(target, seed=1).metric != first
+    difference = shared(target, other, seed=1).metric - shared(target, seed=1).metric
+    assert difference == pytest.approx(sandbox(target, other, seed=1).metric - first, abs=1e-12)
 
 
 def test_bench_speedup_small():

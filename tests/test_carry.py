@@ -86,7 +86,7 @@ def run():
     state = RunState()
     seed = evaluated(0, None, knobs(8.0, 4.0), [60.0, 60.0], from_champion=False)
     state.champions[0] = seed.as_member()
-    state.noise = Noise(500.0, 1000)  # sigma 0.71 on 1,000 degrees of freedom: threshold 1.41
+    state.noise = Noise(earlier=(500.0, 1000))  # sigma 0.71: threshold 1.41
     state.seen.add(program_hash(seed.sources))
     state.next_id = 10
     selection = Selection.of(SearchConfig(), minimize=True)

@@ -324,8 +324,9 @@ def test_the_prompt_shows_what_was_measured_the_noise_and_a_crash_tail(sort_targ
     assert (
         "# The parent to improve: runtime_ms = 72.5\n\n"
         "What its evaluation measured besides the metric:\n- train_seconds: 1.5\n"
-        "- machine: CPU, 2 threads (x86_64)\n- noise: runtime_ms varies by sigma 0.25 between "
-        "seeds; a child must gain more than 0.5 on one evaluation to count (less on several)\n"
+        "- machine: CPU, 2 threads (x86_64)\n- noise: the difference in runtime_ms between two "
+        "programs on the same seed varies by sigma 0.25 between seeds; a child must gain more "
+        "than 0.5 on one evaluation to count (less on several)\n"
     ) in text
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -116,8 +118,9 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     evaluation = Evaluation(result, "evaluator-0", "node", "host", "", 42, 1, 10.0, 12.5)
     candidate = Candidate(5, child, 9.0, [evaluation], screen=evaluation)
     seed = Member(0, {"p.py": "X = 1\n"}, {0: 2.0, 1: 2.5}, 0)
-    noise = Noise(sum_squares=0.05, dof=5)  # sigma 0.1
-    state = RunState(noise, 6, 4, Noise(0.08, 2), 3, 0.5, evaluators=2, seen={"ab"}, open_islands=1)
+    noise = Noise({0: {0: 2.0, 1: 2.5}, 4: {0: 1.0, 1: 1.7}}, earlier=(0.02, 1))
+    screens = Noise({0: {0: 1.0, 1: 1.2, 2: 1.4}})  # sigma 0.2
+    state = RunState(noise, 6, 4, screens, 3, 0.5, evaluators=2, seen={"ab"}, open_islands=1)
     state.set_champion(0, seed, minimize=True)
     state.pending.append((candidate, 2))
     checkpoint.save(tmp_path, state.to_json([(candidate, 1)], elapsed=30.0))
@@ -125,8 +128,10 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     assert again.best == Best(0, seed) and again.champions == {0: seed}
     assert list(again.pending) == [(candidate, 2), (candidate, 1)]
     assert (again.noise, again.next_id, again.evals_done, again.elapsed) == (noise, 6, 4, 30.0)
-    assert (again.sigma, again.open_islands) == (0.1, 1)
-    assert (again.screen_noise.sigma, again.screens_done) == (0.2, 3)
+    # differences 1.0 and 0.8: 2 x residual 0.02 on 1 dof; spread^2 (0.02 + 0.125 + 0.245) / 3
+    assert again.sigma == pytest.approx(math.sqrt((0.02 + 2 * 0.13) / 3), rel=1e-9)
+    assert again.open_islands == 1
+    assert (again.screen_noise.sigma, again.screens_done) == (pytest.approx(0.2), 3)
     assert again.pending[0][0].screen == evaluation
     assert again.pending[0][0].metrics == {1: 1.5} and again.seen == {"ab"}
 

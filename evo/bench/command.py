@@ -62,7 +62,10 @@ def main(args: argparse.Namespace) -> int:
     elif args.name == "noise":
         if not args.sigma > 0:
             raise UsageError(f"--sigma must be > 0, not {args.sigma:g}")
-        results = bench_noise(args.seeds, args.sigma, _presets(args.presets or "adaptive"))
+        if not args.shared >= 0:
+            raise UsageError(f"--shared must be >= 0, not {args.shared:g}")
+        presets = _presets(args.presets or "adaptive")
+        results = bench_noise(args.seeds, args.sigma, presets, shared=args.shared)
     elif args.name == "speedup":
         evaluators = _numbers(args.evaluators, "--evaluators")
         presets = _presets(args.presets or "adaptive")

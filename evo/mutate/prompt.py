@@ -45,8 +45,9 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Measured:
-    """What the parent's evaluation measured besides its metric, and the run's noise: sigma, the
-    spread of the metric between seeds, and the smallest gain a child must show to count."""
+    """What the parent's evaluation measured besides its metric, and the run's noise: sigma, how
+    much the difference between two programs on one seed moves between seeds (evo.search.noise),
+    and the smallest gain a child must show to count."""
 
     details: dict
     sigma: float | None = None
@@ -194,9 +195,9 @@ def _measured_text(target: Target, measured: Measured) -> str:
     lines += [f"- {key}: {_value(value)}" for key, value in measured.details.items()]
     if measured.sigma is not None:
         lines.append(
-            f"- noise: {target.metric} varies by sigma {measured.sigma:.4g} between seeds; a "
-            f"child must gain more than {measured.smallest_gain:.4g} on one evaluation to count "
-            "(less on several)"
+            f"- noise: the difference in {target.metric} between two programs on the same seed "
+            f"varies by sigma {measured.sigma:.4g} between seeds; a child must gain more than "
+            f"{measured.smallest_gain:.4g} on one evaluation to count (less on several)"
         )
     return "\n".join(lines) + "\n"
 

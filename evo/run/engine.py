@@ -234,9 +234,8 @@ class Engine:
             candidate.screen = candidate.screen or evaluation  # the seed's first, of several
             self.state.screens_done += 1
         else:
-            if evaluation.result.status == Status.OK:  # a program measured again: noise
-                self.state.noise.add(list(candidate.metrics.values()), evaluation.result.metric)
             candidate.evaluations.append(evaluation)
+            self.state.noise.add(candidate.id, candidate.metrics)  # once measured again: noise
             self.state.evals_done += 1
         self.state.busy_seconds += busy
         self.state.train_seconds += evaluation.result.train_seconds or 0.0

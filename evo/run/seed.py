@@ -59,8 +59,9 @@ def measure_noise(engine: Engine) -> None:
         # Its own wall time: with fewer evaluators than repeats, the round trip includes a wait.
         engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
         results.append(evaluation.result)
-    engine.state.screen_noise.add_program(
-        [r.metric for r in results[repeats:] if r.status == Status.OK]
+    screened = results[repeats:]
+    engine.state.screen_noise.add(
+        seed.id, {i: r.metric for i, r in enumerate(screened) if r.status == Status.OK}
     )
     failures = [r for r in results if r.status != Status.OK]
     if failures:

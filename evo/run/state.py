@@ -117,7 +117,9 @@ class RunState:
             next_id=data["next_id"],
             evals_done=data["evals_done"],
             # none before screening
-            screen_noise=Noise(**data.get("screen_noise", {})),
+            screen_noise=Noise.from_json(data["screen_noise"], 0.0)
+            if "screen_noise" in data
+            else Noise(),
             screens_done=data.get("screens_done", 0),
             spent=data["spent"],
             evaluators=data["evaluators"],

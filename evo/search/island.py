@@ -11,12 +11,12 @@ by tournament too, for the operator to combine with the parent.
 Noise-aware selection. Evaluation k of every program uses the run's k-th seed, so a candidate
 and the champion it must beat are compared on the same seeds (paired), and a change of seed
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
-exceeds k * sigma / sqrt(n) (sigma: the run's noise estimate as of the verdict,
-evo.search.noise; n: shared evaluations) and it has been evaluated at least min_repeats times
-(2: a gain is confirmed on a second seed, which also gives the noise estimate a pair that does
-not depend on the threshold). A smaller positive gain earns another evaluation, up to
-max_repeats; after that the candidate may still join the population, but does not become the
-champion.
+exceeds k * sigma / sqrt(n) (sigma: the run's estimate, as of the verdict, of how much a paired
+difference on one seed varies, evo.search.noise; n: shared evaluations) and it has been evaluated
+at least min_repeats times (2: a gain is confirmed on a second seed, which also gives the noise
+estimate a pair that does not depend on the threshold). A smaller positive gain earns another
+evaluation, up to max_repeats; after that the candidate may still join the population, but does
+not become the champion.
 """
 
 from __future__ import annotations

@@ -1,67 +1,132 @@
-"""The run's noise: how much a program's metric moves when only the seed changes, estimated from
-every program the run evaluated more than once, and refined as the run goes.
+"""The run's noise: how much the difference between two programs measured on the same seed moves
+when only the seed changes. Estimated from every program the run evaluated more than once, and
+refined as the run goes.
 
-    sigma^2 = sum over programs p of sum_k (x_pk - mean_p)^2  /  sum over programs of (n_p - 1)
+A program p's metric on the run's k-th seed is taken as  x_pk = mu_p + s_k + e_pk.  s_k is what
+the seed does to every program alike (the same initialisation, the same order of the data), which
+a comparison on shared seeds cancels; e_pk is the program's own (another number of steps in a
+wall-clock budget, non-deterministic kernels), which it does not. A paired difference on one seed
+varies by 2 var(e): that is sigma^2, what the acceptance threshold k sigma / sqrt(n) uses
+(evo.search.island). Least squares over the programs evaluated at least twice (each program's
+mean, each seed's effect) leaves the residual sum of squares RSS on
 
-x_pk is program p's k-th successful evaluation (on the run's k-th seed) and n_p their number:
-the pooled within-program variance, each program weighted by its degrees of freedom. The seed
-program's noise round opens it (alone, the seed's sample standard deviation); then every
-candidate evaluated again (a gain too small to decide on one seed earns another) adds its spread.
-Its standard error, sigma / sqrt(2 * dof), is what a normal sample's standard deviation has.
+    dof = N - P - (S - 1)            N evaluations of P programs on S seeds
 
-What it does not separate: the part of the spread that a seed causes in every program alike
-(the same data order, the same initialisation), which paired comparisons on shared seeds cancel;
-so sigma is an upper bound on the noise a paired comparison faces. Candidates are evaluated again
-only after a first evaluation that fell just short of the threshold; that selection makes their
-spread a little smaller than sigma (in a simulation of the default threshold and repeats, 1-5%
-smaller). Failed evaluations are not in it.
+degrees of freedom, and 2 RSS / dof estimates sigma^2. One program alone (the seed program's
+noise round) cannot tell s from e, and two or three pairs say little; so the estimate starts from
+the spread of one program's metric between seeds,
+
+    spread^2 = sum over p of sum_k (x_pk - mean_p)^2 / sum over p of (n_p - 1)  = var(s) + var(e),
+
+which is sigma^2 where half of that variance is shared, and counts it as PRIOR_DOF degrees of
+freedom:
+
+    sigma^2 = (2 RSS + PRIOR_DOF spread^2) / (dof + PRIOR_DOF)
+
+Where the noise is all shared (sigma -> 0) or all the program's own (sigma -> sqrt(2) spread),
+the estimate moves there as pairs come, no faster than a couple of lucky pairs allow. Its
+standard error is about sigma / sqrt(2 (dof + PRIOR_DOF)), what a normal sample's standard
+deviation has.
+
+What it does not see: candidates are evaluated again only after a first evaluation that fell
+short of the threshold, which makes their residuals a little smaller than e's (in a simulation of
+the default threshold and repeats, 1-5% smaller); a seed effect that differs between programs
+(a change that makes training more sensitive to its initialisation) counts as a program's own.
+Failed evaluations are not in it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PRIOR_DOF = 2  # the weight of the seed's spread: as much as a noise round of 3 evaluations
 
 
 @dataclass
 class Noise:
-    """Pooled sum of squared deviations from each program's mean, and its degrees of freedom."""
+    """The metrics of every program measured more than once (program id -> seed index -> metric);
+    `earlier`: the pooled sum of squares and degrees of freedom of a checkpoint from before
+    pairing, which held nothing else."""
 
-    sum_squares: float = 0.0
-    dof: int = 0
+    programs: dict[int, dict[int, float]] = field(default_factory=dict)
+    earlier: tuple[float, int] = (0.0, 0)
 
-    def add(self, earlier: list[float], value: float) -> None:
-        """A program evaluated before (`earlier`: its successful metrics) measured `value`."""
-        if not earlier:
-            return  # one evaluation says nothing about the spread
-        mean = sum(earlier) / len(earlier)
-        # Welford: what the new value adds to the program's sum of squared deviations
-        self.sum_squares += (value - mean) * (
-            value - (mean * len(earlier) + value) / (len(earlier) + 1)
-        )
-        self.dof += 1
+    def __post_init__(self) -> None:
+        # Running sums, so that a run's thousandth repeat costs what its first did: the normal
+        # equations of the seeds' effects once each program's mean is taken out (normal @
+        # effects = right), the programs' sums of squares about their means, and counts.
+        self._columns: dict[int, int] = {}
+        self._normal, self._right = np.zeros((0, 0)), np.zeros(0)
+        self._within, self._within_dof, self._count = 0.0, 0, 0
+        for metrics in self.programs.values():
+            self._count_in(metrics, +1)
+        self._estimate()
 
-    def add_program(self, metrics: list[float]) -> None:
-        """Every metric of one program, in the order they were measured."""
-        for count, value in enumerate(metrics):
-            self.add(metrics[:count], value)
+    def add(self, program: int, metrics: dict[int, float]) -> None:
+        """Program `program` has measured `metrics` (seed index -> metric) so far."""
+        if len(metrics) < 2:  # one evaluation says nothing about the spread
+            return
+        if program in self.programs:
+            self._count_in(self.programs[program], -1)
+        self.programs[program] = dict(metrics)
+        self._count_in(metrics, +1)
+        self._estimate()
 
-    @property
-    def sigma(self) -> float:
-        return math.sqrt(self.sum_squares / self.dof) if self.dof else 0.0
+    def _count_in(self, metrics: dict[int, float], sign: int) -> None:
+        for seed in metrics:
+            if seed not in self._columns:
+                self._columns[seed] = len(self._columns)
+                self._normal = np.pad(self._normal, (0, 1))
+                self._right = np.pad(self._right, (0, 1))
+        at = [self._columns[seed] for seed in metrics]
+        values = np.fromiter(metrics.values(), float, len(metrics))
+        centred = values - values.mean()
+        self._within += sign * float(centred @ centred)
+        self._within_dof += sign * (len(values) - 1)
+        self._count += sign * len(values)
+        self._normal[np.ix_(at, at)] += sign * (np.eye(len(at)) - 1.0 / len(at))
+        self._right[at] += sign * centred
+
+    def _estimate(self) -> None:
+        within = self.earlier[0] + self._within
+        within_dof = self.earlier[1] + self._within_dof
+        self.spread = math.sqrt(within / within_dof) if within_dof else 0.0
+        if self.programs:
+            effects = np.linalg.lstsq(self._normal, self._right, rcond=None)[0]
+            # at the least-squares effects, RSS = within - effects . right (never below 0 but
+            # by rounding)
+            self.residual = max(0.0, self._within - float(effects @ self._right))
+            rank = int(np.linalg.matrix_rank(self._normal))
+        else:
+            self.residual, rank = 0.0, 0
+        self.dof = self._count - len(self.programs) - rank
+        weight = self.dof + PRIOR_DOF if within_dof else 0
+        prior = PRIOR_DOF * self.spread**2
+        self.sigma = math.sqrt((2 * self.residual + prior) / weight) if weight else 0.0
 
     @property
     def stderr(self) -> float:
         """The standard error of sigma."""
-        return self.sigma / math.sqrt(2 * self.dof) if self.dof else 0.0
+        return self.sigma / math.sqrt(2 * (self.dof + PRIOR_DOF)) if self.spread else 0.0
 
     def to_json(self) -> dict:
-        return {"sum_squares": self.sum_squares, "dof": self.dof}
+        return {
+            "programs": [[p, [[k, v] for k, v in m.items()]] for p, m in self.programs.items()],
+            "earlier": list(self.earlier),
+            "dof": self.dof,  # for readers of the checkpoint (evo lineage)
+        }
 
     @classmethod
     def from_json(cls, data: dict | None, sigma: float) -> Noise:
-        """From a checkpoint; one from before pooling holds only the seed's sigma, taken as from
-        the three evaluations of those runs."""
+        """From a checkpoint. One from before pairing holds the pooled sum of squares and degrees
+        of freedom; one from before pooling only the seed's sigma, taken as from the three
+        evaluations of those runs."""
         if data is None:
-            return cls(2 * sigma * sigma, 2)
-        return cls(data["sum_squares"], data["dof"])
+            return cls(earlier=(2 * sigma * sigma, 2))
+        if "programs" not in data:
+            return cls(earlier=(data["sum_squares"], data["dof"]))
+        programs = {p: {int(k): v for k, v in metrics} for p, metrics in data["programs"]}
+        return cls(programs, tuple(data["earlier"]))

@@ -35,7 +35,7 @@ class RunInfo:
     minimize: bool
     evaluators: int | None
     sigma: float | None
-    noise_dof: int | None = None  # the degrees of freedom of sigma (evo.search.noise)
+    noise_dof: int | None = None  # the paired degrees of freedom of sigma (evo.search.noise)
 
 
 class Lineage:
@@ -150,8 +150,14 @@ def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
         metric.minimize,
         state.get("evaluators"),
         state.get("sigma"),
-        (state.get("noise") or {}).get("dof"),
+        _paired_dof(state.get("noise") or {}),
     )
+
+
+def _paired_dof(noise: dict) -> int | None:
+    """The degrees of freedom of a run's paired noise estimate; None before pairing, whose
+    checkpoints held the pooled spread's."""
+    return noise["dof"] if "programs" in noise else None
 
 
 def _older_metric(folder: Path) -> Metric:

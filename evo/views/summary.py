@@ -6,6 +6,7 @@ import math
 import statistics
 from typing import Any
 
+from evo.search.noise import PRIOR_DOF
 from evo.store.reader import Lineage, RunInfo
 
 LISTED = 8  # groups listed one by one; more are summarised by their range
@@ -131,12 +132,12 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
 
 def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
     """The run's noise estimate, its uncertainty, and how it moved as the run went."""
-    if not run.noise_dof:  # a run from before the estimate was pooled
-        return f"noise: sigma {run.sigma:.4g} (the seed program's spread over seeds)"
-    stderr = run.sigma / math.sqrt(2 * run.noise_dof)
+    if not run.noise_dof:  # no pair yet, or a run from before pairing
+        return f"noise: sigma {run.sigma:.4g} (the spread of a program's metric between seeds)"
+    stderr = run.sigma / math.sqrt(2 * (run.noise_dof + PRIOR_DOF))
     line = (
-        f"noise: sigma {run.sigma:.4g} ± {stderr:.2g} ({run.noise_dof} degrees of freedom: every "
-        "program evaluated more than once)"
+        f"noise: sigma {run.sigma:.4g} ± {stderr:.2g} (of a difference on one seed: "
+        f"{run.noise_dof} degrees of freedom from programs measured on shared seeds)"
     )
     history = [
         sigma
