@@ -270,6 +270,21 @@ def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):
         assert {child["parent_id"], child["mate_id"]} <= members
 
 
+def test_an_island_out_of_new_children_opens_the_next(ray_session, tmp_path):
+    # One knob: two one-step children of each program. Once the chain sits on the optimum, the
+    # operator can make nothing new of it and its proposals are refused: enough in a row to stop
+    # the run open the next island instead, while one is closed.
+    target = write_knob_target(tmp_path / "knob", 1, seconds=0.02)
+    engine, rows = run_engine(
+        tmp_path, target, islands=3, start_islands=1, patience=3, migration_interval=0,
+        max_evals=60,
+    )  # fmt: skip
+    assert [r["to_island"] for r in rows if r["event"] == "split"] == [1, 2]
+    assert engine.state.open_islands == 3 and engine.state.evals_done < 60
+    assert engine.stopping  # nothing new anywhere: the run stopped on 30 refusals in a row
+    assert sum(r["status"] == "refused" for r in candidates(rows)) >= 3 * 30
+
+
 @pytest.mark.parametrize("carry", [True, False])
 def test_gains_found_side_by_side_are_carried_over_to_the_champion(ray_session, tmp_path, carry):
     # A bowl of 8 knobs: 16 one-step children of each program, half of them better, so that two

@@ -140,7 +140,7 @@ class Engine:
                 done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
                 for ref in done:
                     if ref in self.proposals:
-                        self._stop_because(self.proposals.received(ref))
+                        self._received(ref)
                     elif ref in self.evaluators.recovering:
                         self.evaluators.recovered(ref)
                     else:
@@ -152,6 +152,16 @@ class Engine:
             self.periodic.checkpoint(self._running(), self.elapsed(), live=False)
             progress.print()
         return self.state
+
+    def _received(self, ref: Any) -> None:
+        """A proposal came back. Refusals enough in a row to stop the run open the next island
+        first, if one is closed: the open ones can propose nothing new, the next may (its
+        refusals in a row start again from none)."""
+        why = self.proposals.received(ref)
+        if why and self.periodic.split(self._running(), now=True):
+            self.proposals.refused_in_a_row = 0
+            why = ""
+        self._stop_because(why)
 
     def _interrupt(self, *_: object) -> None:
         if self.stopping:

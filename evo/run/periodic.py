@@ -71,7 +71,7 @@ class Tasks:
             and self._due("stagnation", search.migration_interval or 10)
         ):
             self.reset_stagnant()
-        if self.state.open_islands < len(self.islands) and self.state.evals_done >= self.split_at:
+        if self.state.evals_done >= self.split_at:
             self.split(running)
         recent = time.monotonic() - self.checkpointed_at < MIN_CHECKPOINT_SECONDS
         if not recent and self._due("checkpoint", self.config.checkpoint_every):
@@ -99,18 +99,23 @@ class Tasks:
                 continue
             self._found(index, best.member, best.island, Event.RESET)
 
-    def split(self, running: list[tuple[Candidate, int]]) -> None:
-        """Open the next island if every open one has run out of patience; else note how many
-        evaluations must come back before one could be opened."""
+    def split(self, running: list[tuple[Candidate, int]], now: bool = False) -> bool:
+        """Open the next island if there is one and every open one has gone `patience`
+        evaluations without a gain (or `now`); else note how many evaluations must come back
+        before one could be opened."""
         opened, patience = self.state.open_islands, self.config.search.patience
-        short = sum(max(0, patience - since) for since in self.islands.since_improvement(opened))
+        if opened == len(self.islands):
+            return False
+        since = [] if now else self.islands.since_improvement(opened)
+        short = sum(max(0, patience - n) for n in since)
         if short:
             unsettled = sum(len(c.evaluations) for c, _ in [*self.state.pending, *running])
             self.split_at = self.state.evals_done + max(1, short - unsettled)
-            return
+            return False
         best = self.state.best
         self._found(opened, self.islands.runner_up(best.island), best.island, Event.SPLIT)
         self.state.open_islands += 1
+        return True
 
     def _found(self, index: int, founder: Member, source: int, kind: Event) -> None:
         """Island `index` starts again from `founder`, a program of island `source`."""
