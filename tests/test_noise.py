@@ -62,6 +62,8 @@ def test_the_estimate_converges_on_the_noise_a_pair_faces(shared, own):
     # the run's three seeds' effects, as drawn, and the programs' own noise
     assert noise.spread == pytest.approx(math.sqrt(statistics.variance(effects) + own**2), rel=0.1)
     truth = math.sqrt(2) * own
+    # with no noise of the programs' own, the spread's 2 of 800 degrees of freedom are all that
+    # is left: sigma = spread x sqrt(2 / 800), 0.05 x spread
     assert abs(noise.sigma - truth) < 2 * noise.stderr + (0.0 if own else 0.06)
 
 
