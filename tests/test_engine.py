@@ -87,12 +87,13 @@ def assert_complete(rows, engine):
 
 
 def assert_noise_pooled(engine, rows):
-    """The run's noise is pooled over every program evaluated more than once, the lineage's and
-    those still waiting for another evaluation; each candidate's row has the sigma it was judged
+    """The run's noise is estimated from every program evaluated more than once, the lineage's
+    and those still waiting for another evaluation; each candidate's row has the sigma it was judged
     by, the seed's its own spread."""
     expected = Noise()
     for row in candidates(rows):
-        expected.add(row["candidate_id"], {i: m for i, m in enumerate(row["metrics"]) if m})
+        measured = enumerate(row["metrics"])
+        expected.add(row["candidate_id"], {i: m for i, m in measured if m is not None})
     for candidate, _ in engine.state.pending:
         expected.add(candidate.id, candidate.metrics)
     assert engine.state.noise == expected and engine.state.noise.dof == expected.dof
