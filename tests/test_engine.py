@@ -614,6 +614,7 @@ def test_a_dead_model_service_stops_the_run_with_what_to_do(
         r["reason"].startswith("the model service failed: InternalServerError") for r in refused
     )
     assert engine.state.evals_done == 3  # the seed's; nothing else was paid for
+    assert not [r for r in rows if r["event"] == "split"]  # failures open no island
     assert_complete(rows, engine)
 
 

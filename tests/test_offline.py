@@ -134,6 +134,7 @@ def test_when_every_step_was_tried_it_says_so(sort_target):
         "INSERTION_THRESHOLD 8 -> 9",
     ]
     assert made[4].rejections == ("no new one-step change: 1 knobs, 4 changes already proposed",)
+    assert [p.exhausted for p in made] == [False, False, False, False, True]
 
 
 def test_recombination_takes_each_subset_of_the_differences_once(tmp_path):

@@ -133,7 +133,7 @@ class OfflineOperator:
         summary = (
             f"no new one-step change: {len(knobs)} knobs, {duplicates} changes already proposed"
         )
-        return Proposal(self.name, None, "", (), None, (*rejections, summary))
+        return Proposal(self.name, None, "", (), None, (*rejections, summary), exhausted=True)
 
     def _applies(self, knob: Knob) -> bool:
         other = "CPU" if self.device == "cuda" else "CUDA"

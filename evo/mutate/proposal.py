@@ -52,6 +52,8 @@ class Proposal:
     child: the child's mutable sources; None when every attempt was rejected.
     rejections: the reason of each rejected attempt, in order (repairs included).
     mate_id: the second parent the child combines the parent with, if it does.
+    exhausted: no child because the operator has proposed every change it can make of this
+        parent already (nothing failed).
     """
 
     operator: str
@@ -62,6 +64,7 @@ class Proposal:
     rejections: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
     mate_id: int | None = None
+    exhausted: bool = False
 
     @property
     def valid(self) -> bool:

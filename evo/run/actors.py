@@ -120,6 +120,7 @@ class IslandActor:
             mate_id=proposal.mate_id,
             parent_screen=parent.screen,
             from_champion=from_champion,
+            exhausted=proposal.exhausted,
         )
 
     def judge(self, candidate: Member, sigma: float) -> Status:

@@ -154,11 +154,13 @@ class Engine:
         return self.state
 
     def _received(self, ref: Any) -> None:
-        """A proposal came back. Refusals enough in a row to stop the run open the next island
-        first, if one is closed: the open ones can propose nothing new, the next may (its
-        refusals in a row start again from none)."""
+        """A proposal came back. Refusals enough in a row to stop the run, each because the
+        operator had nothing new to propose (not because it failed), open the next island first
+        if one is closed: the next may have something new (its refusals in a row start again
+        from none)."""
         why = self.proposals.received(ref)
-        if why and self.periodic.split(self._running(), now=True):
+        nothing_new = why and self.proposals.nothing_new
+        if nothing_new and self.periodic.split(self._running(), now=True):
             self.proposals.refused_in_a_row = 0
             why = ""
         self._stop_because(why)

@@ -55,6 +55,7 @@ class Proposals:
         self.first = first
         self.out: dict[Any, Asked] = {}
         self.refused_in_a_row = 0  # proposals the operators failed since the last valid one
+        self.nothing_new = True  # every one of those: the operator had nothing new to propose
 
     def __len__(self) -> int:
         return len(self.out)
@@ -104,13 +105,14 @@ class Proposals:
         if child.sources and digest not in state.seen:
             state.seen.add(digest)
             state.pending.append((candidate, self.first))
-            self.refused_in_a_row = 0
+            self.refused_in_a_row, self.nothing_new = 0, True
             return ""
         reason = child.reason or "duplicates a program of the run (another island's, or a merge's)"
         self.lineage.candidate(candidate, Status.REFUSED, reason)
         self.ensemble.settled(child.model, accepted=False)
         self.scheduler.rest(asked.island)
         self.refused_in_a_row += not child.sources
+        self.nothing_new &= bool(child.sources) or child.exhausted
         if self.refused_in_a_row < MAX_REFUSED_IN_A_ROW:
             return ""
         return (

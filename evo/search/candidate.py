@@ -36,6 +36,7 @@ class Child:
     mate_id: int | None = None  # the second parent of a recombination
     parent_screen: float | None = None  # the parent's metric at the screen's budget
     from_champion: bool = False  # the parent was its island's champion when it was chosen
+    exhausted: bool = False  # no child: the operator had proposed all it can of the parent
 
 
 @dataclass(frozen=True)
