@@ -40,7 +40,8 @@ LENGTHS = (20, 40, 80, 150)
 @dataclass(frozen=True)
 class ProgramNoise:
     """`instant_evaluation` whose noise is N(0, own) drawn anew for every (program, seed) plus
-    N(0, shared) drawn for each seed, instead of the knob target's own noise (shared, 0.5)."""
+    N(0, shared) drawn for each seed, instead of the knob target's seed noise (N(0, 0.5), the same
+    for every program)."""
 
     own: float
     shared: float = 0.0

@@ -45,6 +45,12 @@ import numpy as np
 PRIOR_DOF = 2  # the weight of the seed's spread: as much as a noise round of 3 evaluations
 
 
+def standard_error(sigma: float, dof: int) -> float:
+    """The standard error, about, of an estimate `sigma` on `dof` paired degrees of freedom
+    (the prior's counted too)."""
+    return sigma / math.sqrt(2 * (dof + PRIOR_DOF))
+
+
 @dataclass
 class Noise:
     """The metrics of every program measured more than once (program id -> seed index -> metric);
@@ -67,7 +73,7 @@ class Noise:
 
     def add(self, program: int, metrics: dict[int, float]) -> None:
         """Program `program` has measured `metrics` (seed index -> metric) so far."""
-        if len(metrics) < 2:  # one evaluation says nothing about the spread
+        if len(metrics) < 2 or self.programs.get(program) == metrics:  # nothing new to fit
             return
         if program in self.programs:
             self._count_in(self.programs[program], -1)
@@ -95,14 +101,13 @@ class Noise:
         within_dof = self.earlier[1] + self._within_dof
         self.spread = math.sqrt(within / within_dof) if within_dof else 0.0
         if self.programs:
-            effects = np.linalg.lstsq(self._normal, self._right, rcond=None)[0]
+            effects, _, rank, _ = np.linalg.lstsq(self._normal, self._right, rcond=None)
             # at the least-squares effects, RSS = within - effects . right (never below 0 but
             # by rounding)
             self.residual = max(0.0, self._within - float(effects @ self._right))
-            rank = int(np.linalg.matrix_rank(self._normal))
         else:
             self.residual, rank = 0.0, 0
-        self.dof = self._count - len(self.programs) - rank
+        self.dof = self._count - len(self.programs) - int(rank)
         weight = self.dof + PRIOR_DOF if within_dof else 0
         prior = PRIOR_DOF * self.spread**2
         self.sigma = math.sqrt((2 * self.residual + prior) / weight) if weight else 0.0
@@ -110,7 +115,7 @@ class Noise:
     @property
     def stderr(self) -> float:
         """The standard error of sigma."""
-        return self.sigma / math.sqrt(2 * (self.dof + PRIOR_DOF)) if self.spread else 0.0
+        return standard_error(self.sigma, self.dof) if self.spread else 0.0
 
     def to_json(self) -> dict:
         return {

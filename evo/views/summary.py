@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Any
 
-from evo.search.noise import PRIOR_DOF
+from evo.search.noise import standard_error
 from evo.store.reader import Lineage, RunInfo
 
 LISTED = 8  # groups listed one by one; more are summarised by their range
@@ -134,7 +133,7 @@ def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
     """The run's noise estimate, its uncertainty, and how it moved as the run went."""
     if not run.noise_dof:  # no pair yet, or a run from before pairing
         return f"noise: sigma {run.sigma:.4g} (the spread of a program's metric between seeds)"
-    stderr = run.sigma / math.sqrt(2 * (run.noise_dof + PRIOR_DOF))
+    stderr = standard_error(run.sigma, run.noise_dof)
     line = (
         f"noise: sigma {run.sigma:.4g} ± {stderr:.2g} (of a difference on one seed: "
         f"{run.noise_dof} degrees of freedom from programs measured on shared seeds)"
