@@ -54,7 +54,7 @@ class SearchConfig:
         True, "merge a change that beat its parent into its island's newer champion (evo.run.carry)"
     )
     noise_repeats: int = setting(
-        3, "evaluations of the seed program that measure the noise (at least one per evaluator)"
+        3, "evaluations of the seed program that measure the noise (its children use the rest)"
     )
     noise_k: float = setting(2.0, "a new champion's mean paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")

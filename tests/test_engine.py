@@ -25,7 +25,7 @@ import pytest
 from conftest import ROOT, evo, evo_started
 
 from evo.bench.loopback import Reply
-from evo.bench.synthetic import write_knob_target
+from evo.bench.synthetic import instant_evaluation, write_knob_target
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
@@ -76,6 +76,12 @@ def candidates(rows):
     return [r for r in rows if r["event"] == "candidate"]
 
 
+def seed_of(rows):
+    """The seed program's row (not always the first: proposals refused while it is measured
+    come before it)."""
+    return next(r for r in candidates(rows) if r["candidate_id"] == 0)
+
+
 def assert_complete(rows, engine):
     """Every candidate id appears exactly once, and every parent id resolves."""
     ids = [r["candidate_id"] for r in candidates(rows)]
@@ -99,7 +105,7 @@ def assert_noise_pooled(engine, rows):
     assert engine.state.noise == expected and engine.state.noise.dof == expected.dof
     assert engine.state.sigma == pytest.approx(expected.sigma, rel=1e-9)
     judged = [r["sigma"] for r in candidates(rows) if r["metrics"]]
-    assert judged[0] == pytest.approx(statistics.stdev(candidates(rows)[0]["metrics"]))
+    assert seed_of(rows)["sigma"] == pytest.approx(statistics.stdev(seed_of(rows)["metrics"]))
     assert all(sigma > 0 for sigma in judged)
 
 
@@ -140,7 +146,7 @@ def test_a_full_run(ray_session, tmp_path):
     )
     best = [min(r["fitness"] for r in accepted[: i + 1]) for i in range(len(accepted))]
     assert best == sorted(best, reverse=True)
-    assert engine.state.best.fitness == best[-1] < rows[0]["fitness"]
+    assert engine.state.best.fitness == best[-1] < seed_of(rows)["fitness"]
 
 
 @pytest.mark.parametrize(
@@ -171,9 +177,18 @@ def test_more_evaluators_than_cpus_share_them(ray_session, tmp_path):
     assert engine.state.evals_done == 24
     used = {e for r in candidates(rows) for e in r["eval_evaluators"]}
     assert used == {f"evaluator-{i}" for i in range(4)}
-    # the noise is measured under the run's load: the seed once on each of the 4 evaluators
-    seed = candidates(rows)[0]
-    assert seed["candidate_id"] == 0 and sorted(seed["eval_evaluators"]) == sorted(used)
+    # the noise is measured under the run's load: the seed once on each of 3 evaluators (its
+    # noise_repeats), its children on the fourth meanwhile, judged once the seed is measured
+    seed = seed_of(rows)
+    assert len(set(seed["eval_evaluators"])) == 3
+    measured = max(seed["eval_returned_at"])
+    early = [
+        r
+        for r in candidates(rows)
+        if r["candidate_id"] and r["metrics"] and r["eval_dispatched_at"][0] < measured
+    ]
+    assert used - set(seed["eval_evaluators"]) <= {r["eval_evaluators"][0] for r in early}
+    assert all(r["finished_at"] >= measured and r["parent_id"] == 0 for r in early)
 
 
 @pytest.mark.parametrize(("share", "recorded"), [(0.25, 0.25), (1.0, 1.0), (0.0, None)])
@@ -314,10 +329,16 @@ def test_gains_found_side_by_side_are_carried_over_to_the_champion(ray_session, 
         assert by_id[new]["finished_at"] > by_id[old]["finished_at"]
 
 
-def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(ray_session, tmp_path):
+@pytest.mark.parametrize("evaluators", [1, 4])
+def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(
+    ray_session, tmp_path, evaluators
+):
     # The quad target's metric does not depend on the budget: a screen on the first seed
-    # measures exactly what the first full evaluation will.
-    engine, rows = run_engine(tmp_path, QUAD, islands=2, screen=0.5, max_evals=30)
+    # measures exactly what the first full evaluation will. With 4 evaluators, children of the
+    # seed are screened before the seed's own screens are all back.
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=2, screen=0.5, max_evals=30, evaluators=evaluators
+    )
     sigma = engine.state.screen_noise.sigma
     by_id = {r["candidate_id"]: r for r in candidates(rows)}
     assert sigma == pytest.approx(statistics.stdev(by_id[0]["metrics"]))  # the seed's spread
@@ -329,6 +350,8 @@ def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(ray_session, t
         assert row["reason"].startswith("screened out at 0.5 of the budget: ")
     full = [r for r in candidates(rows) if r["candidate_id"] and r["metrics"]]
     assert full and all(r["screen_metric"] == r["metrics"][0] for r in full)
+    for row in full:  # passed: not behind its parent's screen by more than 2 sigma
+        assert row["screen_metric"] - by_id[row["parent_id"]]["screen_metric"] <= 2 * sigma
     assert engine.state.evals_done == 30  # full evaluations, the seed's 3 included
     screens = [r for r in candidates(rows) if r["candidate_id"] and r["screen_metric"] is not None]
     passed = [c for c, _ in engine.state.pending if c.screen]  # waiting for their full turn
@@ -351,6 +374,31 @@ def test_a_killed_evaluator_requeues_its_candidate(ray_session, tmp_path, capsys
     assert_complete(rows, engine)
 
 
+def test_an_evaluator_killed_during_the_seeds_evaluation_requeues_it(ray_session, tmp_path, capsys):
+    marker = tmp_path / "died"
+
+    def dies_once(target, sources=None, **options) -> EvalResult:
+        """The first call, in whichever evaluator, kills that evaluator's process; the others
+        compute the knob target's loss. (Local: Ray's workers cannot import the tests.)"""
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            return instant_evaluation(target, sources, **options)
+        os._exit(1)
+
+    target = write_knob_target(tmp_path / "knobs", 2, 1.0)  # instant: the sandbox computes
+    config = RunConfig().with_settings(
+        {"target": str(target), "operator": "offline", "out": str(tmp_path), "max_evals": 6}, "t"
+    )
+    (tmp_path / "run").mkdir()
+    Engine(config, load_target(target), tmp_path / "run", sandbox=dies_once).run()
+    out = capsys.readouterr().out
+    assert "evaluator-0 died (" in out and "; the seed program's evaluation re-queued)" in out
+    assert "evaluator-0 is back" in out
+    rows = read_lineage(tmp_path / "run" / "lineage").to_pylist()
+    assert len(seed_of(rows)["metrics"]) == 3 and seed_of(rows)["status"] == "accepted"
+
+
 def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, capsys):
     killed = {}
 
@@ -360,7 +408,9 @@ def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, c
         ray_session.kill(engine.islands.actors[1])
         killed["at"] = datetime.now(UTC)
 
-    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, on_progress=kill_once)
+    engine, rows = run_engine(  # both islands open from the start: island 1 is proposing
+        tmp_path, QUAD, islands=2, start_islands=0, max_evals=30, on_progress=kill_once
+    )
     assert "island 1 died; rebuilt from the last checkpoint" in capsys.readouterr().out
     assert engine.state.evals_done == 30
     assert_complete(rows, engine)
@@ -632,7 +682,7 @@ def test_a_base_url_that_refuses_connections_stops_the_run_with_what_to_do(
     assert "stopping: the last 30 proposals were all refused (the last because: the model " in out
     assert "Connection refused" in out
     assert f"then go on: python -m evo run --resume {tmp_path / 'run'}" in out
-    refused = candidates(rows)[1:]
+    refused = [r for r in candidates(rows) if r["candidate_id"]]
     assert len(refused) >= 30 and engine.state.evals_done == 3
     assert all("the model service failed: URLError: " in r["reason"] for r in refused)
 
@@ -713,7 +763,7 @@ def test_an_operator_that_raises_is_a_refusal_and_the_run_stops_cleanly(
         tmp_path, QUAD, islands=2, max_evals=50, operator="openai",
         base_url=model_server.url + "/v1", models=["local"],
     )  # fmt: skip
-    refused = candidates(rows)[1:]
+    refused = [r for r in candidates(rows) if r["candidate_id"]]
     assert len(refused) >= 30 and engine.state.evals_done == 3
     assert all(r["reason"].startswith("the operator failed: TypeError: ") for r in refused)
     assert "stopping: the last 30 proposals were all refused" in capsys.readouterr().out
@@ -808,6 +858,27 @@ def test_adaptive_models_ask_the_model_whose_edits_are_accepted(
     assert {m: r.settled for m, r in records.items()} == dict(settled)
     saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["models"]
     assert saved == {m: asdict(r) for m, r in records.items()}
+
+
+def test_the_seeds_first_children_are_proposed_while_it_is_measured(
+    ray_session, tmp_path, model_server, monkeypatch
+):
+    # The first proposals are asked during the seed program's last evaluation: their prompts
+    # say that the parent is not yet measured and give no noise; the prompts after give both.
+    model_server.reset()
+    monkeypatch.setattr(model_server, "default", rising_x())
+    engine, rows = run_engine(
+        tmp_path, QUAD, islands=1, max_evals=8, operator="openai",
+        base_url=model_server.url + "/v1", models=["local"],
+    )  # fmt: skip
+    tasks = [r.body["messages"][1]["content"] for r in model_server.requests]
+    early = [t for t in tasks if "# The parent to improve: loss = not yet measured\n" in t]
+    assert 1 <= len(early) <= 2 and early == tasks[: len(early)]  # one per evaluator, plus one
+    assert not any("- noise: " in t for t in early)
+    seed = seed_of(rows)
+    assert f"varies by sigma {seed['sigma']:.4g} between seeds" in tasks[len(early)]
+    first = [r for r in candidates(rows) if 0 < r["candidate_id"] <= len(early)]
+    assert len(first) == len(early) and all(r["parent_id"] == 0 and r["metrics"] for r in first)
 
 
 def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, tmp_path):

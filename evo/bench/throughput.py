@@ -33,7 +33,6 @@ from evo.bench.synthetic import RewriteReplies, instant_evaluation, write_knob_t
 from evo.config import RunConfig, SearchConfig
 from evo.run.engine import Engine
 from evo.run.evaluators import connect_ray
-from evo.run.seed import noise_round
 from evo.store.lineage import read_lineage
 from evo.target import load_target
 
@@ -125,7 +124,7 @@ def bench_overhead(
                 evaluators=count,
                 budget=seconds,
                 isolation=level,
-                max_evals=noise_round(SearchConfig.noise_repeats, count) + per_evaluator * count,
+                max_evals=SearchConfig.noise_repeats + per_evaluator * count,
             )
             run_dir = Path(scratch) / f"run-{number}"
             run_dir.mkdir()
@@ -143,7 +142,7 @@ def _overhead_row(
     times: list, count: int, islands: int, latency: float, seconds: float, began: float, end: float
 ) -> dict:
     firsts: dict[str, float] = {}
-    for evaluator, dispatched, *_ in times[noise_round(SearchConfig.noise_repeats, count) :]:
+    for evaluator, dispatched, *_ in times[SearchConfig.noise_repeats :]:
         firsts.setdefault(evaluator, dispatched)
     steady_start = max(firsts.values())
     steady_end = max(dispatched for _, dispatched, *_ in times)
@@ -211,8 +210,7 @@ def _scale_once(islands: int, evaluations: int, evaluators: int) -> dict:
         "candidates": state.next_id - 1,
         "candidates_per_s": round((state.next_id - 1) / (ended - searching), 1),
         "evaluations_per_s": round(
-            (state.evals_done - noise_round(config.search.noise_repeats, evaluators))
-            / (ended - searching),
+            (state.evals_done - config.search.noise_repeats) / (ended - searching),
             1,
         ),
         "driver_peak_rss_mib": round(_peak_rss_mib()),

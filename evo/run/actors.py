@@ -82,12 +82,16 @@ class IslandActor:
             second.id, second.sources, second.fitness, second.hypothesis, parent.hypothesis
         )
         noise = self.island.sigma
-        measured = Measured(parent.details, noise, self.island.selection.noise_k * noise)
+        measured = (  # the seed program's children are proposed while it is measured
+            Measured(parent.details, noise, self.island.selection.noise_k * noise)
+            if parent.metrics
+            else Measured({})
+        )
         started = time.monotonic()
         try:
             proposal = self.operator.propose(
                 parent.sources,
-                metric=parent.fitness,
+                metric=parent.fitness if parent.metrics else None,
                 history=history,
                 inspirations=[i for i in inspirations if i.island != self.island.index],
                 measured=measured,
@@ -146,8 +150,9 @@ class IslandActor:
             self.island.sigma = sigma
             return self.island.receive(migrant)
 
-    def reset(self, founder: Member) -> None:
+    def reset(self, founder: Member, sigma: float) -> None:
         with self.lock:
+            self.island.sigma = sigma
             self.island.reset(founder)
 
     def state(self) -> dict:

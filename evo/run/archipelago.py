@@ -85,8 +85,9 @@ class Archipelago:
     def settle(self, index: int, candidate: Member, fate: Status, attempt: Attempt) -> None:
         self._call(index, lambda actor: actor.settle.remote(candidate, fate, attempt))
 
-    def reset(self, index: int, founder: Member) -> None:
-        self._call(index, lambda actor: actor.reset.remote(founder))
+    def reset(self, index: int, founder: Member, sigma: float) -> None:
+        """Island `index` starts again from `founder` alone; `sigma`: the run's noise."""
+        self._call(index, lambda actor: actor.reset.remote(founder, sigma))
 
     def since_improvement(self, islands: int) -> list[int]:
         """Evaluations since the champion of each of the first `islands` last improved."""

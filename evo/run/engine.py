@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -98,12 +98,9 @@ class Engine:
                 ray, target, config, self.selection, self.evaluators.device, self.state,
                 credentials.for_model_service(self.held),
             )  # fmt: skip
-            if resume:
-                self.lineage.discard_parts_after(resume.lineage_parts)
-            else:
-                measure_noise(self)
             self.state.evaluators = len(self.evaluators)
-            self.carry = Carry(target, self.state, self.selection) if search.carry_gains else None
+            self.carry: Carry | None = None  # made once the islands have their champions
+            self.parked: list[tuple[Candidate, int, EvalResult]] | None = None  # evo.run.seed
             self.ensemble = Ensemble(
                 [model for model, _ in LLMConfig.from_settings(config.llm).models],
                 config.llm.adaptive_models
@@ -119,7 +116,15 @@ class Engine:
             self.periodic = periodic.Tasks(
                 config, self.state, self.islands, self.lineage, minimize, run_dir, target.root
             )
+            if resume:
+                self.lineage.discard_parts_after(resume.lineage_parts)
+            else:
+                measure_noise(self)
+            self.carry = Carry(target, self.state, self.selection) if search.carry_gains else None
             if not resume:
+                parked, self.parked = self.parked or [], None
+                for candidate, index, result in parked:
+                    self._judge(candidate, index, result)
                 self.periodic.checkpoint(self._running(), self.elapsed())
         except BaseException:
             signal.signal(signal.SIGINT, self.previous_handler)
@@ -131,20 +136,10 @@ class Engine:
         progress = Progress(self.figures)
         try:
             while self.running or self.proposals or not (self.stopping or self._should_stop()):
-                if not (self.stopping or self._should_stop()):
-                    self.proposals.ask(evaluating=bool(self.running))
-                    self._dispatch()
-                refs = [*self.running, *self.proposals.refs(), *self.evaluators.recovering]
-                if not refs:
+                self.fill()
+                if not (self.running or self.proposals or self.evaluators.recovering):
                     break
-                done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
-                for ref in done:
-                    if ref in self.proposals:
-                        self._received(ref)
-                    elif ref in self.evaluators.recovering:
-                        self.evaluators.recovered(ref)
-                    else:
-                        self._evaluated(ref)
+                self.wait()
                 progress.maybe_print()
         finally:  # a Ctrl-C during the last checkpoint stops at once
             signal.signal(signal.SIGINT, self.previous_handler)
@@ -153,13 +148,36 @@ class Engine:
             progress.print()
         return self.state
 
+    def fill(self, seed_evaluations: int | None = None) -> None:
+        """Ask for proposals and start evaluations on the idle evaluators, unless the run is
+        stopping; `seed_evaluations`: in the seed round (evo.run.seed), the seed's full
+        evaluations still out."""
+        seeding = seed_evaluations is not None
+        if not (self.stopping or self._should_stop(seed_evaluations or 0)):
+            self.proposals.ask(evaluating=bool(self.running) or seeding)
+            self._dispatch(seed_evaluations or 0)
+
+    def wait(self, own: Collection[Any] = ()) -> list[Any]:
+        """Wait up to a second for the next proposal, evaluation or evaluator to come back and
+        handle it; what came back of the caller's `own` references is the caller's."""
+        refs = [*self.running, *self.proposals.refs(), *self.evaluators.recovering, *own]
+        done, _ = self.ray.wait(refs, num_returns=1, timeout=1.0)
+        for ref in done:
+            if ref in self.proposals:
+                self._received(ref)
+            elif ref in self.evaluators.recovering:
+                self.evaluators.recovered(ref)
+            elif ref in self.running:
+                self._evaluated(ref)
+        return [ref for ref in done if ref in own]
+
     def _received(self, ref: Any) -> None:
         """A proposal came back. Refusals enough in a row to stop the run, each because the
         operator had nothing new to propose (not because it failed), open the next island first
         if one is closed: the next may have something new (its refusals in a row start again
         from none)."""
         why = self.proposals.received(ref)
-        nothing_new = why and self.proposals.nothing_new
+        nothing_new = why and self.proposals.nothing_new and self.parked is None
         if nothing_new and self.periodic.split(self._running(), now=True):
             self.proposals.refused_in_a_row = 0
             why = ""
@@ -179,17 +197,19 @@ class Engine:
                 flush=True,
             )
 
-    def _should_stop(self) -> bool:
+    def _should_stop(self, seed_evaluations: int = 0) -> bool:
         limits, state = self.config.limits, self.state
-        full = sum(out.index != SCREEN for out in self.running.values())
+        full = seed_evaluations + sum(out.index != SCREEN for out in self.running.values())
         return bool(
             (limits.max_evals and state.evals_done + full >= limits.max_evals)
             or (limits.max_hours and self.elapsed() >= limits.max_hours * 3600)
             or (limits.max_cost and state.spent >= limits.max_cost)
         )
 
-    def _dispatch(self) -> None:
-        while self.evaluators.idle and self.state.pending and not self._should_stop():
+    def _dispatch(self, seed_evaluations: int = 0) -> None:
+        while (
+            self.evaluators.idle and self.state.pending and not self._should_stop(seed_evaluations)
+        ):
             candidate, index = self.state.pending.popleft()
             if self.carry and not candidate.evaluations and candidate.screen is None:
                 self.carry.rebase(candidate)
@@ -218,12 +238,17 @@ class Engine:
         evaluation = replace(evaluation, index=out.index, dispatched=out.dispatched, returned=back)
         # a pre-warmed evaluation waited for its turn while another one trained
         busy = back - out.dispatched - evaluation.result.waited_seconds
-        screen = out.index == SCREEN
-        self.record(out.candidate, evaluation, busy=busy, screen=screen)
-        candidate, result = out.candidate, evaluation.result
+        self.record(out.candidate, evaluation, busy=busy, screen=out.index == SCREEN)
+        if self.parked is None:
+            self._judge(out.candidate, out.index, evaluation.result)
+        else:  # the seed is being measured: judged once it is (evo.run.seed)
+            self.parked.append((out.candidate, out.index, evaluation.result))
+
+    def _judge(self, candidate: Candidate, index: int, result: EvalResult) -> None:
+        """What comes of a candidate's evaluation `index` (a screen or a full one)."""
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
-        elif screen:
+        elif index == SCREEN:
             why = self.screen.verdict(candidate, self.state.screen_noise.sigma)
             if why:
                 self._settle(candidate, Status.SCREENED, why)
@@ -232,7 +257,7 @@ class Engine:
         else:
             verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
-                self.state.pending.appendleft((candidate, out.index + 1))
+                self.state.pending.appendleft((candidate, index + 1))
             else:
                 self._settle(candidate, verdict, "")
         self.periodic.after_evaluation(self._running(), self.elapsed())

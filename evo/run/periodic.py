@@ -119,7 +119,7 @@ class Tasks:
 
     def _found(self, index: int, founder: Member, source: int, kind: Event) -> None:
         """Island `index` starts again from `founder`, a program of island `source`."""
-        self.islands.reset(index, founder)
+        self.islands.reset(index, founder, self.state.sigma)
         self.state.set_champion(index, founder, self.minimize)
         self.lineage.event(kind, founder.id, source, index, Status.RESET)
 

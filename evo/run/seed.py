@@ -1,20 +1,24 @@
-"""The start of a new run: the seed program evaluated on the run's first seeds, in parallel, at
-least noise_repeats times and once on every evaluator. Their spread opens the noise estimate that
-every later comparison is judged by (evo.search.noise); the seed is candidate 0 and every
-island's first champion.
+"""The start of a new run: the seed program evaluated on the run's first noise_repeats seeds, in
+parallel, while the evaluators it leaves free already evaluate its children. The seed's spread
+opens the noise estimate that every later comparison is judged by (evo.search.noise); the seed is
+candidate 0 and every island's first champion.
 
 Where the run screens candidates (evo.run.screen), the seed is also screened as many times: the
 spread of its screens is the noise at the screen's budget, and its first screen what its
 children's are paired with.
 
-Every evaluator takes part so that sigma is measured under the load the run will have: where
-evaluations share a GPU (gpus_per_eval below 1) or the CPUs, each one trains more slowly and
-its metric moves with its neighbours; with fewer repeats than evaluators some would sit idle
-while the others trained faster than they ever will again."""
+The children start at once, not after the seed: with 8 evaluators and 3 repeats, a round of 5
+children costs no more time than 5 more evaluations of the seed, and sigma is measured under the
+load the run will have either way (evaluations that share a GPU or the CPUs train more slowly,
+and their metrics move with their neighbours'). A child's evaluation that comes back before the
+seed is measured waits for it to be judged (the engine parks it); its island was founded from
+the seed before its metrics were known, and is told them when they are.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -22,7 +26,7 @@ from evo.errors import UsageError
 from evo.mutate.proposal import program_hash
 from evo.run.actors import island_state
 from evo.search.candidate import Candidate
-from evo.search.island import Island
+from evo.search.island import Island, Member
 from evo.status import Status
 
 if TYPE_CHECKING:
@@ -31,9 +35,9 @@ if TYPE_CHECKING:
 
 def measure_noise(engine: Engine) -> None:
     """Evaluate the seed program and fill in the new run's state; a one-line error when the seed
-    program fails."""
-    pool = engine.evaluators
-    repeats = noise_round(engine.config.search.noise_repeats, len(pool))
+    program fails. Children evaluated meanwhile are left parked (engine.parked) or running."""
+    pool, state = engine.evaluators, engine.state
+    repeats = engine.config.search.noise_repeats
     seed = Candidate.seed_program(engine.target.read_mutable())
     screens = engine.screen.fraction > 0
     print(
@@ -42,43 +46,68 @@ def measure_noise(engine: Engine) -> None:
         + f" on {len(pool)} {pool.device} evaluator(s)",
         flush=True,
     )
-    requests = [(engine.request(seed.sources, i), i, False) for i in range(repeats)]
+    requests = deque((engine.request(seed.sources, i), i, False) for i in range(repeats))
     if screens:
         run_seed = engine.config.seed
         requests += [
             (engine.screen.request(seed.sources, run_seed, i), i, True) for i in range(repeats)
         ]
-    sent = {}
-    for number, (request, index, screen) in enumerate(requests):
-        ref, _ = pool.submit(request, slot=number % len(pool))
-        sent[ref] = (index, screen, time.time())
-    results = []
-    for ref, (index, screen, dispatched) in sent.items():
-        evaluation = engine.ray.get(ref)
-        evaluation = replace(evaluation, index=index, dispatched=dispatched, returned=time.time())
-        # Its own wall time: with fewer evaluators than repeats, the round trip includes a wait.
-        engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
-        results.append(evaluation.result)
-    screened = results[repeats:]
-    engine.state.screen_noise.add(
-        seed.id, {i: r.metric for i, r in enumerate(screened) if r.status == Status.OK}
-    )
-    failures = [r for r in results if r.status != Status.OK]
+    state.seen.add(program_hash(seed.sources))
+    _found(engine, seed.as_member())  # so that islands can propose its children already
+    engine.parked = []
+    sent: dict = {}  # reference -> (slot, request, index, screen, dispatched)
+    screened: dict[int, float] = {}
+    failures = []
+    died = (engine.ray.exceptions.RayActorError, engine.ray.exceptions.WorkerCrashedError)
+    while requests or sent:
+        while requests and pool.idle:  # the seed's evaluations first, whatever the limits
+            request, index, screen = requests.popleft()
+            ref, slot = pool.submit(request)
+            sent[ref] = (slot, request, index, screen, time.time())
+        if not requests:  # the evaluators left free: children of the seed
+            engine.fill(seed_evaluations=sum(not screen for *_, screen, _ in sent.values()))
+        for ref in engine.wait(list(sent)):
+            slot, request, index, screen, dispatched = sent.pop(ref)
+            try:
+                evaluation = engine.ray.get(ref)
+            except died as e:
+                pool.lost(slot, f"{type(e).__name__}; the seed program's evaluation")
+                requests.appendleft((request, index, screen))
+                continue
+            pool.release(slot)
+            evaluation = replace(
+                evaluation, index=index, dispatched=dispatched, returned=time.time()
+            )
+            # Its own wall time: the round trip may include a wait for an evaluator.
+            engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
+            result = evaluation.result
+            if result.status != Status.OK:
+                failures.append(result)
+            elif screen:
+                screened[index] = result.metric
+    state.screen_noise.add(seed.id, screened)
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "
             f"{failures[0].reason}); fix the target, then run again"
         )
-    state = engine.state
-    state.seen.add(program_hash(seed.sources))
     engine.lineage.candidate(seed, Status.ACCEPTED, sigma=state.sigma)
     founder = seed.as_member()
-    for index in range(engine.config.search.islands):
+    _found(engine, founder)
+    for index in engine.islands:
         state.set_champion(index, founder, engine.selection.minimize)
-        island = Island.founded(index, engine.selection, state.sigma, engine.config.seed, founder)
-        state.islands.append(island_state(island))
+        if engine.islands.restored[index]:  # it proposed children of the seed unmeasured
+            engine.islands.reset(index, founder, state.sigma)
+    waiting = [c for c, _ in state.pending] + [c for c, *_ in engine.parked]
+    for candidate in waiting + [out.candidate for out in engine.running.values()]:
+        if candidate.child.parent_id == seed.id:  # proposed before the seed had a screen
+            candidate.child = replace(candidate.child, parent_screen=founder.screen)
 
 
-def noise_round(noise_repeats: int, evaluators: int) -> int:
-    """The seed program's evaluations at the start of a run."""
-    return max(noise_repeats, evaluators)
+def _found(engine: Engine, founder: Member) -> None:
+    """Every island's saved state: `founder` alone, the run's noise as it is now."""
+    selection, sigma, seed = engine.selection, engine.state.sigma, engine.config.seed
+    engine.state.islands = [
+        island_state(Island.founded(index, selection, sigma, seed, founder))
+        for index in range(engine.config.search.islands)
+    ]

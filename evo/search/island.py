@@ -45,7 +45,8 @@ class Member:
 
     @property
     def fitness(self) -> float:
-        return sum(self.metrics.values()) / len(self.metrics)
+        """The mean metric; NaN before the first (the seed program while it is measured)."""
+        return sum(self.metrics.values()) / len(self.metrics) if self.metrics else math.nan
 
     def to_state(self) -> dict:
         """JSON-ready: the metrics' seed indices as numbers, not the strings JSON keys become."""
