@@ -399,6 +399,29 @@ def test_an_evaluator_killed_during_the_seeds_evaluation_requeues_it(ray_session
     assert len(seed_of(rows)["metrics"]) == 3 and seed_of(rows)["status"] == "accepted"
 
 
+def sandbox_the_workers_cannot_import(target, sources=None, **options) -> EvalResult:
+    """Pickled by reference to this module, which Ray's workers cannot import: an evaluator
+    given it cannot start, as on a node without evo or the target."""
+    raise AssertionError("never called")
+
+
+def test_an_evaluator_that_cannot_start_stops_the_run_in_one_line(ray_session, tmp_path):
+    config = RunConfig().with_settings(
+        {"target": str(QUAD), "operator": "offline", "out": str(tmp_path), "max_evals": 6}, "t"
+    )
+    (tmp_path / "run").mkdir()
+    with pytest.raises(UsageError) as caught:
+        Engine(
+            config, load_target(QUAD), tmp_path / "run", sandbox=sandbox_the_workers_cannot_import
+        )
+    message = str(caught.value)
+    assert message.startswith("evaluator-0 cannot start (") and "\n" not in message
+    assert "No module named 'test_engine'" in message
+    assert message.endswith(
+        "fix that, then run again (with --resume once the run has a checkpoint)"
+    )
+
+
 def test_a_killed_island_is_rebuilt_from_its_checkpoint(ray_session, tmp_path, capsys):
     killed = {}
 

@@ -5,6 +5,7 @@ One evaluator per GPU (`num_gpus` each, so Ray sets CUDA_VISIBLE_DEVICES), or on
 without GPUs one (or as many as asked) sharing the CPUs. An evaluator holds nothing worth keeping,
 so Ray restarts a dead one (max_restarts=-1) wherever there is room; its slot is used again only
 once the restarted actor answers, so that no candidate waits on an evaluator whose node is gone.
+One that cannot start at all (its node lacks the target, or evo) stops the run with why.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evo.config import EvaluationConfig
+from evo.errors import UsageError
 from evo.evaluate.isolation import resolve
 from evo.evaluate.result import EvalResult
 from evo.run.actors import Evaluator
@@ -120,7 +122,14 @@ class EvaluatorPool:
         slot = self.recovering.pop(ref)
         try:
             self.ray.get(ref)
-        except self.ray.exceptions.RayActorError:
+        except self.ray.exceptions.RayActorError as e:
+            if e.actor_init_failed:  # it would fail again wherever Ray restarted it
+                cause = str(e).strip().splitlines()[-1]
+                raise UsageError(
+                    f"evaluator-{slot} cannot start ({cause}); every node needs the target "
+                    "folder and evo's environment at the same paths: fix that, then run again "
+                    "(with --resume once the run has a checkpoint)"
+                ) from None
             self.lost(slot)
             return
         print(f"evaluator-{slot} is back", flush=True)
