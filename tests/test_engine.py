@@ -399,6 +399,42 @@ def test_an_evaluator_killed_during_the_seeds_evaluation_requeues_it(ray_session
     assert len(seed_of(rows)["metrics"]) == 3 and seed_of(rows)["status"] == "accepted"
 
 
+def test_the_first_evaluators_up_take_the_first_evaluations(ray_session, tmp_path):
+    marker = tmp_path / "slow"
+
+    def slow_once():
+        """Run by each evaluator as it unpickles its sandbox: the first one to start takes 5 s
+        more, and writes which actor it is."""
+        import ray
+
+        try:
+            with marker.open("x") as mine:
+                mine.write(ray.get_runtime_context().get_actor_id())
+            time.sleep(5)
+        except FileExistsError:
+            pass
+        return instant_evaluation
+
+    class SlowToStart:
+        def __reduce__(self):
+            return slow_once, ()
+
+    target = write_knob_target(tmp_path / "knobs", 2, 1.0)  # instant: the sandbox computes
+    config = RunConfig().with_settings(
+        {"target": str(target), "operator": "offline", "out": str(tmp_path)}
+        | {"max_evals": 12, "evaluators": 3},
+        "t",
+    )
+    (tmp_path / "run").mkdir()
+    engine = Engine(config, load_target(target), tmp_path / "run", sandbox=SlowToStart())
+    engine.run()
+    actors = [actor._actor_id.hex() for actor in engine.evaluators.actors]
+    slow = f"evaluator-{actors.index(marker.read_text())}"
+    rows = read_lineage(tmp_path / "run" / "lineage").to_pylist()
+    # all three of the seed's evaluations on the two evaluators up (before: one on each)
+    assert len(seed_of(rows)["metrics"]) == 3 and slow not in seed_of(rows)["eval_evaluators"]
+
+
 def sandbox_the_workers_cannot_import(target, sources=None, **options) -> EvalResult:
     """Pickled by reference to this module, which Ray's workers cannot import: an evaluator
     given it cannot start, as on a node without evo or the target."""

@@ -89,17 +89,23 @@ class EvaluatorPool:
             )
             for i in range(count)
         ]
-        self.idle = list(range(count)) * (2 if prewarm else 1)
-        self.slots = len(self.idle)  # evaluations the pool takes at once
-        self.recovering: dict[Any, int] = {}  # ready() calls of restarted evaluators -> slot
+        # Each evaluator is used once it answers, so the first evaluations go to the first
+        # evaluators up (8 starting on a busy machine, or on nodes that join late, come up
+        # seconds apart), not to one still starting while others wait.
+        self.idle: list[int] = []
+        self.slots = count * (2 if prewarm else 1)  # evaluations the pool takes at once
+        # ready() calls of starting or restarted evaluators -> slot
+        self.recovering = {
+            self.actors[i % count].ready.remote(): i % count for i in range(self.slots)
+        }
+        self.starting = set(self.recovering)
 
     def __len__(self) -> int:
         return len(self.actors)
 
-    def submit(self, request: EvalRequest, slot: int | None = None) -> tuple[Any, int]:
-        """Start an evaluation on evaluator `slot`, or on the first idle one; returns its
-        reference and the slot."""
-        slot = self.idle.pop(0) if slot is None else slot
+    def submit(self, request: EvalRequest) -> tuple[Any, int]:
+        """Start an evaluation on the first idle evaluator; returns its reference and slot."""
+        slot = self.idle.pop(0)
         return self.actors[slot].evaluate.remote(request), slot
 
     def release(self, slot: int) -> None:
@@ -118,8 +124,9 @@ class EvaluatorPool:
         self.recovering[self.actors[slot].ready.remote()] = slot
 
     def recovered(self, ref: Any) -> None:
-        """A restarted evaluator answered (or died again before it could)."""
-        slot = self.recovering.pop(ref)
+        """A starting or restarted evaluator answered (or died before it could)."""
+        slot, restarted = self.recovering.pop(ref), ref not in self.starting
+        self.starting.discard(ref)
         try:
             self.ray.get(ref)
         except self.ray.exceptions.RayActorError as e:
@@ -132,5 +139,6 @@ class EvaluatorPool:
                 ) from None
             self.lost(slot)
             return
-        print(f"evaluator-{slot} is back", flush=True)
+        if restarted:
+            print(f"evaluator-{slot} is back", flush=True)
         self.idle.append(slot)
