@@ -342,6 +342,8 @@ def test_a_screened_run_evaluates_in_full_only_what_is_not_behind(
     sigma = engine.state.screen_noise.sigma
     by_id = {r["candidate_id"]: r for r in candidates(rows)}
     assert sigma == pytest.approx(statistics.stdev(by_id[0]["metrics"]))  # the seed's spread
+    # the seed's screen is the one on the first seed, as its children's are, whichever came first
+    assert by_id[0]["screen_metric"] == by_id[0]["metrics"][by_id[0]["seeds"].index(0)]
     screened = [r for r in candidates(rows) if r["status"] == "screened"]
     assert screened and all(r["metrics"] == [] for r in screened)
     for row in screened:

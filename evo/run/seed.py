@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from evo.errors import UsageError
 from evo.mutate.proposal import program_hash
 from evo.run.actors import island_state
-from evo.search.candidate import Candidate
+from evo.search.candidate import Candidate, Evaluation
 from evo.search.island import Island, Member
 from evo.status import Status
 
@@ -56,7 +56,7 @@ def measure_noise(engine: Engine) -> None:
     _found(engine, seed.as_member())  # so that islands can propose its children already
     engine.parked = []
     sent: dict = {}  # reference -> (slot, request, index, screen, dispatched)
-    screened: dict[int, float] = {}
+    screens: dict[int, Evaluation] = {}  # seed index -> the seed's screen on it
     failures = []
     died = (engine.ray.exceptions.RayActorError, engine.ray.exceptions.WorkerCrashedError)
     while requests or sent:
@@ -84,8 +84,9 @@ def measure_noise(engine: Engine) -> None:
             if result.status != Status.OK:
                 failures.append(result)
             elif screen:
-                screened[index] = result.metric
-    state.screen_noise.add(seed.id, screened)
+                screens[index] = evaluation
+    state.screen_noise.add(seed.id, {i: e.result.metric for i, e in screens.items()})
+    seed.screen = screens.get(0)  # on the first seed, as its children's are: paired
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "
@@ -101,6 +102,7 @@ def measure_noise(engine: Engine) -> None:
     waiting = [c for c, _ in state.pending] + [c for c, *_ in engine.parked]
     for candidate in waiting + [out.candidate for out in engine.running.values()]:
         if candidate.child.parent_id == seed.id:  # proposed before the seed had a screen
+            # (a proposal still out now is screened without one, as after a resume)
             candidate.child = replace(candidate.child, parent_screen=founder.screen)
 
 
