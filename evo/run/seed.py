@@ -64,8 +64,10 @@ def measure_noise(engine: Engine) -> None:
             request, index, screen = requests.popleft()
             ref, slot = pool.submit(request)
             sent[ref] = (slot, request, index, screen, time.time())
-        if not requests:  # the evaluators left free: children of the seed
-            engine.fill(seed_evaluations=sum(not screen for *_, screen, _ in sent.values()))
+        # Children of the seed on the evaluators left free, if any (the seed's evaluations took
+        # the idle ones first); proposed from the start either way.
+        out = [screen for *_, screen, _ in sent.values()] + [screen for *_, screen in requests]
+        engine.fill(seed_evaluations=out.count(False))
         for ref in engine.wait(list(sent)):
             slot, request, index, screen, dispatched = sent.pop(ref)
             try:
