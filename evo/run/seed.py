@@ -4,8 +4,8 @@ opens the noise estimate that every later comparison is judged by (evo.search.no
 candidate 0 and every island's first champion.
 
 Where the run screens candidates (evo.run.screen), the seed is also screened as many times: the
-spread of its screens is the noise at the screen's budget, and its first screen what its
-children's are paired with.
+spread of its screens is the noise at the screen's budget, and its screen on the run's first
+seed what its children's are paired with.
 
 The children start at once, not after the seed: with 8 evaluators and 3 repeats, a round of 5
 children costs no more time than 5 more evaluations of the seed, and sigma is measured under the
@@ -56,7 +56,7 @@ def measure_noise(engine: Engine) -> None:
     _found(engine, seed.as_member())  # so that islands can propose its children already
     engine.parked = []
     sent: dict = {}  # reference -> (slot, request, index, screen, dispatched)
-    screens: dict[int, Evaluation] = {}  # seed index -> the seed's screen on it
+    seed_screens: dict[int, Evaluation] = {}  # seed index -> the seed's screen on it
     failures = []
     died = (engine.ray.exceptions.RayActorError, engine.ray.exceptions.WorkerCrashedError)
     while requests or sent:
@@ -80,15 +80,15 @@ def measure_noise(engine: Engine) -> None:
             evaluation = replace(
                 evaluation, index=index, dispatched=dispatched, returned=time.time()
             )
-            # Its own wall time: the round trip may include a wait for an evaluator.
+            # Its own wall time: the round trip may include an evaluator's start.
             engine.record(seed, evaluation, busy=evaluation.result.wall_seconds, screen=screen)
             result = evaluation.result
             if result.status != Status.OK:
                 failures.append(result)
             elif screen:
-                screens[index] = evaluation
-    state.screen_noise.add(seed.id, {i: e.result.metric for i, e in screens.items()})
-    seed.screen = screens.get(0)  # on the first seed, as its children's are: paired
+                seed_screens[index] = evaluation
+    state.screen_noise.add(seed.id, {i: e.result.metric for i, e in seed_screens.items()})
+    seed.screen = seed_screens.get(0)  # on the first seed, as its children's are: paired
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "
