@@ -924,8 +924,10 @@ def test_adaptive_models_ask_the_model_whose_edits_are_accepted(
 def test_the_seeds_first_children_are_proposed_while_it_is_measured(
     ray_session, tmp_path, model_server, monkeypatch
 ):
-    # The first proposals are asked during the seed program's last evaluation: their prompts
-    # say that the parent is not yet measured and give no noise; the prompts after give both.
+    # The first proposals are asked while the seed program is measured: two (one per evaluator,
+    # plus one; no more until one is dispatched, after the seed's three evaluations on the one
+    # evaluator). Their prompts say the parent is not yet measured and give no noise; the
+    # prompts after give both.
     model_server.reset()
     monkeypatch.setattr(model_server, "default", rising_x())
     engine, rows = run_engine(
@@ -934,12 +936,12 @@ def test_the_seeds_first_children_are_proposed_while_it_is_measured(
     )  # fmt: skip
     tasks = [r.body["messages"][1]["content"] for r in model_server.requests]
     early = [t for t in tasks if "# The parent to improve: loss = not yet measured\n" in t]
-    assert 1 <= len(early) <= 2 and early == tasks[: len(early)]  # one per evaluator, plus one
+    assert len(early) == 2 and early == tasks[:2]
     assert not any("- noise: " in t for t in early)
     seed = seed_of(rows)
-    assert f"varies by sigma {seed['sigma']:.4g} between seeds" in tasks[len(early)]
-    first = [r for r in candidates(rows) if 0 < r["candidate_id"] <= len(early)]
-    assert len(first) == len(early) and all(r["parent_id"] == 0 and r["metrics"] for r in first)
+    assert f"varies by sigma {seed['sigma']:.4g} between seeds" in tasks[2]
+    first = [r for r in candidates(rows) if r["candidate_id"] in (1, 2)]
+    assert len(first) == 2 and all(r["parent_id"] == 0 and r["metrics"] for r in first)
 
 
 def test_a_finished_engine_is_freed_at_once_and_its_actors_with_it(ray_session, tmp_path):
