@@ -121,10 +121,12 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     noise = Noise({0: {0: 2.0, 1: 2.5}, 4: {0: 1.0, 1: 1.7}}, earlier=(0.02, 1))
     screens = Noise({0: {0: 1.0, 1: 1.2, 2: 1.4}})  # sigma 0.2
     state = RunState(noise, 6, 4, screens, 3, 0.5, evaluators=2, seen={"ab"}, open_islands=1)
+    state.screens = {0: 1.0, 5: 1.25}
     state.set_champion(0, seed, minimize=True)
     state.pending.append((candidate, 2))
     checkpoint.save(tmp_path, state.to_json([(candidate, 1)], elapsed=30.0))
     again = RunState.from_json(checkpoint.load(tmp_path))
+    assert again.screens == {0: 1.0, 5: 1.25}
     assert again.best == Best(0, seed) and again.champions == {0: seed}
     assert list(again.pending) == [(candidate, 2), (candidate, 1)]
     assert (again.noise, again.next_id, again.evals_done, again.elapsed) == (noise, 6, 4, 30.0)
@@ -134,6 +136,12 @@ def test_the_run_state_round_trips_through_its_checkpoint(tmp_path):
     assert (again.screen_noise.sigma, again.screens_done) == (pytest.approx(0.2), 3)
     assert again.pending[0][0].screen == evaluation
     assert again.pending[0][0].metrics == {1: 1.5} and again.seen == {"ab"}
+    # an older evo's checkpoint: each child with its parent's screen, no screens of the run's
+    older = state.to_json([], elapsed=30.0)
+    del older["screens"]
+    older["pending"][0][0]["child"]["parent_screen"] = 1.0
+    again = RunState.from_json(older)
+    assert again.screens == {} and list(again.pending) == [(candidate, 2)]
 
 
 def test_unknown_preset():

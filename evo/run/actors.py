@@ -122,7 +122,6 @@ class IslandActor:
             usage=proposal.usage,
             mutation_s=time.monotonic() - started,
             mate_id=proposal.mate_id,
-            parent_screen=parent.screen,
             from_champion=from_champion,
             exhausted=proposal.exhausted,
         )

@@ -70,7 +70,6 @@ class Carry:
                 generation=champion.generation + 1,
                 edit=f"{child.edit} (rebased from #{parent.member.id} onto #{champion.id})",
                 sources=sources,
-                parent_screen=champion.screen,
             )
 
     def settled(self, candidate: Candidate, fate: Status, displaced: Member) -> Candidate | None:
@@ -114,7 +113,6 @@ class Carry:
             edit=f"#{proven.id}'s change merged into #{champion.id}",
             sources=sources,
             mate_id=proven.id,
-            parent_screen=champion.screen,
             from_champion=True,
         )
         candidate = Candidate(self.state.next_id, child)

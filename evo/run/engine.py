@@ -73,15 +73,7 @@ class Engine:
         self.previous_handler = signal.signal(signal.SIGINT, self._interrupt)
         try:
             self.selection = Selection.of(config.search, minimize=target.direction == "minimize")
-            fraction = (
-                target.screen if config.evaluation.screen is None else config.evaluation.screen
-            )
-            self.screen = Screen(
-                fraction,
-                config.evaluation.budget or target.budget_seconds,
-                config.search.noise_k,
-                self.selection.minimize,
-            )
+            self.screen = Screen.of(config, target)
             metric = Metric(target.metric, self.selection.minimize)
             self.lineage = LineageWriter(run_dir / "lineage", metric)
             self.state = resume or RunState()
@@ -108,7 +100,7 @@ class Engine:
                 self.state.models,
                 seed=config.seed * 1000 + self.state.next_id,  # a resume draws anew
             )
-            first = SCREEN if fraction else 0  # a new candidate's first evaluation
+            first = SCREEN if self.screen.fraction else 0  # a new candidate's first evaluation
             self.proposals = Proposals(
                 ray, self.islands, self.scheduler, self.state, self.lineage, self.ensemble, first
             )
@@ -249,10 +241,12 @@ class Engine:
         if result.status != Status.OK:
             self._settle(candidate, Status(result.status), result.reason)
         elif index == SCREEN:
-            why = self.screen.verdict(candidate, self.state.screen_noise.sigma)
+            parent = self.state.screens.get(candidate.child.parent_id)
+            why = self.screen.verdict(candidate, parent, self.state.screen_noise.sigma)
             if why:
                 self._settle(candidate, Status.SCREENED, why)
-            else:  # first in line, as a repeat is
+            else:  # first in line, as a repeat is; its children's screens are paired with it
+                self.state.screens[candidate.id] = result.metric
                 self.state.pending.appendleft((candidate, 0))
         else:
             verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from evo.config import RunConfig
 from evo.search.candidate import Candidate, EvalRequest
+from evo.target import Target
 
 SCREEN = -1  # the evaluation index of a screen, in the queue of pending evaluations
 
@@ -32,15 +34,27 @@ class Screen:
     noise_k: float
     minimize: bool
 
+    @classmethod
+    def of(cls, config: RunConfig, target: Target) -> Screen:
+        """The run's screening: its own setting, else the target's."""
+        evaluation = config.evaluation
+        return cls(
+            target.screen if evaluation.screen is None else evaluation.screen,
+            evaluation.budget or target.budget_seconds,
+            config.search.noise_k,
+            target.direction == "minimize",
+        )
+
     def request(self, sources: dict[str, str], run_seed: int, index: int = 0) -> EvalRequest:
         """The screen of a program on the run's `index`-th seed (the first but in the noise
         round)."""
         return EvalRequest(sources, run_seed * 1000 + index, self.fraction * self.budget)
 
-    def verdict(self, candidate: Candidate, sigma: float) -> str:
-        """Why `candidate`, screened, gets no full evaluation; "" if it gets one (a parent
-        without a screen, as after a resume of a run that did not screen, lets it through)."""
-        metric, parent = candidate.screen.result.metric, candidate.child.parent_screen
+    def verdict(self, candidate: Candidate, parent: float | None, sigma: float) -> str:
+        """Why `candidate`, screened, gets no full evaluation; "" if it gets one. `parent`: its
+        parent's screen; a parent without one (as after a resume of a run that did not screen)
+        lets it through."""
+        metric = candidate.screen.result.metric
         if parent is None:
             return ""
         behind = metric - parent if self.minimize else parent - metric

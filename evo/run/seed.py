@@ -89,6 +89,8 @@ def measure_noise(engine: Engine) -> None:
                 seed_screens[index] = evaluation
     state.screen_noise.add(seed.id, {i: e.result.metric for i, e in seed_screens.items()})
     seed.screen = seed_screens.get(0)  # on the first seed, as its children's are: paired
+    if seed.screen:
+        state.screens[seed.id] = seed.screen.result.metric
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "
@@ -101,11 +103,6 @@ def measure_noise(engine: Engine) -> None:
         state.set_champion(index, founder, engine.selection.minimize)
         if engine.islands.restored[index]:  # it proposed children of the seed unmeasured
             engine.islands.reset(index, founder, state.sigma)
-    waiting = [c for c, _ in state.pending] + [c for c, *_ in engine.parked]
-    for candidate in waiting + [out.candidate for out in engine.running.values()]:
-        if candidate.child.parent_id == seed.id:  # proposed before the seed had a screen
-            # (a proposal still out now is screened without one, as after a resume)
-            candidate.child = replace(candidate.child, parent_screen=founder.screen)
 
 
 def _found(engine: Engine, founder: Member) -> None:

@@ -41,6 +41,9 @@ class RunState:
     elapsed: the run's seconds before this driver started (a resume adds its own).
     champions: each island's champion, for the inspirations of prompts and the progress line.
     seen: hashes of every program proposed, so that none is evaluated twice.
+    screens: where the run screens (evo.run.screen), the screen of each program that passed it
+        (and the seed's on the first seed): program id -> metric, what its children's screens
+        are compared with when they come back.
     pending: candidates to evaluate, each with the seed index of its next evaluation; at a
         checkpoint the ones being evaluated are saved with them, and evaluated again on resume.
     islands: each island actor's state as of the last checkpoint (what a dead one is rebuilt from).
@@ -62,6 +65,7 @@ class RunState:
     champions: dict[int, Member] = field(default_factory=dict)
     best: Best | None = None
     seen: set[str] = field(default_factory=set)
+    screens: dict[int, float] = field(default_factory=dict)
     pending: deque[tuple[Candidate, int]] = field(default_factory=deque)
     islands: list[dict] = field(default_factory=list)
     open_islands: int = 0
@@ -102,6 +106,7 @@ class RunState:
             "champions": {str(i): m.to_state() for i, m in self.champions.items()},
             "best": {"island": best.island, "member": best.member.to_state()} if best else None,
             "seen": sorted(self.seen),
+            "screens": {str(i): metric for i, metric in self.screens.items()},
             "pending": [[c.to_state(), i] for c, i in [*self.pending, *running]],
             "islands": self.islands,
             "open_islands": self.open_islands,
@@ -129,6 +134,8 @@ class RunState:
             champions={int(i): Member.from_state(m) for i, m in data["champions"].items()},
             best=Best(best["island"], Member.from_state(best["member"])) if best else None,
             seen=set(data["seen"]),
+            # none before: the children of an older checkpoint's programs go unscreened
+            screens={int(i): metric for i, metric in data.get("screens", {}).items()},
             pending=deque((Candidate.from_state(c), i) for c, i in data["pending"]),
             islands=data["islands"],
             open_islands=data.get("open_islands", len(data["islands"])),  # all, before splits

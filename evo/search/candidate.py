@@ -9,7 +9,7 @@ island judges the candidate as a `Member`. Its lineage row is written once its f
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import Usage
@@ -34,7 +34,6 @@ class Child:
     usage: Usage = field(default_factory=Usage)
     mutation_s: float = 0.0
     mate_id: int | None = None  # the second parent of a recombination
-    parent_screen: float | None = None  # the parent's metric at the screen's budget
     from_champion: bool = False  # the parent was its island's champion when it was chosen
     exhausted: bool = False  # no child: the operator had proposed all it can of the parent
 
@@ -136,16 +135,9 @@ class Candidate:
         evaluation."""
         scored = [e for e in self.evaluations if e.result.status == Status.OK]
         details = scored[-1].measured if scored else {}
-        child, screen = self.child, self.screen
-        screened = screen.result.metric if screen and screen.result.status == Status.OK else None
+        child = self.child
         return Member(
-            self.id,
-            self.sources,
-            self.metrics,
-            child.generation,
-            details,
-            child.hypothesis,
-            screened,
+            self.id, self.sources, self.metrics, child.generation, details, child.hypothesis
         )
 
     def to_state(self) -> dict:
@@ -153,7 +145,9 @@ class Candidate:
 
     @classmethod
     def from_state(cls, state: dict) -> Candidate:
-        child = Child(**{**state["child"], "usage": Usage(**state["child"]["usage"])})
+        known = {f.name for f in fields(Child)}  # an older evo's checkpoint may hold more
+        child = {k: v for k, v in state["child"].items() if k in known}
+        child = Child(**{**child, "usage": Usage(**child["usage"])})
         evaluations = [Evaluation.from_state(e) for e in state["evaluations"]]
         screen = state.get("screen")  # none before screening
         screen = Evaluation.from_state(screen) if screen else None

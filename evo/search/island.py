@@ -32,8 +32,8 @@ from evo.status import Status
 @dataclass(frozen=True)
 class Member:
     """A program of a population with its evaluations (seed index -> metric), what its latest
-    evaluation measured besides (evo.search.candidate.Evaluation.measured), the hypothesis it
-    was made by, and its metric at the screen's budget where the run screens (evo.run.screen)."""
+    evaluation measured besides (evo.search.candidate.Evaluation.measured), and the hypothesis
+    it was made by."""
 
     id: int
     sources: dict[str, str]
@@ -41,7 +41,6 @@ class Member:
     generation: int = 0
     details: dict = field(default_factory=dict)
     hypothesis: str = ""
-    screen: float | None = None
 
     @property
     def fitness(self) -> float:
@@ -57,7 +56,6 @@ class Member:
             "generation": self.generation,
             "details": self.details,
             "hypothesis": self.hypothesis,
-            "screen": self.screen,
         }
 
     @classmethod
@@ -70,7 +68,6 @@ class Member:
             state["generation"],
             state["details"],
             state.get("hypothesis", ""),  # none before recombination
-            state.get("screen"),  # none before screening
         )
 
 
