@@ -12,7 +12,9 @@ On the rugged knob target with evaluations that sleep `seconds` each (`PacedEval
 CPU, so that 8 evaluators on 2 cores measure the search and the engine, not the machine); the
 offline operator; the clock starts when the seed's first evaluation starts running: the
 evaluator actors' start-up (a few seconds for 8 on 2 cores) is left out, as it is negligible
-beside real budgets but not beside these 0.2 s evaluations.
+beside real budgets but not beside these 0.2 s evaluations. What is left in: the actors come up
+over a few tenths of a second, and the engine's cost per candidate is paid by every evaluator
+at once on 2 cores; both weigh at 0.2 s and fade at `--eval-seconds 1` (BENCHMARKS.md).
 """
 
 from __future__ import annotations
