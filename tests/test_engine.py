@@ -289,10 +289,11 @@ def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):
 def test_an_island_out_of_new_children_opens_the_next(ray_session, tmp_path):
     # One knob: two one-step children of each program. Once the chain sits on the optimum, the
     # operator can make nothing new of it and its proposals are refused: enough in a row to stop
-    # the run open the next island instead, while one is closed.
+    # the run open the next island instead, while one is closed. A patience longer than the
+    # run, so that no island opens for want of gains (which would cut a streak of refusals short).
     target = write_knob_target(tmp_path / "knob", 1, seconds=0.02)
     engine, rows = run_engine(
-        tmp_path, target, islands=3, start_islands=1, patience=3, migration_interval=0,
+        tmp_path, target, islands=3, start_islands=1, patience=60, migration_interval=0,
         max_evals=60,
     )  # fmt: skip
     assert [r["to_island"] for r in rows if r["event"] == "split"] == [1, 2]
