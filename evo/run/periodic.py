@@ -7,7 +7,10 @@ the first evaluations need, and islands pay once it stalls. Each time every open
 of the island that holds the run's best: near the best program, not on it, where a chain that
 cannot leave its optimum by one step may by two. Migration and resets concern open islands only.
 
-Stagnation is checked at the migration cadence: asking every island after every evaluation would
+Migration is counted per island: every `migration_interval` x open islands evaluations of the
+run, so that each island sends its best after about `migration_interval` of its own, whether 2
+islands are open or 64 (counted per run, 64 islands wrote 6.4 migration rows an evaluation).
+Stagnation is checked at the same cadence: asking every island after every evaluation would
 cost one round trip per island on the hot path. Whether to open an island is asked only once
 enough evaluations have come back for every open island to have run out of patience since the
 last answer (counts grow by one an evaluation; evaluations made but not yet settled count for
@@ -58,18 +61,13 @@ class Tasks:
     def after_evaluation(self, running: list[tuple[Candidate, int]], elapsed: float) -> None:
         """`running`: the candidates being evaluated, with their evaluation numbers; `elapsed`:
         the run's seconds so far (both for a checkpoint)."""
-        search, several = self.config.search, self.state.open_islands > 1
-        if (
-            several
-            and search.migration_interval
-            and self._due("migration", search.migration_interval)
-        ):
+        search, opened = self.config.search, self.state.open_islands
+        # Counted per island: each open island migrates after about `migration_interval` of its
+        # own evaluations, however many islands share the run's.
+        every = (search.migration_interval or 10) * opened
+        if opened > 1 and search.migration_interval and self._due("migration", every):
             self.migrate()
-        if (
-            several
-            and search.stagnation
-            and self._due("stagnation", search.migration_interval or 10)
-        ):
+        if opened > 1 and search.stagnation and self._due("stagnation", every):
             self.reset_stagnant()
         if self.state.evals_done >= self.split_at:
             self.split(running)
