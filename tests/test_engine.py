@@ -33,8 +33,9 @@ from evo.run.actors import Evaluator
 from evo.run.engine import Engine
 from evo.run.progress import Figures
 from evo.run.scheduler import Scheduler
+from evo.run.screen import Screen
 from evo.run.state import RunState
-from evo.search.candidate import EvalRequest
+from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
 from evo.search.island import Member
 from evo.search.merge import merge
 from evo.search.noise import Noise
@@ -330,6 +331,26 @@ def test_gains_found_side_by_side_are_carried_over_to_the_champion(ray_session, 
         old, new = map(int, re.findall(r"#(\d+)", row["edit"].rsplit("(rebased", 1)[1]))
         assert row["parent_id"] == new and by_id[old]["accepted"] and by_id[new]["accepted"]
         assert by_id[new]["finished_at"] > by_id[old]["finished_at"]
+
+
+@pytest.mark.parametrize(
+    ("minimize", "metric", "parent", "why"),
+    [
+        (True, 1.25, 1.0, "1.25 against its parent's 1, behind by more than 2 x sigma 0.1"),
+        (True, 1.2, 1.0, ""),  # behind by 2 sigma exactly: not clearly
+        (True, 0.5, 1.0, ""),  # ahead
+        (True, 1.25, None, ""),  # a parent without a screen lets it through
+        (False, 0.75, 1.0, "0.75 against its parent's 1, behind by more than 2 x sigma 0.1"),
+        (False, 1.25, 1.0, ""),
+    ],
+)
+def test_a_screen_is_judged_against_its_parents(minimize, metric, parent, why):
+    screen = Screen(fraction=0.25, budget=60.0, noise_k=2.0, minimize=minimize)
+    result = EvalResult("ok", "loss", metric, 0, "cpu", 15.0, 15.0, 16.0, 100.0)
+    child = Child(0, 0, 1, "offline", None, "h", "e", {"p.py": "X = 2\n"})
+    candidate = Candidate(1, child, screen=Evaluation(result, "evaluator-0", "n", "h", "", 1))
+    verdict = screen.verdict(candidate, parent, sigma=0.1)
+    assert verdict == (f"screened out at 0.25 of the budget: {why}" if why else "")
 
 
 @pytest.mark.parametrize("evaluators", [1, 4])

@@ -284,6 +284,8 @@ class Engine:
         self.islands.settle(candidate.island, member, fate, attempt)
         if fate == Status.ACCEPTED:
             self.state.set_champion(candidate.island, member, self.selection.minimize)
+        elif fate != Status.KEPT:  # never a parent: its screen is no longer needed
+            self.state.screens.pop(candidate.id, None)
         self.ensemble.settled(child.model, accepted=fate == Status.ACCEPTED)
         self.lineage.candidate(candidate, fate, reason, self.state.sigma)
         carried = self.carry and self.carry.settled(candidate, fate, displaced)

@@ -52,8 +52,8 @@ class Screen:
 
     def verdict(self, candidate: Candidate, parent: float | None, sigma: float) -> str:
         """Why `candidate`, screened, gets no full evaluation; "" if it gets one. `parent`: its
-        parent's screen; a parent without one (as after a resume of a run that did not screen)
-        lets it through."""
+        parent's screen; a parent without one (as after a resume of a run that did not screen, or
+        of a checkpoint from before RunState.screens) lets it through."""
         metric = candidate.screen.result.metric
         if parent is None:
             return ""

@@ -89,8 +89,8 @@ def measure_noise(engine: Engine) -> None:
                 seed_screens[index] = evaluation
     state.screen_noise.add(seed.id, {i: e.result.metric for i, e in seed_screens.items()})
     seed.screen = seed_screens.get(0)  # on the first seed, as its children's are: paired
-    if seed.screen:
-        state.screens[seed.id] = seed.screen.result.metric
+    if 0 in seed_screens:
+        state.screens[seed.id] = seed_screens[0].result.metric
     if failures:
         raise UsageError(
             f"the seed program fails its own evaluation ({failures[0].status}: "

@@ -9,7 +9,7 @@ island judges the candidate as a `Member`. Its lineage row is written once its f
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import Usage
@@ -145,8 +145,8 @@ class Candidate:
 
     @classmethod
     def from_state(cls, state: dict) -> Candidate:
-        known = {f.name for f in fields(Child)}  # an older evo's checkpoint may hold more
-        child = {k: v for k, v in state["child"].items() if k in known}
+        # before RunState.screens, a child held its parent's screen
+        child = {k: v for k, v in state["child"].items() if k != "parent_screen"}
         child = Child(**{**child, "usage": Usage(**child["usage"])})
         evaluations = [Evaluation.from_state(e) for e in state["evaluations"]]
         screen = state.get("screen")  # none before screening
