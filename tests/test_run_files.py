@@ -30,7 +30,7 @@ def test_presets_load_and_differ():
         RunConfig().with_tables(read_toml(preset_path(name)), name).search
         for name in ("ring", "explore", "single-chain")
     )
-    assert (ring.islands, ring.population, ring.migration_interval) == (4, 8, 10)
+    assert (ring.islands, ring.population, ring.migration_interval) == (4, 8, 3)
     assert (explore.islands, explore.explore) == (8, 0.5)
     assert (chain.islands, chain.population, chain.migration_interval, chain.stagnation) == (
         1,
