@@ -45,9 +45,7 @@ class SearchConfig:
         "an island's parent is its champion until this many of its evaluations bring no gain, "
         "then drawn by tournament; 0: always by tournament",
     )
-    migration_interval: int = setting(
-        10, "an open island's evaluations between its migrations round the ring; 0: none"
-    )
+    migration_interval: int = setting(10, "an island's evaluations between its migrations; 0: none")
     migration_count: int = setting(1, "best programs each island sends to the next")
     stagnation: int = setting(
         30, "an island not improved in this many of its evaluations is reset; 0: never"
