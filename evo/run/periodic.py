@@ -10,10 +10,11 @@ cannot leave its optimum by one step may by two. Migration and resets concern op
 Migration is counted per island: every `migration_interval` x open islands evaluations of the
 run, so that each island sends its best after about `migration_interval` of its own, whether 2
 islands are open or 64 (counted per run, 64 islands wrote 6.4 migration rows an evaluation).
-The cadence counts from the run's start, so the first round comes at the evaluation after the
-second island opens: the new island, founded from the runner-up, is sent the first's best at once
-and holds both. Restarting the cadence when an island opens, so that it starts from the
-runner-up alone, measured worse (BENCHMARKS.md "efficiency", Migration counted per island).
+The cadence counts from the run's start, so the first round comes as soon as the second island
+is open (at the next evaluation, once the run is 2 x migration_interval evaluations old): the new
+island, founded from the runner-up, is sent the first's best at once and holds both.
+Restarting the cadence when an island opens, so that it starts from the runner-up alone,
+measured worse (BENCHMARKS.md "efficiency", Migration counted per island).
 Stagnation is checked at the same cadence: asking every island after every evaluation would
 cost one round trip per island on the hot path. Whether to open an island is asked only once
 enough evaluations have come back for every open island to have run out of patience since the
