@@ -262,7 +262,7 @@ class Engine:
         """An evaluation (or a `screen`) of a candidate came back, having kept an evaluator
         `busy` seconds."""
         if screen:
-            candidate.screen = candidate.screen or evaluation  # the seed's first, of several
+            candidate.screen = evaluation  # the seed's, of several, is chosen by evo.run.seed
             self.state.screens_done += 1
         else:
             candidate.evaluations.append(evaluation)
