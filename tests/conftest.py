@@ -38,15 +38,28 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("evo-cache")
 
 
-@pytest.fixture(scope="session")
-def gpt_prepare():
-    """targets/gpt/prepare.py imported as a module, for unit tests of the metric and the data."""
+def _gpt_module(name: str):
+    """A module of targets/gpt's fixed part, imported for unit tests of the data and the metric."""
     sys.path.insert(0, str(ROOT / "targets" / "gpt"))
     try:
-        import prepare
+        return __import__(name)
     finally:
         sys.path.pop(0)
-    return prepare
+
+
+@pytest.fixture(scope="session")
+def gpt_prepare():
+    return _gpt_module("prepare")
+
+
+@pytest.fixture(scope="session")
+def gpt_corpus():
+    return _gpt_module("corpus")
+
+
+@pytest.fixture(scope="session")
+def gpt_measure():
+    return _gpt_module("measure")
 
 
 def evo(*args: str, env: dict[str, str] | None = None, timeout: float = 300):

@@ -83,7 +83,7 @@ def test_printed_metrics_are_never_read(gpt, cache_dir):
 
     quits = run_gpt(gpt, cache_dir, train_variant(gpt, head=shout + "\nexit(0)"), **UNCHECKED)
     assert (quits.status, quits.metric) == ("invalid", None)
-    assert quits.reason == "the metric was never reported"
+    assert quits.reason == "the run phase handed nothing off"
 
 
 def test_a_diverged_model_is_invalid(gpt, cache_dir):

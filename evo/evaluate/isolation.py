@@ -56,17 +56,21 @@ def unshare_command(network: bool) -> list[str]:
 def jailed(
     entry: tuple[str, ...],
     *,
-    scratch: Path,
-    cache: Path,
-    read_only: list[Path],
+    writable: list[Path],
     network: bool,
     status_fd: int,
+    visible: list[Path] = (),
+    read_only: list[Path] = (),
+    hidden: list[Path] = (),
 ) -> list[str]:
-    """The command that runs `entry` inside the namespaces, shaped by evo.evaluate.jail."""
+    """The command that runs `entry` inside the namespaces, shaped by evo.evaluate.jail:
+    `writable` folders stay writable, `visible` ones (under /tmp too) read-only, `read_only`
+    paths inside writable ones are made read-only, `hidden` folders are emptied."""
     spec = {
-        "scratch": str(scratch),
-        "cache": str(cache),
+        "writable": [str(path) for path in writable],
+        "visible": [str(path) for path in visible],
         "read_only": [str(path) for path in read_only],
+        "hidden": [str(path) for path in hidden],
         "loopback": not network,
         "status_fd": status_fd,
     }
@@ -113,14 +117,7 @@ def why_not(device: str = "cpu") -> str:
     entry = ("true",) if device == "cpu" else (sys.executable, "-c", CUDA_PROBE)
     read, write = os.pipe()
     with tempfile.TemporaryDirectory(prefix="evo-probe-") as scratch:
-        command = jailed(
-            entry,
-            scratch=Path(scratch),
-            cache=Path(scratch),
-            read_only=[],
-            network=False,
-            status_fd=write,
-        )
+        command = jailed(entry, writable=[Path(scratch)], network=False, status_fd=write)
         try:
             done = subprocess.run(
                 command, pass_fds=(write,), capture_output=True, timeout=30, cwd=scratch

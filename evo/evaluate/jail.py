@@ -4,10 +4,13 @@
 user, mount and (unless the target allows the network) network namespaces, made by util-linux's
 `unshare` (evo.evaluate.isolation builds the command). Before it starts the entry it:
 - makes every mount read-only, except a private /tmp and /dev/shm (fresh tmpfs, gone with the
-  namespace), the evaluation's scratch folder (the working copy and the result channel) and the
-  target's cache folder, which stay writable, at the same paths as outside (Python's own folders
-  that lie under /tmp, a virtual environment there, stay visible, read-only);
+  namespace) and the folders SPEC names writable (the working copy, the result channel, the
+  cache or the parts of it the phase may write), at the same paths as outside; the folders it
+  names visible, and Python's own folders that lie under /tmp (a virtual environment there),
+  stay visible, read-only;
 - makes the target's fixed files read-only inside the working copy;
+- puts an empty, read-only folder over each folder SPEC names hidden (held-out data: absent,
+  not merely read-only);
 - brings up loopback in the new network namespace (which has no other interface);
 - gives up every capability, for good (bounding set, inheritable and ambient sets emptied, no
   new privileges): the variant, root of its user namespace or not, cannot undo any of this.
@@ -53,9 +56,9 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 def main(argv: list[str]) -> int:
     spec, entry = json.loads(argv[0]), argv[2:]  # argv[1] is "--"
-    keep = [spec["scratch"], spec["cache"]]
-    python = [p for p in _python_folders(under=PRIVATE_TMPFS) if not _inside(p, keep)]
-    shown = [*keep, *python]
+    keep, visible = spec["writable"], spec["visible"]
+    python = [p for p in _python_folders(under=PRIVATE_TMPFS) if not _inside(p, keep + visible)]
+    shown = [*python, *visible, *keep]  # outer folders first: a writable one may lie inside
     held = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in shown}
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host
     for path in PRIVATE_TMPFS:
@@ -70,6 +73,9 @@ def main(argv: list[str]) -> int:
     for path in spec["read_only"]:
         _mount(path, path, None, MS_BIND | MS_REC)
         _read_only(path, "rw")
+    for path in spec["hidden"]:  # held-out data: an empty folder in its place
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
     os.chdir(os.getcwd())  # the working copy through its writable mount, not the read-only one
     if spec["loopback"]:
         _loopback_up()

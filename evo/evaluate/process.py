@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,14 @@ from evo.evaluate.memory import MemoryCap
 
 @dataclass(frozen=True)
 class Ended:
-    """How an evaluation's process tree ended.
+    """How an evaluation's process tree ended, timed from outside it.
 
-    setup_seconds: from the start until the fixed part called protocol.ready() (pre-warm only).
+    setup_seconds: from the start until the fixed part called protocol.ready().
     waited_seconds: from then until the evaluator let it train (another evaluation was training).
+    trained_seconds: from then until the fixed part called protocol.trained() (or the process
+        ended): its training, by evo's clock, which the variant cannot reach.
+    handoff_seconds: from protocol.trained() until the process ended; None without the mark.
+    holds_turn: the evaluator's turn is still held (run_process's keep_turn).
     """
 
     exit_code: int
@@ -38,6 +42,9 @@ class Ended:
     peak_rss_mb: float | None
     setup_seconds: float | None = None
     waited_seconds: float = 0.0
+    trained_seconds: float | None = None
+    handoff_seconds: float | None = None
+    holds_turn: bool = False
 
 
 def run_process(
@@ -49,15 +56,19 @@ def run_process(
     memory: MemoryCap | None = None,
     jail: dict[str, Any] | None = None,
     turn: threading.Lock | None = None,
-    ready: Path | None = None,
+    channel: Path | None = None,
+    prewarm: bool = False,
+    keep_turn: bool = False,
 ) -> Ended:
     """Run argv in its own process group, under `memory`'s cap and, given `jail` (the keyword
     arguments of evo.evaluate.isolation.jailed), inside the evaluation's namespaces.
 
-    turn: the evaluator's lock, held while an evaluation trains. With `ready` (the folder of the
-    pre-warm FIFO `go`, which protocol.ready() waits on) the process starts at once and takes the
-    turn when its fixed part says it is ready; the timeout does not run while it waits. Without
-    `ready` the turn is taken before the process starts.
+    channel: the folder where protocol.ready() and protocol.trained() leave their marks (and,
+    with pre-warm, the FIFO `go` that ready() waits on). turn: the evaluator's lock, held while
+    an evaluation trains. With `prewarm` the process starts at once and takes the turn when its
+    fixed part says it is ready; the timeout does not run while it waits. Without, the turn is
+    taken before the process starts. keep_turn: return still holding it (a measure phase
+    follows), for the caller to release.
     """
     command, status_fds = list(argv), None
     if jail is not None:
@@ -66,13 +77,18 @@ def run_process(
     prelude = memory.prelude() if memory else ""
     if prelude:  # the first process joins its cgroup or takes its limit, then becomes the command
         command = ["/bin/sh", "-c", f'{prelude} && exec "$@"', "sh", *command]
-    holding = turn is not None and ready is None and turn.acquire()
+    took = turn is not None and not prewarm and turn.acquire()
     try:
         proc = _start(command, argv, cwd, env, logs, status_fds)
-        return _watch(proc, timeout, status_fds, memory, turn if ready else None, ready)
-    finally:
-        if holding:
+        ended = _watch(proc, timeout, status_fds, memory, turn if prewarm else None, channel)
+    except BaseException:
+        if took:
             turn.release()
+        raise
+    holds = took or ended.holds_turn
+    if holds and not keep_turn:
+        turn.release()
+    return replace(ended, holds_turn=holds and keep_turn)
 
 
 def _start(
@@ -112,55 +128,72 @@ def _watch(
     status_fds: tuple[int, int] | None,
     memory: MemoryCap | None,
     turn: threading.Lock | None,
-    ready: Path | None,
+    channel: Path | None,
 ) -> Ended:
-    """Wait for the process (letting it train when its turn comes), kill its group at the
-    timeout and at the end."""
+    """Wait for the process (letting it train when its turn comes, with pre-warm's `turn`),
+    note when it marks its clock, kill its group at the timeout and at the end."""
     started = time.monotonic()
     deadline = started + timeout
     delay = 0.001
     timed_out = False
     peak_rss_mb = None
-    setup = waiting_since = None
+    setup = waiting_since = training_since = trained_at = None
     waited = 0.0
-    released = holding = False
+    holding = False
     try:
         while proc.poll() is None:
             peak_rss_mb = _peak_rss_mb(proc.pid) or peak_rss_mb
             now = time.monotonic()
-            if ready and not released and (ready / "ready").exists():
+            if channel and training_since is None and (channel / "ready").exists():
                 if setup is None:
                     setup, waiting_since = now - started, now
-                if not holding:
-                    holding = turn is None or turn.acquire(blocking=False)
+                if turn is not None and not holding:
+                    holding = turn.acquire(blocking=False)
                     waited = now - waiting_since  # for the turn, not for the FIFO's reader
-                if holding and _let_go(ready / "go"):
-                    released = True
+                if (turn is None or holding) and _let_go(channel / "go"):
+                    training_since = now
                     deadline += waited  # waiting for the turn does not count
-            waiting = setup is not None and not released
+            if training_since and trained_at is None and (channel / "trained").exists():
+                trained_at = now
+            waiting = setup is not None and training_since is None
             if now >= deadline and not waiting:
                 timed_out = True
                 break
             time.sleep(delay if waiting else min(delay, deadline - now))
             delay = min(delay * 2, 0.01)
+    except BaseException:
+        if holding:
+            turn.release()
+        raise
     finally:
         _kill_group(proc.pid)  # on exit: children the variant left behind; on error: everything
         proc.wait()
-        if holding and turn is not None:
-            turn.release()
+    ended_at = time.monotonic()
     exit_code = proc.returncode
     if status_fds:  # what the jail said of the entry (nothing if it was killed first)
         with os.fdopen(status_fds[0]) as pipe:
             said = json.loads(pipe.read() or "{}")
         exit_code = said.get("returncode", exit_code)
         peak_rss_mb = said.get("peak_rss_mb")
-    if waiting_since is not None and not released:  # it ended before its turn came
-        waited = time.monotonic() - waiting_since
-    return Ended(exit_code, timed_out, (memory and memory.peak_mb()) or peak_rss_mb, setup, waited)
+    if waiting_since is not None and training_since is None:  # it ended before its turn came
+        waited = ended_at - waiting_since
+    return Ended(
+        exit_code,
+        timed_out,
+        (memory and memory.peak_mb()) or peak_rss_mb,
+        setup,
+        waited,
+        trained_seconds=(trained_at or ended_at) - (training_since or started),
+        handoff_seconds=None if trained_at is None else ended_at - trained_at,
+        holds_turn=holding,
+    )
 
 
 def _let_go(fifo: Path) -> bool:
-    """Write the one byte protocol.ready() waits for; False while it has not opened the FIFO."""
+    """Write the one byte protocol.ready() waits for (if it waits: without pre-warm there is no
+    FIFO); False while it has not opened the FIFO."""
+    if not fifo.exists():
+        return True
     try:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:  # ENXIO: the reader is not there yet

@@ -28,6 +28,8 @@ class EvalResult:
     stderr_tail: the end of stderr (the traceback of a crash).
     details: what else the fixed part reported (tokens, steps, params, MFU, GPU memory, ...).
     isolation: the level it ran at (evo.evaluate.isolation); "" where no sandbox ran it.
+    phases: how it was measured: "run+measure" (two processes, the metric computed where the
+        variant never ran) or "one process" (evo.evaluate.phases).
     setup_seconds: with pre-warm, from its start until the fixed part was ready to train.
     waited_seconds: with pre-warm, how long it then waited for its turn (not in wall_seconds).
     """
@@ -45,6 +47,7 @@ class EvalResult:
     stderr_tail: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     isolation: str = ""
+    phases: str = ""
     setup_seconds: float | None = None
     waited_seconds: float = 0.0
 
@@ -57,6 +60,8 @@ class EvalResult:
             parts.append(f"rss={self.peak_rss_mb:.0f}MB")
         parts += [f"{key}={_short(value)}" for key, value in self.details.items()]
         parts += [f"seed={self.seed}", f"device={self.device}"]
+        if self.phases:
+            parts.append(f"phases={self.phases}")
         if self.reason:
             parts.append(f"reason: {self.reason}")
         return " ".join(parts)
@@ -66,12 +71,17 @@ class EvalResult:
 
 
 def classify(
-    reported: dict[str, Any] | None, exit_code: int, timed_out: bool, stderr_tail: str
+    reported: dict[str, Any] | None,
+    exit_code: int,
+    timed_out: bool,
+    stderr_tail: str,
+    expects: str = "metric",
 ) -> tuple[str, float | None, str]:
-    """Status, metric and reason from what the run left behind.
+    """Status, metric and reason from what a process left behind.
 
-    Only the fixed part's report can make a result ok; the exit code and stderr only explain
-    failures.
+    expects: what makes it ok: "metric", a report with a finite metric (the fixed part's: the
+    exit code and stderr only explain failures); "handoff", the run phase's handoff; "exit", a
+    zero exit status (a prepare step).
     """
     if timed_out:
         return Status.TIMEOUT, None, "killed at the hard timeout"
@@ -81,8 +91,15 @@ def classify(
         return Status.CRASH, None, f"killed by {signal.Signals(-exit_code).name}"
     if exit_code > 0:
         return Status.CRASH, None, _last_line(stderr_tail) or f"exited with status {exit_code}"
+    if expects == "exit":
+        return Status.OK, None, ""
     if reported is None:
+        if expects == "handoff":
+            return Status.INVALID, None, "the run phase handed nothing off"
         return Status.INVALID, None, "the metric was never reported"
+    if expects == "handoff":
+        ok = reported.get("status") == Status.OK
+        return (Status.OK, None, "") if ok else (Status.INVALID, None, "the handoff is malformed")
     metric = reported.get("metric")
     if reported.get("status") != Status.OK or not (metric is None or _is_number(metric)):
         return Status.INVALID, None, "the report is malformed"

@@ -36,27 +36,21 @@ What is not covered:
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import evo
 from evo.errors import UsageError
 from evo.evaluate.memory import cap, default_cap
-from evo.evaluate.process import run_process
-from evo.evaluate.result import EvalResult, classify
+from evo.evaluate.phases import COMPILE, Runner, run_phase, two_phases
+from evo.evaluate.result import EvalResult
 from evo.status import Status
 from evo.target import Target, protocol
 from evo.target.rules import violations
 
 DEVICES = ("auto", "cpu", "cuda")
-STDERR_TAIL_CHARS = 4000
 
 _PASSED_NAMES = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TERM", "TMPDIR", "SHELL"}
 _PASSED_PREFIXES = (
@@ -77,9 +71,6 @@ def looks_secret(name: str) -> bool:
     return any(marker in name.upper() for marker in SECRET_MARKERS)
 
 
-_NOT_COPIED = shutil.ignore_patterns("__pycache__", ".*")
-# In the namespace, $HOME is read-only: temporary files and caches go to the private /tmp.
-JAILED_ENVIRONMENT = {"TMPDIR": "/tmp", "XDG_CACHE_HOME": "/tmp/.cache"}
 # torch.compile's caches, shared by the evaluations on a machine: a candidate whose graphs did
 # not change does not compile them again (its first step is then short; see the details).
 COMPILE_CACHES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
@@ -159,76 +150,63 @@ def evaluate(
         )
 
     cache = Path(cache_dir or protocol.DEFAULT_CACHE_DIR)
-    cache.mkdir(parents=True, exist_ok=True)
+    (cache / COMPILE).mkdir(parents=True, exist_ok=True)
+    request = {
+        protocol.BUDGET_SECONDS: repr(float(budget)),
+        protocol.DEVICE: device,
+        protocol.SEED: str(seed),
+        protocol.THREADS: str(threads),
+        protocol.CACHE_DIR: str(cache),
+        **{name: str(cache / COMPILE / sub) for name, sub in COMPILE_CACHES.items()},
+    }
+    prewarm = turn is not None and target.prewarm
+    if prewarm:
+        # Two processes share the evaluator's CPUs (one trains, one sets up): OpenMP threads
+        # that spin while they wait would slow both down many times over.
+        request["OMP_WAIT_POLICY"] = "PASSIVE"
+    runner = Runner(
+        isolation,
+        target.network,
+        cap(default_cap() if memory_bytes is None else memory_bytes, device),
+        lambda extra: child_environment(extra, device=device, threads=threads),
+        timeout,
+    )
     with tempfile.TemporaryDirectory(prefix="evo-eval-") as scratch_name:
         scratch = Path(scratch_name)
-        work = scratch / "work"
-        shutil.copytree(target.root, work, ignore=_NOT_COPIED)
-        for rel, text in (sources or {}).items():
-            (work / rel).write_text(text)
-        channel = scratch / secrets.token_hex(8)
-        channel.mkdir()
-        request = {
-            protocol.BUDGET_SECONDS: repr(float(budget)),
-            protocol.DEVICE: device,
-            protocol.SEED: str(seed),
-            protocol.THREADS: str(threads),
-            protocol.CACHE_DIR: str(cache),
-            protocol.RESULT_PATH: str(channel / "result.json"),
-            **{name: str(cache / "compile" / sub) for name, sub in COMPILE_CACHES.items()},
-        }
-        prewarm = channel if turn is not None and target.prewarm else None
-        if prewarm:
-            os.mkfifo(channel / "go")
-            request[protocol.READY_PATH] = str(channel / "go")
-            # Two processes share the evaluator's CPUs (one trains, one sets up): OpenMP
-            # threads that spin while they wait would slow both down many times over.
-            request["OMP_WAIT_POLICY"] = "PASSIVE"
-        jail = None
-        if isolation == "namespace":
-            request |= JAILED_ENVIRONMENT
-            jail = {
-                "scratch": scratch,
-                "cache": cache,
-                "read_only": fixed_paths(work, target.mutable),
-                "network": target.network,
-            }
-        env = child_environment(request, device=device, threads=threads)
-        memory = cap(default_cap() if memory_bytes is None else memory_bytes, device)
+        run = run_phase(target, sources or {}, scratch, cache, request, prewarm)
         try:
-            started = time.monotonic()
-            ended = run_process(
-                target.entry, work, env, scratch, timeout, memory, jail, turn, prewarm
-            )
-            wall_seconds = time.monotonic() - started
-            stderr_tail = _tail(scratch / "stderr.log")
-            reported = _read_report(channel / "result.json")
-            exit_code = ended.exit_code
-            status, metric, reason = classify(reported, exit_code, ended.timed_out, stderr_tail)
-            if status == Status.CRASH and memory.reached(exit_code, stderr_tail):
-                status, reason = Status.OOM, f"stopped at {memory.describe()}"
+            if target.measure is None:
+                outcomes = [runner.run(run, turn=turn, prewarm=prewarm)]
+            else:
+                outcomes = two_phases(target, run, scratch, cache, runner, turn, prewarm, budget)
         finally:
-            memory.close()
+            runner.memory.close()
 
-    reported = reported or {}
-    train_seconds = reported.get("train_seconds")
+    last, ran = outcomes[-1], outcomes[-2 if len(outcomes) > 1 else -1]
     details = {
         key: value
-        for key, value in reported.items()
+        for outcome in outcomes
+        for key, value in outcome.reported.items()
         if key not in ("status", "metric", "reason", "train_seconds")
     }
+    if target.measure is None:
+        train_seconds = last.reported.get("train_seconds")
+    else:  # evo's clock, not what the run phase says of itself
+        train_seconds = ran.ended.trained_seconds
+    peaks = [o.ended.peak_rss_mb for o in outcomes if o.ended.peak_rss_mb is not None]
     return EvalResult(
-        status=status,
-        metric=metric,
+        status=last.status,
+        metric=last.metric,
         train_seconds=float(train_seconds) if isinstance(train_seconds, int | float) else None,
-        wall_seconds=wall_seconds - ended.waited_seconds,
-        peak_rss_mb=ended.peak_rss_mb,
-        reason=reason,
-        stderr_tail="" if status == Status.OK else stderr_tail,
+        wall_seconds=sum(o.wall_seconds for o in outcomes),
+        peak_rss_mb=max(peaks, default=None),
+        reason=last.reason,
+        stderr_tail="" if last.status == Status.OK else last.stderr_tail,
         details=details,
         isolation=isolation,
-        setup_seconds=ended.setup_seconds,
-        waited_seconds=ended.waited_seconds,
+        phases=target.phases,
+        setup_seconds=ran.ended.setup_seconds,
+        waited_seconds=ran.ended.waited_seconds,
         **common,
     )
 
@@ -248,36 +226,3 @@ def child_environment(extra: dict[str, str], device: str, threads: int) -> dict[
         env["CUDA_VISIBLE_DEVICES"] = ""
     env.update(extra)
     return env
-
-
-def fixed_paths(work: Path, mutable: tuple[str, ...]) -> list[Path]:
-    """The working copy's fixed files and folders, each folder taken whole where it holds no
-    mutable file."""
-    holding = {parent for rel in mutable for parent in Path(rel).parents if parent != Path(".")}
-    found = []
-    folders = [work]
-    while folders:
-        for path in sorted(folders.pop().iterdir()):
-            rel = path.relative_to(work)
-            if rel in holding:
-                folders.append(path)
-            elif str(rel) not in mutable:
-                found.append(path)
-    return found
-
-
-def _tail(path: Path) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 4 * STDERR_TAIL_CHARS))
-        return f.read().decode(errors="replace")[-STDERR_TAIL_CHARS:]
-
-
-def _read_report(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        reported = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {"status": "malformed"}
-    return reported if isinstance(reported, dict) else {"status": "malformed"}

@@ -33,6 +33,29 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """The measure phase ([measure] in target.toml): the metric computed in a process that never
+    ran the mutable code, from what the run phase handed off.
+
+    entry: argv of the measure phase, run after the run phase has ended (every process of it,
+        at the namespace level), in a working copy of the fixed files alone, with the run
+        phase's output folder read-only.
+    prepare: argv run before the run phase in that same copy, the one phase that may write the
+        cache (corpora, held-out data); () for none.
+    held_out: folders of the target, absent from the run phase's working copy.
+    held_out_cache: folders of EVO_CACHE_DIR the run phase never sees.
+    handoff_seconds: how long the run phase may take after its training clock stops (to export
+        a model, say): past it, by evo's own clock, the evaluation is invalid.
+    """
+
+    entry: tuple[str, ...]
+    prepare: tuple[str, ...] = ()
+    held_out: tuple[str, ...] = ()
+    held_out_cache: tuple[str, ...] = ()
+    handoff_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Target:
     """A loaded, validated target.
 
@@ -50,6 +73,8 @@ class Target:
         evaluator may start it while another evaluation trains.
     screen: the fraction of the budget a candidate is first screened at ([budget] screen;
         evo.run.screen), 0 for none: the target's default, a run's setting overrides it.
+    measure: the measure phase, for a target measured in two phases; None: one process runs
+        the mutable code and measures it.
     """
 
     name: str
@@ -67,6 +92,12 @@ class Target:
     network: bool = False
     prewarm: bool = False
     screen: float = 0.0
+    measure: Measure | None = None
+
+    @property
+    def phases(self) -> str:
+        """How an evaluation of it is measured: "run+measure" or "one process"."""
+        return "run+measure" if self.measure else "one process"
 
     def timeout_for(self, budget_seconds: float) -> float:
         return budget_seconds + (self.timeout_seconds - self.budget_seconds)
@@ -87,11 +118,13 @@ _TOP_KEYS = {
     "rules",
     "choices",
     "sandbox",
+    "measure",
 }
 _METRIC_KEYS = {"name", "direction"}
 _BUDGET_KEYS = {"seconds", "timeout_seconds", "screen"}
 _RULES_KEYS = {"required_names", "forbidden_imports", "forbidden_names"}
 _SANDBOX_KEYS = {"network", "prewarm"}
+_MEASURE_KEYS = {"entry", "prepare", "held_out", "held_out_cache", "handoff_seconds"}
 
 
 def load_target(path: str | Path) -> Target:
@@ -183,6 +216,34 @@ def load_target(path: str | Path) -> Target:
         network=sandbox.get("network", False),
         prewarm=sandbox.get("prewarm", False),
         screen=float(screen),
+        measure=_measure(data, root, where),
+    )
+
+
+def _measure(data: dict[str, Any], root: Path, where: str) -> Measure | None:
+    if "measure" not in data:
+        return None
+    table, where = data["measure"], f"{where} [measure]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} must be a table; see targets/README.md")
+    _reject_unknown(table, _MEASURE_KEYS, where)
+    folders = {}
+    for key, base in (("held_out", root), ("held_out_cache", None)):
+        folders[key] = _strings(table, key, where)
+        for rel in folders[key]:
+            if Path(rel).is_absolute() or ".." in Path(rel).parts or rel in (".", ""):
+                raise UsageError(f"{where}: {key} {rel!r} must be a folder path inside it")
+            if base is not None and not (base / rel).is_dir():
+                raise UsageError(f"{where}: held_out folder {base / rel} is missing; create it")
+    prepare = table.get("prepare")
+    return Measure(
+        entry=_entry_argv(_string(table, "entry", where)),
+        prepare=_entry_argv(_string(table, "prepare", where)) if prepare is not None else (),
+        held_out=folders["held_out"],
+        held_out_cache=folders["held_out_cache"],
+        handoff_seconds=_positive(table, "handoff_seconds", where)
+        if "handoff_seconds" in table
+        else Measure.handoff_seconds,
     )
 
 

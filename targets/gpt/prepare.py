@@ -1,177 +1,40 @@
-"""Fixed part of the gpt target: corpus, tokenizer, data loader, training clock and the metric.
+"""Fixed part of the gpt target: the run phase's data loader, training clock and export.
 
-evo runs `python prepare.py` in a fresh working copy of this folder. This file reads evo's request,
-loads the cached corpus (building it on first use), imports the mutable `train.py`, calls
-`train.train(run)` under a training clock that this file owns, measures the model it returns
-with `evaluate_bpb`, and reports val_bpb through evo's result channel. train.py cannot report a
-metric, change the budget or see the validation data: it gets a `Run` and returns a model.
-
-Prepare a larger corpus by hand, once, from text/.jsonl/.parquet files, folders or URLs:
-
-    python targets/gpt/prepare.py corpus NAME --from PATH_OR_URL [PATH_OR_URL ...] [--column text]
-
-then set CORPUS = "NAME" below, in this target or in a copy of it.
+evo runs `python corpus.py` (the prepare step: the corpus, built on first use), then `python
+prepare.py` (the run phase) in a working copy that holds the variant's train.py, then `python
+measure.py` (the measure phase) in a fresh process without it. This file reads evo's request,
+loads the training split, imports the mutable `train.py`, calls `train.train(run)` under a
+training clock that this file owns, and exports the model it returns (torch.export: a graph of
+ATen operators and its weights) to the output folder, where measure.py loads it, checks it and
+measures val_bpb on the validation split, which this phase never sees. evo times the training
+itself, between `protocol.ready` and `protocol.trained`: a variant that slows the clock below
+gains nothing but an invalid result.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import hashlib
-import json
-import math
-import os
-import platform
-import shutil
 import sys
-import sysconfig
-import tempfile
 import time
-import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 STARTED = time.perf_counter()  # before torch's import: set-up is counted from here
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from corpus import EVAL_BATCH, MODEL, SEQ_LEN, VOCAB_SIZE, split_path  # noqa: E402
 
 from evo.target import protocol  # noqa: E402
 
-CORPUS = "stdlib"  # the Python standard library's own sources: on every machine, no download
-VOCAB_SIZE = 256  # byte-level tokens: a token id is a byte value
-SEPARATOR = 0  # token between documents; it stands for no text, so the metric skips it
-SEQ_LEN = 256  # the context the metric is measured at
-EVAL_TOKENS = 2**17  # predicted tokens per measurement, the same positions for every variant
-EVAL_BATCH = 64
-HOLDOUT_EVERY = 20  # every 20th document goes to the validation split
 DEFAULT_BUDGET_SECONDS = 60.0  # only when run by hand; evo passes target.toml's budget
 # The CPU may queue this many training steps ahead of the GPU: the clock waits for older ones
 # instead of synchronizing every step, which would leave the GPU idle while the next is queued.
 STEPS_AHEAD = 2
 
-# UTF-8 bytes each token stands for: what makes bits per byte independent of the vocabulary.
-TOKEN_BYTES = torch.ones(VOCAB_SIZE, dtype=torch.int64)
-TOKEN_BYTES[SEPARATOR] = 0
-
-# Dense bf16 peak of known GPUs, for MFU; others report no MFU rather than a guess.
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12}
-
 
 class Refused(Exception):
     """The variant ran but must not be scored; the message says why."""
-
-
-# ---------------------------------------------------------------------------- corpus
-
-
-def corpus_dir(cache_dir: Path, name: str = CORPUS) -> Path:
-    # The standard library differs between Python versions, so its corpus is keyed by version.
-    key = f"stdlib-{platform.python_version()}" if name == "stdlib" else name
-    return cache_dir / "gpt" / key
-
-
-def stdlib_documents() -> Iterator[bytes]:
-    """The standard library's .py sources, tests excluded, in a fixed order."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    for path in sorted(root.rglob("*.py")):
-        if not {"test", "tests", "site-packages"} & set(path.relative_to(root).parts):
-            yield path.read_bytes()
-
-
-def build_corpus(documents: Iterable[bytes], out: Path) -> dict:
-    """Write train.bin and val.bin (uint8 tokens) under `out`, atomically; return its metadata.
-
-    Documents are joined by SEPARATOR; every HOLDOUT_EVERY-th goes to validation. Concurrent
-    builders are safe: each writes a private folder and the first rename wins.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    counts = {"train": 0, "val": 0}
-    digests = {"train": hashlib.sha256(), "val": hashlib.sha256()}
-    with contextlib.ExitStack() as stack:
-        files = {
-            split: stack.enter_context(open(staging / f"{split}.bin", "wb")) for split in counts
-        }
-        for index, document in enumerate(documents):
-            split = "val" if index % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else "train"
-            chunk = document.replace(b"\0", b"") + bytes([SEPARATOR])
-            files[split].write(chunk)
-            digests[split].update(chunk)
-            counts[split] += 1
-    meta = {
-        "documents": counts,
-        "bytes": {split: (staging / f"{split}.bin").stat().st_size for split in counts},
-        "sha256": {split: digest.hexdigest() for split, digest in digests.items()},
-    }
-    if meta["bytes"]["val"] < SEQ_LEN + 1 or meta["bytes"]["train"] < SEQ_LEN + 1:
-        shutil.rmtree(staging)
-        raise ValueError(
-            f"corpus too small ({meta['documents']} documents): each split needs more than "
-            f"{SEQ_LEN} bytes; add documents (every {HOLDOUT_EVERY}th is held out)"
-        )
-    (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-    try:
-        os.rename(staging, out)
-    except OSError:  # another evaluation built it first; theirs is identical
-        shutil.rmtree(staging)
-    return json.loads((out / "meta.json").read_text())
-
-
-def load_split(cache_dir: Path, split: str) -> np.ndarray:
-    """A split of the configured corpus as a read-only uint8 memmap, built on first use."""
-    folder = corpus_dir(cache_dir)
-    if not (folder / "meta.json").exists():
-        if CORPUS != "stdlib":
-            raise FileNotFoundError(
-                f"corpus {CORPUS!r} is not prepared in {folder}; run "
-                f"`python prepare.py corpus {CORPUS} --from ...` first"
-            )
-        build_corpus(stdlib_documents(), folder)
-    return np.memmap(folder / f"{split}.bin", dtype=np.uint8, mode="r")
-
-
-def documents_from(sources: list[str], column: str, downloads: Path) -> Iterator[bytes]:
-    """Documents from files, folders or URLs: .parquet and .jsonl rows (`column`), else files."""
-    for source in sources:
-        path = _download(source, downloads) if "://" in source else Path(source)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            yield from _file_documents(file, column)
-
-
-def _file_documents(path: Path, column: str) -> Iterator[bytes]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(columns=[column]):
-            for text in batch.column(0).to_pylist():
-                if text:
-                    yield text.encode()
-    elif path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip() and json.loads(line).get(column):
-                    yield json.loads(line)[column].encode()
-    else:
-        data = path.read_bytes()
-        if b"\0" not in data[:4096]:  # a binary file is no text to learn from
-            yield data
-
-
-def _download(url: str, downloads: Path) -> Path:
-    downloads.mkdir(parents=True, exist_ok=True)
-    target = downloads / (hashlib.sha256(url.encode()).hexdigest()[:12] + "-" + Path(url).name)
-    if not target.exists():
-        fd, tmp = tempfile.mkstemp(dir=downloads, suffix=".part")
-        os.close(fd)
-        urllib.request.urlretrieve(url, tmp)
-        os.replace(tmp, target)
-    return target
 
 
 # ---------------------------------------------------------------------------- training clock
@@ -277,121 +140,22 @@ class Run:
             self._queued.popleft().synchronize()
 
 
-# ---------------------------------------------------------------------------- the metric
+# ---------------------------------------------------------------------------- the run phase
 
 
-def eval_windows(val_data: np.ndarray) -> torch.Tensor:
-    """EVAL_TOKENS // SEQ_LEN windows of SEQ_LEN + 1 tokens, spread evenly over validation."""
-    count = EVAL_TOKENS // SEQ_LEN
-    starts = np.linspace(0, len(val_data) - SEQ_LEN - 1, count).astype(np.int64)
-    return torch.from_numpy(
-        np.stack([val_data[s : s + SEQ_LEN + 1] for s in starts]).astype(np.int64)
-    )
-
-
-def _logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=inputs.is_cuda):
-        logits = model(inputs)
-    if not isinstance(logits, torch.Tensor) or logits.shape != (*inputs.shape, VOCAB_SIZE):
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise Refused(
-            f"the model must return logits of shape {(*inputs.shape, VOCAB_SIZE)}, not {shape}"
-        )
-    return logits.float()
-
-
-@torch.no_grad()
-def evaluate_bpb(model: torch.nn.Module, windows: torch.Tensor, device: torch.device) -> float:
-    """Validation bits per byte: the bits the model needs, on average, per byte of held-out text.
-
-        val_bpb = sum_t -ln p(token_t | tokens before t)  /  (ln 2 * sum_t bytes(token_t))
-
-    The numerator is the total cross-entropy in nats over every predicted token; ln 2 turns
-    nats into bits; dividing by the UTF-8 bytes of the predicted tokens, not by their count,
-    makes the value independent of the vocabulary (a tokenizer with longer tokens predicts fewer
-    of them, each covering more bytes), so tokenizer and architecture changes compare fairly.
-    Tokens that stand for no text (the document separator) are left out of both sums.
-    Measured here, not in the mutable model: the model only maps token ids to logits, and this
-    function computes the cross-entropy in fp32, on the same EVAL_TOKENS positions of the
-    validation split at SEQ_LEN context for every variant. Lower is better; a uniform guess over
-    256 byte values scores 8.0.
-    """
-    total_nats = torch.zeros((), dtype=torch.float64)
-    total_bytes = 0
-    for batch in windows.split(EVAL_BATCH):
-        batch = batch.to(device)
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-        logits = _logits(model, inputs)
-        nats = F.cross_entropy(
-            logits.reshape(-1, VOCAB_SIZE), targets.reshape(-1), reduction="none"
-        )
-        nbytes = TOKEN_BYTES.to(device)[targets.reshape(-1)]
-        total_nats += (nats.double() * (nbytes > 0)).sum().cpu()  # fp64: 2^17 terms
-        total_bytes += int(nbytes.sum())
-    return float(total_nats) / (math.log(2) * total_bytes)
-
-
-def flops_per_token(model: torch.nn.Module, seq_len: int, device: torch.device) -> int:
-    """Training FLOPs per token: one forward and backward pass of one sequence, counted.
-
-    Counted by torch's FLOP counter, so it follows whatever the variant computes: 2 FLOPs per
-    multiply-add of every matrix product, twice that again for the backward pass, which gives
-    6 per weight of every matrix (embedding lookups do none) plus 12 * depth * width * seq_len
-    for attention's scores and weighted sums, over the whole seq_len x seq_len square as in
-    PaLM's MFU (Chowdhery et al. 2022, appendix B): causal masking is not subtracted.
-    Attention is counted through the math kernels, which the counter can see on every device.
-    """
-    inputs = torch.randint(0, VOCAB_SIZE, (1, seq_len), device=device)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        logits = _logits(model, inputs)
-        if logits.requires_grad:  # a model that cannot learn is measured all the same
-            logits.sum().backward()
-    model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() // seq_len
-
-
-@torch.no_grad()
-def check_causal(model: torch.nn.Module, windows: torch.Tensor, device: torch.device) -> None:
-    """Refuse a model whose predictions at a position depend on later tokens.
-
-    Such a model could read the very byte it is asked to predict. Changing the second half of
-    each input must leave the logits of the first half unchanged.
-    """
-    inputs = windows[:4, :-1].to(device)
-    cut = SEQ_LEN // 2
-    changed = inputs.clone()
-    changed[:, cut:] = (
-        inputs[:, cut:] + 1 + torch.arange(SEQ_LEN - cut, device=device)
-    ) % VOCAB_SIZE
-    before, after = _logits(model, inputs)[:, :cut], _logits(model, changed)[:, :cut]
-    tolerance = (2e-2 if inputs.is_cuda else 1e-4) * (1.0 + float(before.abs().max()))
-    if not torch.isfinite(before).all():
-        raise Refused("the model's logits are not finite (did the training diverge?)")
-    if float((before - after).abs().max()) > tolerance:
-        raise Refused("the model is not causal: predictions depend on later tokens")
-
-
-# ---------------------------------------------------------------------------- evaluation
-
-
-def evaluate(req: protocol.Request) -> None:
+def run_phase(req: protocol.Request) -> None:
     torch.set_num_threads(req.threads)
     torch.manual_seed(req.seed)
     device = torch.device(req.device)
-    run = Run(
-        load_split(req.cache_dir, "train"),
-        device,
-        req.seed,
-        req.budget_seconds,
-        ready=lambda: protocol.ready(req),
-    )
-    windows = eval_windows(load_split(req.cache_dir, "val"))
+    data = np.memmap(split_path(req.cache_dir, "train"), dtype=np.uint8, mode="r")
+    run = Run(data, device, req.seed, req.budget_seconds, ready=lambda: protocol.ready(req))
 
     import train  # the mutable part, imported only after request() has hidden the channel
 
     call_started = time.perf_counter()
     model = train.train(run)
     train_seconds = run._stop_clock() if run.steps > 1 else time.perf_counter() - call_started
+    protocol.trained(req)
     details = {
         "train_seconds": round(train_seconds, 3),
         "tokens": run.tokens,
@@ -399,9 +163,9 @@ def evaluate(req: protocol.Request) -> None:
         "tokens_per_second": round(run.tokens / max(train_seconds, 1e-9)),
         "setup_seconds": run.setup_seconds and round(run.setup_seconds, 2),
         "first_step_seconds": run.first_step_seconds and round(run.first_step_seconds, 2),
-        "corpus": corpus_dir(req.cache_dir).name,
+        "corpus": split_path(req.cache_dir, "train").parent.name,
     }
-    grace = max(2.0, 0.05 * req.budget_seconds)
+    grace = protocol.clock_grace(req.budget_seconds)
     try:
         if not isinstance(model, torch.nn.Module):
             raise Refused(f"train() must return a torch.nn.Module, not {type(model).__name__}")
@@ -413,25 +177,27 @@ def evaluate(req: protocol.Request) -> None:
         details["params"] = sum(p.numel() for p in model.parameters())
         if device.type == "cuda":
             details["peak_vram_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
-        if run.steps:
-            flops = flops_per_token(model, run.batch_shape[1], device)
-            details["flops_per_token"] = flops
-            details["mfu"] = mfu(flops * run.tokens / train_seconds, device)
-        model.eval()
-        check_causal(model, windows, device)
-        val_bpb = evaluate_bpb(model, windows, device)
+        export(model.eval(), device, req.output_dir / MODEL)
     except Refused as refusal:
         protocol.report_invalid(req, str(refusal), **details)
         return
-    protocol.report(req, val_bpb, **details)
+    protocol.handoff(req, **details)
 
 
-def mfu(flops_per_second: float, device: torch.device) -> float | None:
-    """Model FLOPs utilisation: training FLOPs per second (flops_per_token) over the GPU's dense
-    bf16 peak; None on CPU and on GPUs of unknown peak, rather than a guess."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
-    peak = next((flops for key, flops in PEAK_FLOPS.items() if key in name), None)
-    return None if peak is None else round(flops_per_second / peak, 4)
+def export(model: torch.nn.Module, device: torch.device, path: Path) -> None:
+    """The model as torch.export saves it: its graph of ATen operators on (EVAL_BATCH,
+    SEQ_LEN) token ids, and its weights; all the measure phase gets of it."""
+    example = torch.zeros(EVAL_BATCH, SEQ_LEN, dtype=torch.long, device=device)
+    started = time.perf_counter()
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, (example,))
+    except Exception as e:  # the exporter says what it cannot trace, and where
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise Refused(f"the model cannot be exported for measurement: {line}") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, path)
+    print(f"exported in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
 
 def compare_clocks(budget: float, cache_dir: Path) -> None:
@@ -440,7 +206,8 @@ def compare_clocks(budget: float, cache_dir: Path) -> None:
     import train
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data, speeds = load_split(cache_dir, "train"), {}
+    data = np.memmap(split_path(cache_dir, "train"), dtype=np.uint8, mode="r")
+    speeds = {}
     for ahead in (0, STEPS_AHEAD):
         torch.manual_seed(0)
         run = Run(data, device, seed=0, budget=budget, steps_ahead=ahead)
@@ -454,35 +221,10 @@ def compare_clocks(budget: float, cache_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("corpus", "clock"):
-        evaluate(protocol.request(DEFAULT_BUDGET_SECONDS))
-        return
-    if argv[0] == "clock":
+    if argv and argv[0] == "clock":
         compare_clocks(float(argv[1]) if len(argv) > 1 else 20.0, protocol.DEFAULT_CACHE_DIR)
         return
-    parser = argparse.ArgumentParser(prog="prepare.py corpus", description="Prepare a corpus.")
-    parser.add_argument("name", help="the corpus name to set as CORPUS in prepare.py")
-    parser.add_argument(
-        "--from",
-        dest="sources",
-        nargs="+",
-        required=True,
-        help="text/.jsonl/.parquet files, folders, or URLs of such files",
-    )
-    parser.add_argument("--column", default="text", help="text column of .parquet/.jsonl rows")
-    parser.add_argument("--cache-dir", type=Path, default=protocol.DEFAULT_CACHE_DIR)
-    args = parser.parse_args(argv[1:])
-    out = corpus_dir(args.cache_dir, args.name)
-    if out.exists():
-        sys.exit(f"corpus {args.name!r} already exists in {out}; remove it to rebuild")
-    try:
-        meta = build_corpus(
-            documents_from(args.sources, args.column, args.cache_dir / "downloads"), out
-        )
-    except (OSError, ValueError, KeyError) as e:
-        sys.exit(f"prepare.py corpus: {e}")
-    sizes = json.dumps(meta["bytes"])
-    print(f"corpus {args.name!r} in {out}: {sizes} bytes; set CORPUS = {args.name!r}")
+    run_phase(protocol.request(DEFAULT_BUDGET_SECONDS, phase="run"))
 
 
 if __name__ == "__main__":
