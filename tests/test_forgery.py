@@ -192,3 +192,61 @@ def test_a_forgery_of_gpt_gains_nothing(tmp_path, seed_metric, name):
     else:
         status, says = expected
         assert result["status"] == status and says in result["reason"], result
+
+
+SORT = load_target(ROOT / "targets" / "sort")
+SORT_ATTACKS = {  # code added at the end of sort.py
+    # What the harness timed with, in one process: the runtime became 0.0.
+    "zero the clock the harness reads": "import time\ntime.perf_counter = lambda: 0.0\n",
+    "answer inputs seen before from a table": """
+_sort, _seen = sort_ints, {}
+
+
+def sort_ints(values):
+    key = (len(values), tuple(values[:8]), tuple(values[-8:]))
+    if key not in _seen:
+        _seen[key] = _sort(values)
+    return list(_seen[key])
+""",
+    "zero the harness's best times through its frames": """
+_sort = sort_ints
+
+
+def sort_ints(values):
+    try:
+        raise ZeroDivisionError
+    except ZeroDivisionError as e:
+        frame = e.__traceback__.tb_frame
+    while frame is not None:
+        for times in [frame.f_locals.get("best")]:
+            if isinstance(times, dict):
+                times.update(dict.fromkeys(times, 0.0))
+        frame = frame.f_back
+    return _sort(values)
+""",
+}
+
+
+def sort_evaluated(tmp_path, source: str | None = None) -> dict:
+    args = ["eval", "targets/sort", "--budget", "2", "--isolation", "namespace", "--json"]
+    if source is not None:
+        (tmp_path / "sort.py").write_text(source)
+        args += ["--file", str(tmp_path / "sort.py")]
+    done = evo(*args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def sort_seed_metric(tmp_path_factory) -> float:
+    result = sort_evaluated(tmp_path_factory.mktemp("sort-seed"))
+    assert result["status"] == "ok"
+    return result["metric"]
+
+
+@pytest.mark.parametrize("name", sorted(SORT_ATTACKS))
+def test_a_forgery_of_sort_gains_nothing(tmp_path, sort_seed_metric, name):
+    source = SORT.read_mutable()["sort.py"] + SORT_ATTACKS[name]
+    result = sort_evaluated(tmp_path, source)
+    # timing noise between runs is a few percent; each attack, had it worked, gave 0 or near it
+    assert result["status"] == "ok" and result["metric"] > 0.8 * sort_seed_metric, result

@@ -1,16 +1,30 @@
-"""Fixed part of the sort target: fixed inputs, a correctness gate, and the runtime metric.
+"""Fixed part of the sort target: inputs no variant can predict, the clock and the correctness
+gate, in a process that never imports the mutable code.
 
-evo runs `python bench.py` in a fresh working copy. Each round draws a fresh set of input lists
-(random, sorted, reversed, few distinct values, many short lists) from a fixed seed sequence, so
-every variant sees exactly the same inputs and no variant can profit from remembering an earlier
-answer. Every output of every round is checked against the right answer outside the timed region;
-a single wrong output makes the variant invalid. The metric is runtime_ms: for each kind of input,
-the fastest round's time, summed over the kinds. Rounds go on until the budget is spent (at least
-MIN_ROUNDS, at most MAX_ROUNDS).
+evo runs `python bench.py` in a fresh working copy. It starts `runner.py` in a child process,
+which imports the mutable `sort.py`, and times each request from here: the inputs written, the
+outputs read back. Nothing the variant does in its own process (reassigning a clock, walking up
+the stack to this file's variables, remembering inputs) reaches the clock or the check here. On
+Linux this process is also undumpable, so a child of the same user cannot read or trace its
+memory (at evo's namespace level no process has the capabilities that would override that).
+
+Each round draws fresh input lists (random, sorted, reversed, few distinct values, many short
+lists) from a seed drawn at start-up that the child never sees, so no variant can precompute an
+answer, and checks every output against the right answer outside the timed region; a single
+wrong output makes the variant invalid. The metric is runtime_ms: for each kind of input, the
+fastest round's time, summed over the kinds. Rounds go on until the budget is spent (at least
+MIN_ROUNDS, at most MAX_ROUNDS). The time includes passing the lists to the child and back
+(about 2% of the seed program's), the same for every variant.
 """
 
+import ctypes
 import random
+import secrets
+import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from evo.target import protocol
 
@@ -19,17 +33,21 @@ SHORT_LISTS = 200
 SHORT_SIZE = 50
 MIN_ROUNDS = 3
 MAX_ROUNDS = 20
-INPUT_SEED = 12345  # fixed: the inputs are part of the benchmark, not of the evaluation's seed
 DEFAULT_BUDGET_SECONDS = 10.0
+PR_SET_DUMPABLE = 4
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runner import read_lists, write_lists  # noqa: E402  (the wire format, not the variant)
 
 
-def round_inputs(round_index: int) -> dict[str, list[list[int]]]:
-    rng = random.Random(INPUT_SEED + round_index)
-    randoms = [rng.randrange(-(2**31), 2**31) for _ in range(SIZE)]
+def round_inputs(rng: random.Random) -> dict[str, list[list[int]]]:
+    def values(count: int, bound: int = 2**31) -> list[int]:
+        return [rng.randrange(-bound, bound) for _ in range(count)]
+
     return {
-        "random": [randoms],
-        "sorted": [sorted(randoms)],
-        "reversed": [sorted(randoms, reverse=True)],
+        "random": [values(SIZE)],
+        "sorted": [sorted(values(SIZE))],
+        "reversed": [sorted(values(SIZE), reverse=True)],
         "few-distinct": [[rng.randrange(10) for _ in range(SIZE)]],
         "short-lists": [
             [rng.randrange(1000) for _ in range(SHORT_SIZE)] for _ in range(SHORT_LISTS)
@@ -37,11 +55,9 @@ def round_inputs(round_index: int) -> dict[str, list[list[int]]]:
     }
 
 
-def check(kind: str, given: list[int], got: object) -> str | None:
+def check(kind: str, given: list[int], got: list[int]) -> str | None:
     """Why `got` is not `given` sorted, or None when it is."""
     expected = sorted(given)
-    if not isinstance(got, list):
-        return f"{kind}: sort_ints returned {type(got).__name__}, not a list"
     if got != expected:
         if len(got) != len(expected):
             return f"{kind}: returned {len(got)} values for {len(expected)} inputs"
@@ -50,21 +66,65 @@ def check(kind: str, given: list[int], got: object) -> str | None:
     return None
 
 
+class Child:
+    """runner.py in a process of its own: the variant's side."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "runner.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+
+    def sort(self, lists: list[list[int]]) -> tuple[float, list[list[int]] | str]:
+        """The seconds from sending `lists` to having the answers back, and the answers (or
+        why there are none)."""
+        tick = time.perf_counter()
+        write_lists(self.process.stdin, lists)
+        outputs = read_lists(self.process.stdout)
+        elapsed = time.perf_counter() - tick
+        if outputs is None:
+            return elapsed, f"the sorting process ended (exit status {self.process.wait()})"
+        if outputs == -1:  # the runner's refusal, and why
+            (length,) = struct.unpack("<q", self.process.stdout.read(8))
+            return elapsed, self.process.stdout.read(length).decode(errors="replace")
+        if len(outputs) != len(lists):
+            return elapsed, f"{len(outputs)} answers for {len(lists)} lists"
+        return elapsed, outputs
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def undumpable() -> None:
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def main() -> None:
     req = protocol.request(DEFAULT_BUDGET_SECONDS)
-    import sort  # the mutable part, imported only after request() has hidden the channel
+    undumpable()
+    rng = random.Random(secrets.randbits(64))  # before the child starts; it never sees it
+    child = Child()
+    try:
+        measure(req, rng, child)
+    finally:
+        child.close()
 
+
+def measure(req: protocol.Request, rng: random.Random, child: Child) -> None:
     best: dict[str, float] = {}
     started = time.perf_counter()
     rounds = 0
     while rounds < MIN_ROUNDS or (
         rounds < MAX_ROUNDS and time.perf_counter() - started < req.budget_seconds
     ):
-        for kind, lists in round_inputs(rounds).items():
-            copies = [list(values) for values in lists]
-            tick = time.perf_counter()
-            outputs = [sort.sort_ints(values) for values in copies]
-            elapsed = time.perf_counter() - tick
+        for kind, lists in round_inputs(rng).items():
+            elapsed, outputs = child.sort(lists)
+            if isinstance(outputs, str):
+                protocol.report_invalid(req, f"wrong output on round {rounds}: {kind}: {outputs}")
+                return
             for values, output in zip(lists, outputs, strict=True):
                 problem = check(kind, values, output)
                 if problem:
