@@ -18,7 +18,9 @@ def test_eval_prints_one_line_and_exits_0():
     done = evo("eval", "targets/sort", "--budget", "0.5", "--device", "cpu", "--seed", "3")
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
-    assert line.startswith("ok runtime_ms=") and line.endswith("seed=3 device=cpu")
+    assert line.startswith("ok runtime_ms=") and line.endswith(
+        "seed=3 device=cpu phases=one process"
+    )
 
 
 def test_eval_of_a_variant_file(tmp_path):
