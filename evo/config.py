@@ -58,9 +58,8 @@ class SearchConfig:
     )
     noise_k: float = setting(2.0, "a new champion's mean paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
-    min_repeats: int = setting(
-        1, "evaluations a candidate needs to become champion (2: confirmed on a second seed)"
-    )
+    min_repeats: int = setting(1, "evaluations a new champion needs (2: confirmed on another seed)")
+    surprise_k: float = setting(10.0, "crown a gain past k sigma once 2 fresh seeds hold it")
 
 
 @dataclass(frozen=True)
@@ -189,6 +188,7 @@ class RunConfig:
         for name in ("islands", "population", "tournament", "noise_repeats", "max_repeats"):
             _at_least(name, getattr(s, name), 1)
         _at_least("min_repeats", s.min_repeats, 1)
+        _at_least("surprise_k", s.surprise_k, 0)
         if s.min_repeats > s.max_repeats:
             raise UsageError(
                 f"min_repeats ({s.min_repeats}) must not exceed max_repeats ({s.max_repeats})"

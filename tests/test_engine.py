@@ -61,6 +61,9 @@ def ray_session():
 
 
 def run_engine(tmp_path, target_dir, on_progress=None, **settings) -> tuple[Engine, list[dict]]:
+    """A run in this process. QUAD's steps are tens of sigma, each one a surprise that the
+    default surprise_k confirms on fresh seeds: the tests of other things turn that off."""
+    settings = {"surprise_k": 0.0, **settings}
     config = RunConfig().with_settings(
         {"target": str(target_dir), "operator": "offline", "out": str(tmp_path), **settings}, "test"
     )
@@ -221,6 +224,18 @@ def test_with_min_repeats_every_champion_won_on_two_seeds(ray_session, tmp_path)
     assert champions and all(len(r["metrics"]) >= 2 for r in champions)
     assert_noise_pooled(engine, rows)
     assert engine.state.noise.dof > 0  # each confirmation pairs with the seed's evaluations
+
+
+def test_a_surprising_gain_is_crowned_only_once_more_seeds_confirm_it(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=20, surprise_k=10.0)
+    accepted = [r for r in candidates(rows) if r["accepted"] and r["candidate_id"]]
+    surprises = [r for r in accepted if r["reason"]]
+    assert len(surprises) >= 3  # QUAD's first steps are tens of sigma, its last ones are not
+    for row in surprises:
+        assert row["reason"].startswith("surprise: a gain of ")
+        assert ", confirmed on 2 more seeds (" in row["reason"]
+        assert len(row["metrics"]) == 3  # the one it was selected on, and two more
+    assert all(len(r["metrics"]) == 1 for r in accepted if not r["reason"])
 
 
 def test_single_chain_is_keep_or_discard(ray_session, tmp_path):

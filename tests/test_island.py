@@ -11,7 +11,7 @@ from evo.status import Status
 
 SELECTION = Selection(
     population=3, tournament=2, explore=0.0, patience=0, crossover=0.0, noise_k=2.0,
-    max_repeats=3, min_repeats=1, minimize=True,
+    max_repeats=3, min_repeats=1, surprise_k=10.0, minimize=True,
 )  # fmt: skip
 
 
@@ -54,6 +54,42 @@ def test_judge(metrics, verdict):
 def test_a_champion_is_confirmed_on_min_repeats_seeds(metrics, verdict):
     confirming = island(selection=dataclasses.replace(SELECTION, min_repeats=2))
     assert confirming.judge(Member(1, {}, metrics)) == verdict
+
+
+# The champion scores 1.0 on seeds 0-2 (mean 1.0); sigma 0.01, so a gain past 0.1 is a surprise.
+# A candidate is selected on its first two evaluations (min_repeats) and confirmed on two more.
+SURPRISES = [
+    ({0: 0.95, 1: 0.95, 2: 0.95}, Status.ACCEPTED, ""),  # 5 sigma: an ordinary gain
+    ({0: 0.5, 1: 0.5}, Status.REPEAT, None),  # 50 sigma: two more seeds first
+    ({0: 0.5, 1: 0.5, 2: 0.5}, Status.REPEAT, None),  # one more seed of two
+    (
+        {0: 0.5, 1: 0.5, 2: 0.7, 3: 0.7},  # 30 sigma on the later seeds, of 43.3: confirmed
+        Status.ACCEPTED,
+        "surprise: a gain of 43.3 sigma, confirmed on 2 more seeds (30.0 sigma there)",
+    ),
+    (
+        {0: 0.5, 1: 0.5, 2: 0.9, 3: 0.9},  # 10 sigma on the later seeds, of 36.7: a fluke
+        Status.KEPT,
+        "surprise: a gain of 36.7 sigma, not confirmed on 2 more seeds (10.0 sigma there)",
+    ),
+]
+
+
+@pytest.mark.parametrize("metrics, verdict, lineage", SURPRISES)
+def test_a_surprising_gain_is_crowned_only_if_more_seeds_confirm_it(metrics, verdict, lineage):
+    champion = Member(0, {}, {0: 1.0, 1: 1.0, 2: 1.0})
+    selection = dataclasses.replace(SELECTION, min_repeats=2)
+    candidate = Member(1, {}, metrics)
+    assert island(sigma=0.01, champion=champion, selection=selection).judge(candidate) == verdict
+    if lineage is not None:
+        assert selection.surprise(candidate, champion, 0.01) == lineage
+
+
+def test_a_surprising_migrant_is_not_asked_for_more_seeds():
+    champion = Member(0, {}, {0: 1.0, 1: 1.0, 2: 1.0})
+    home = island(sigma=0.01, champion=champion)
+    assert home.receive(Member(7, {}, {0: 0.5, 1: 0.5})) == Status.ACCEPTED
+    assert SELECTION.surprise(Member(1, {}, {0: 0.5}), None, 0.01) == ""
 
 
 def test_judge_compares_on_shared_seeds_only():

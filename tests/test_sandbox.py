@@ -187,3 +187,23 @@ def test_cpu_evaluations_see_no_gpu_and_the_threads_they_were_given():
     env = child_environment({}, device="cpu", threads=3)
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["OMP_NUM_THREADS"] == "3"
     assert Path(env["PYTHONPATH"], "evo", "target", "protocol.py").is_file()
+
+
+def test_a_model_that_cannot_be_exported_is_refused_with_the_exporters_reason(gpt, cache_dir):
+    branchy = """
+class Branchy(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, idx):
+        if idx.float().mean() > 1000:  # data-dependent Python control flow
+            return self.inner(idx) * 2
+        return self.inner(idx)
+
+
+model = Branchy(model)
+"""
+    result = run_gpt(gpt, cache_dir, train_variant(gpt, tail=branchy))
+    assert result.status == "invalid" and "\n" not in result.reason
+    assert result.reason.startswith("the model cannot be exported for measurement: ")

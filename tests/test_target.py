@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evo.errors import UsageError
-from evo.target import load_target
+from evo.target import Measure, load_target
 
 VALID = """
 name = "demo"
@@ -45,6 +45,17 @@ def test_shipped_targets_load(gpt, sort_target):
     assert "os" in gpt.rules.forbidden_imports and "open" in gpt.rules.forbidden_names
     assert (sort_target.metric, sort_target.mutable) == ("runtime_ms", ("sort.py",))
     assert gpt.choices == {"ACTIVATION": ("relu2", "gelu"), "OPTIMIZER": ("muon", "adamw")}
+    assert gpt.measure == Measure(
+        entry=(sys.executable, "measure.py"),
+        prepare=(sys.executable, "corpus.py"),
+        held_out_cache=("gpt-held-out",),
+        handoff_seconds=30.0,
+    )
+    assert (gpt.phases, sort_target.measure, sort_target.phases) == (
+        "run+measure",
+        None,
+        "one process",
+    )
 
 
 def test_a_valid_target(tmp_path):
@@ -95,6 +106,28 @@ def test_a_valid_target(tmp_path):
         (lambda t: t + "[sandbox]\nnetwork = 1\n", "[sandbox] network must be true or false"),
         (lambda t: t + "[sandbox]\nnet = true\n", "unknown key 'net'; known keys are network, "),
         (lambda t: "sandbox = 1\n" + t, "[sandbox] must be a table"),
+        (lambda t: "measure = 1\n" + t, "[measure] must be a table"),
+        (lambda t: t + "[measure]\nprepare = 'python p.py'\n", "'entry' must be a non-empty"),
+        (
+            lambda t: t + "[measure]\nentry = 'python m.py'\nkept_out = []\n",
+            "unknown key 'kept_out'; known keys are entry, handoff_seconds, held_out, held_out_c",
+        ),
+        (
+            lambda t: t + "[measure]\nentry = 'python m.py'\nheld_out = ['../x']\n",
+            "[measure]: held_out '../x' must be a folder path inside it",
+        ),
+        (
+            lambda t: t + "[measure]\nentry = 'python m.py'\nheld_out = ['gone']\n",
+            "held_out folder",
+        ),
+        (
+            lambda t: t + "[measure]\nentry = 'python m.py'\nheld_out_cache = 'x'\n",
+            "'held_out_cache' must be a list of strings",
+        ),
+        (
+            lambda t: t + "[measure]\nentry = 'python m.py'\nhandoff_seconds = 0\n",
+            "'handoff_seconds' must be a number of seconds > 0",
+        ),
     ],
 )
 def test_each_mistake_gets_a_clear_message(tmp_path, edit, message):

@@ -253,7 +253,9 @@ class Engine:
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, index + 1))
             else:
-                self._settle(candidate, verdict, "")
+                champion = self.state.champions.get(candidate.island)
+                why = self.selection.surprise(candidate.as_member(), champion, self.state.sigma)
+                self._settle(candidate, verdict, why)
         self.periodic.after_evaluation(self._running(), self.elapsed())
 
     def record(

@@ -83,6 +83,7 @@ class Evaluation:
             "machine": self.machine,
             "gpu_share": self.gpu_share or None,
             "isolation": r.isolation,
+            "phases": r.phases,
             "setup_seconds": None if r.setup_seconds is None else round(r.setup_seconds, 2),
             "waited_seconds": round(r.waited_seconds, 2) or None,
             **r.details,

@@ -17,6 +17,14 @@ at least min_repeats times (2: a gain is confirmed on a second seed, which also 
 estimate a pair that does not depend on the threshold). A smaller positive gain earns another
 evaluation, up to max_repeats; after that the candidate may still join the population, but does
 not become the champion.
+
+Surprises. A gain of more than surprise_k sigma (10 by default: far beyond what an edit usually
+buys, and what a forged or broken measurement, or a lucky one picked from hundreds, looks like)
+is not crowned on the evaluations it was selected on: the candidate is evaluated on FRESH_SEEDS
+more seeds, and crowned only if its gain on those (paired with the champion where the champion
+was measured on the seed, else against the champion's mean) is at least half the surprise. The
+lineage row says which way it went (Selection.surprise). A migrant was judged on its own island
+already: it is not asked again.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from dataclasses import dataclass, field, fields
 
 from evo.config import SearchConfig
 from evo.status import Status
+
+FRESH_SEEDS = 2
+SURPRISE = "surprise:"  # how the lineage reason of such a candidate starts (the report marks it)
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class Selection:
     noise_k: float
     max_repeats: int
     min_repeats: int
+    surprise_k: float
     minimize: bool
 
     @classmethod
@@ -106,6 +118,36 @@ class Selection:
     def clear(self, gain: float, shared: int, sigma: float) -> bool:
         """Whether a gain on `shared` paired seeds is beyond the noise: k sigma / sqrt(n)."""
         return gain > self.noise_k * sigma / math.sqrt(shared)
+
+    def surprising(self, gain: float, sigma: float) -> bool:
+        """Whether a gain is too large to crown on the seeds it was selected on."""
+        return bool(self.surprise_k) and sigma > 0 and gain > self.surprise_k * sigma
+
+    def confirmation(self, candidate: Member, incumbent: Member) -> tuple[float, int]:
+        """The candidate's mean gain on the evaluations after the min_repeats it was selected on
+        (paired where the incumbent has the seed, else against its mean), and how many."""
+        later = sorted(candidate.metrics)[self.min_repeats :]
+        if not later:
+            return math.nan, 0
+        theirs = [incumbent.metrics.get(i, incumbent.fitness) for i in later]
+        mine = [candidate.metrics[i] for i in later]
+        difference = sum(theirs) - sum(mine) if self.minimize else sum(mine) - sum(theirs)
+        return difference / len(later), len(later)
+
+    def surprise(self, candidate: Member, incumbent: Member | None, sigma: float) -> str:
+        """What the lineage says of a candidate whose gain over `incumbent` was a surprise (""
+        for any other)."""
+        if incumbent is None:
+            return ""
+        gain, _ = self.gain(candidate, incumbent)
+        if not self.surprising(gain, sigma):
+            return ""
+        held, count = self.confirmation(candidate, incumbent)
+        said = f"{SURPRISE} a gain of {gain / sigma:.1f} sigma"
+        if count < FRESH_SEEDS:
+            return f"{said}, not confirmed on {FRESH_SEEDS} more seeds"
+        verdict = "confirmed" if held >= gain / 2 else "not confirmed"
+        return f"{said}, {verdict} on {count} more seeds ({held / sigma:.1f} sigma there)"
 
 
 class Island:
@@ -157,12 +199,20 @@ class Island:
 
     # ------------------------------------------------------------------ judging children
 
-    def judge(self, candidate: Member) -> Status:
-        """accepted (new champion), repeat (evaluate again), kept (joins), or rejected."""
+    def judge(self, candidate: Member, migrant: bool = False) -> Status:
+        """accepted (new champion), repeat (evaluate again), kept (joins), or rejected. A
+        `migrant` was judged on its own island already: no surprise is asked to reproduce."""
         gain, shared = self.selection.gain(candidate, self.champion)
         if self.selection.clear(gain, shared, self.sigma):
-            confirmed = len(candidate.metrics) >= self.selection.min_repeats
-            return Status.ACCEPTED if confirmed else Status.REPEAT
+            if len(candidate.metrics) < self.selection.min_repeats:
+                return Status.REPEAT
+            if migrant or not self.selection.surprising(gain, self.sigma):
+                return Status.ACCEPTED
+            held, count = self.selection.confirmation(candidate, self.champion)
+            if count < FRESH_SEEDS:
+                return Status.REPEAT
+            if held >= gain / 2:
+                return Status.ACCEPTED
         if gain > 0 and len(candidate.metrics) < self.selection.max_repeats:
             return Status.REPEAT
         room = len(self.population) < self.selection.population
@@ -202,7 +252,7 @@ class Island:
         """A program from another island: it may become champion, join, or be turned away."""
         if any(m.id == migrant.id for m in self.population):
             return Status.REJECTED
-        verdict = self.judge(migrant)
+        verdict = self.judge(migrant, migrant=True)
         verdict = Status.KEPT if verdict == Status.REPEAT else verdict
         if verdict == Status.ACCEPTED:
             self._crown(migrant)

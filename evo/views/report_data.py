@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from evo.errors import UsageError
+from evo.search.island import SURPRISE
 from evo.status import Event
 from evo.store import checkpoint
 from evo.store.reader import Lineage, sources
@@ -64,7 +65,16 @@ def run_data(lineage: Lineage, run_id: str) -> dict[str, Any]:
         "cost": np.round(rows["cost"][shown].astype(float), 5).tolist(),
         "tokens": rows["tokens"][shown].tolist(),
         "tree_y": tree_rows(ids.tolist(), rows["parent_id"][shown].tolist()),
-        "mark": ["migrated" if c in migrated else "founder" if c in founders else "" for c in ids],
+        "mark": [
+            "surprise"  # a gain of many sigma: evo.search.island asked fresh seeds to confirm it
+            if reason.startswith(SURPRISE)
+            else "migrated"
+            if c in migrated
+            else "founder"
+            if c in founders
+            else ""
+            for c, reason in zip(ids, rows["reason"][shown], strict=True)
+        ],
     }
     state = checkpoint.load(run.folder, any_version=True) or {}
     return {

@@ -24,7 +24,12 @@ STATUS_COLOURS = {
     "screened": "#bcbd22", "ok": "#1f77b4",
 }  # fmt: skip
 NO_METRIC = "#cccccc"
-MARKS = {"migrated": ("star", 13), "founder": ("triangle", 11), "": ("circle", 7)}
+MARKS = {
+    "surprise": ("diamond", 13),
+    "migrated": ("star", 13),
+    "founder": ("triangle", 11),
+    "": ("circle", 7),
+}
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 LEGEND_ISLANDS = 8
 

@@ -126,6 +126,14 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
                 f"training fraction: {100 * trained / (count * span):.1f}% "
                 f"({trained:.0f} s of training over {count} evaluator(s) x {span:.0f} s)"
             )
+    kinds = lineage.query(
+        "SELECT json_extract_string(d, '$.phases') AS kind, count(*) FROM "
+        f"(SELECT unnest(eval_details) AS d FROM candidates WHERE {where}) "
+        "WHERE kind IS NOT NULL GROUP BY kind ORDER BY kind",
+        [run_id],
+    )
+    if kinds:  # whether the metric was computed where the variant never ran (evo.evaluate.phases)
+        lines.append("measured: " + ", ".join(f"{n} evaluations in {k}" for k, n in kinds))
     return lines
 
 
