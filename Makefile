@@ -57,16 +57,18 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The prepared GPU check (about 7 minutes on an H100 or H200, no network needed): the gpt
-# target's seed program evaluated 4 times on CUDA with pre-warm off, then on (evo bench prewarm:
-# training fraction, MFU, tokens/s, experiments per GPU-hour projected at a 300 s budget), then
-# its training clock synchronizing every step against the GPU left 2 steps behind. The clock
-# shares the compile caches that evo's evaluations use (evo/evaluate/sandbox.py), warm by then.
+# The prepared GPU check (about 9 minutes on an H100 or H200, no network needed): the gpt
+# target's seed program evaluated 4 times on CUDA with pre-warm off, then on, in namespaces, then
+# 4 times with pre-warm on at the process level (evo bench prewarm: per run its isolation level,
+# evaluations ok, training fraction, MFU, tokens/s, set-up and first-step seconds, experiments
+# per GPU-hour projected at a 300 s budget), then its training clock synchronizing every step
+# against the GPU left 2 steps behind. The clock shares the compile caches that evo's
+# evaluations use (evo/evaluate/sandbox.py), warm by then.
 GPU_CHECK_OUT ?= runs/bench
 EVO_CACHE ?= $(HOME)/.cache/evo
 gpu-check: $(if $(GPU_PYTHON),,$(STAMP))
 	$(or $(GPU_PYTHON),$(BIN)/python) -m evo bench prewarm --target targets/gpt --budget 20 \
-		--evals 4 --out $(GPU_CHECK_OUT)
+		--evals 4 --isolation namespace,process --out $(GPU_CHECK_OUT)
 	cd targets/gpt && TORCHINDUCTOR_CACHE_DIR=$(EVO_CACHE)/compile/inductor \
 		TRITON_CACHE_DIR=$(EVO_CACHE)/compile/triton \
 		$(or $(GPU_PYTHON),$(abspath $(BIN))/python) prepare.py clock 8

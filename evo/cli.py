@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--per-evaluator", type=int, default=12, help="overhead: evaluations each")
     be.add_argument(
-        "--isolation", default="auto", help=f"overhead: isolation levels, {numbers} (auto)"
+        "--isolation",
+        default="auto",
+        help=f"overhead, prewarm: isolation levels, {numbers} (auto; prewarm: off at the first)",
     )
     be.add_argument(
         "--evaluations", default="1000,10000", help=f"scale: evaluations a run, {numbers}"

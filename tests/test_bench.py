@@ -132,3 +132,19 @@ def test_bench_transfer_small(tmp_path):
 def test_bench_arguments_are_checked(args, message, tmp_path):
     done = evo("bench", *args, "--out", str(tmp_path))
     assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_prewarm_at_both_isolation_levels(tmp_path):
+    done = evo(
+        "bench", "prewarm", "--setup-seconds", "0.2", "--eval-seconds", "0.2", "--evals", "2",
+        "--isolation", "namespace,process", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [raw] = tmp_path.glob("prewarm-*.json")
+    rows = json.loads(raw.read_text())["results"]
+    assert [(r["prewarm"], r["isolation"], r["ok"]) for r in rows] == [
+        ("off", "namespace", "2/2"),
+        ("on", "namespace", "2/2"),
+        ("on", "process", "2/2"),
+    ]
+    assert rows[0]["on_over_off"] is None and all(r["on_over_off"] > 0 for r in rows[1:])

@@ -1,16 +1,20 @@
 """Variants that try to forge the metric, as a model under selection pressure might write them,
-run for real through `evo eval` at the namespace level: each is refused, fails, or measures no
-better than the seed program. Each passes the target's static rules: they are hints, not the
-defence."""
+run for real through `evo eval` and, proposed by a model, through `evo run`, at the namespace
+level: each is refused, fails, or measures no better than the seed program. Each passes the
+target's static rules: they are hints, not the defence."""
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 
 import pytest
 from conftest import ROOT, evo, train_variant
 
+from evo.bench.loopback import Reply
 from evo.evaluate import isolation
+from evo.store.lineage import read_lineage
 from evo.target import load_target
 
 pytestmark = pytest.mark.skipif(
@@ -250,3 +254,50 @@ def test_a_forgery_of_sort_gains_nothing(tmp_path, sort_seed_metric, name):
     result = sort_evaluated(tmp_path, source)
     # timing noise between runs is a few percent; each attack, had it worked, gave 0 or near it
     assert result["status"] == "ok" and result["metric"] > 0.8 * sort_seed_metric, result
+
+
+def rewrite(name: str, file: str, source: str) -> Reply:
+    return Reply(f"HYPOTHESIS: {name}\nREWRITE {file}\n```python\n{source}\n```\n")
+
+
+SORT_FORGERIES = {n: SORT.read_mutable()["sort.py"] + code for n, code in SORT_ATTACKS.items()}
+GPT_FORGERIES = {  # one that measures as the seed, one that is refused
+    n: variant(ATTACKS[n])
+    for n in ("patch the loss after training", "doctor the export: a call to a Python function")
+}
+# target -> (budget, max evaluations, the forgeries a model proposes first)
+RUNS = {"sort": (1, 9, SORT_FORGERIES), "gpt": (BUDGET, 6, GPT_FORGERIES)}
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_forgeries_a_model_proposes_in_a_run_never_measure_better(
+    tmp_path, model_server, monkeypatch, name
+):
+    budget, evaluations, forgeries = RUNS[name]
+    target = load_target(ROOT / "targets" / name)
+    [(file, source)] = target.read_mutable().items()
+    honest = iter(range(1, 1000))  # then honest, distinct programs until the run ends
+    model_server.reset(*(rewrite(n, file, s) for n, s in forgeries.items()))
+    honestly = lambda _: rewrite("honest", file, f"{source}\n_ = {next(honest)}\n")  # noqa: E731
+    monkeypatch.setattr(model_server, "default", honestly)
+    done = evo(
+        "run", "--target", f"targets/{name}", "--operator", "anthropic", "--base-url",
+        model_server.url, "--islands", "1", "--evaluators", "1", "--budget", str(budget),
+        "--max-evals", str(evaluations), "--isolation", "namespace", "--out", str(tmp_path),
+        env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = tmp_path.iterdir()
+    rows = [r for r in read_lineage(run / "lineage").to_pylist() if r["event"] == "candidate"]
+    seed = next(r for r in rows if r["candidate_id"] == 0)
+    tried = {r["hypothesis"]: r for r in rows if r["hypothesis"] in forgeries}
+    assert sorted(tried) == sorted(forgeries)
+    baseline = statistics.mean(seed["metrics"])
+    for hypothesis, row in tried.items():
+        if name == "sort":  # each would have measured 0 or near it
+            assert row["metrics"] and min(row["metrics"]) > 0.8 * baseline, row
+        elif hypothesis.startswith("doctor"):
+            assert (row["status"], row["metrics"]) == ("invalid", [None]), row
+            assert "not an ATen operator" in row["reason"]
+        else:
+            assert row["metrics"] and min(row["metrics"]) > baseline - MARGIN, row

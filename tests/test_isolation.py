@@ -274,3 +274,39 @@ def test_cuda_evaluations_get_the_namespace_level_only_where_cuda_starts_inside(
     )
     with pytest.raises(UsageError, match=r"^isolation namespace is not available here \(OSE"):
         isolation.resolve("namespace", "cuda")
+
+
+def test_the_probe_names_cudas_own_code_past_255():
+    # 304 % 256 == 48: what an exit status said before
+    said = "304 CUDA_ERROR_OPERATING_SYSTEM\n"
+    assert isolation.cuda_refusal(said) == (
+        "CUDA does not start inside the namespaces (cuInit returned 304: "
+        "CUDA_ERROR_OPERATING_SYSTEM)"
+    )
+
+
+@needs_namespaces
+def test_the_jail_leaves_its_own_proc_writable_and_every_other_mount_read_only(tmp_path):
+    """CUDA's driver does not initialise where /proc is read-only (cuInit 304 on an H200); the
+    namespace's /proc is its own (unshare --mount-proc), so leaving it writable shows nothing of
+    the host."""
+    writable, visible = tmp_path / "work", tmp_path / "cache"
+    writable.mkdir(), visible.mkdir()
+    entry = (sys.executable, "-c", "print(open('/proc/self/mountinfo').read())")
+    read, write = os.pipe()
+    command = isolation.jailed(
+        entry, writable=[writable], visible=[visible], network=False, status_fd=write
+    )
+    done = subprocess.run(command, pass_fds=(write,), capture_output=True, text=True, timeout=60)
+    os.close(write), os.close(read)
+    assert done.returncode == 0, done.stderr
+    kept = ("/proc", "/tmp", "/dev/shm", str(writable))
+    seen = {}
+    for line in done.stdout.strip().splitlines():
+        fields = line.split()
+        point = fields[4].encode().decode("unicode_escape")
+        if not point.startswith("/proc/"):  # what lies under /proc is left as the host has it
+            seen[point] = fields[5].split(",")[0]
+    expected = {point: "rw" if point in kept else "ro" for point in seen}
+    assert seen == expected
+    assert seen["/proc"] == "rw" and seen[str(visible)] == "ro" and seen["/"] == "ro"

@@ -142,8 +142,9 @@ def test_the_run_phase_never_sees_held_out_data_and_the_measure_phase_does(tmp_p
             "42",
             "done",
         )
-    # its training by evo's clock, from ready() to trained(), handed to the measure phase
-    assert 0.2 <= result.train_seconds == result.details["trained"] < 0.5
+    # its training by evo's clock, from ready() to trained() (each seen within 10 ms), handed
+    # to the measure phase
+    assert 0.18 <= result.train_seconds == result.details["trained"] < 0.5
 
 
 def test_a_run_phase_past_its_budget_by_evos_clock_is_invalid(tmp_path):

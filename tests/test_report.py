@@ -82,6 +82,20 @@ def test_the_page_data_of_the_hand_made_run(fixture_run):
     assert data["total"] == 6 and data["live"] is False
 
 
+def test_a_surprise_is_marked_in_the_tree(tmp_path):
+    folder = tmp_path / "fixture"  # the run id of the rows row() makes
+    folder.mkdir()
+    (folder / "config.toml").write_text(RunConfig(target=str(QUAD)).to_toml())
+    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
+    said = "surprise: a gain of 36.7 sigma, not confirmed on 2 more seeds (10.0 sigma there)"
+    writer.add(row(0, None, 0, "accepted", [10.0, 10.2, 9.8], "the seed program", 0))
+    writer.add(row(1, 0, 0, "kept", [1.0, 9.9, 9.9], "too good", 1, reason=said))
+    writer.flush()
+    data = report_data.run_data(Lineage([folder]), "fixture")
+    assert data["candidates"]["mark"] == ["", "surprise"]
+    assert data["candidates"]["reason"] == ["", said]
+
+
 @pytest.mark.parametrize(
     "ids, parents, rows",
     [

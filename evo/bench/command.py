@@ -80,7 +80,12 @@ def main(args: argparse.Namespace) -> int:
         results = bench_transfer(target, (budgets[0], budgets[1]), args.variants)
     elif args.name == "prewarm":
         results = bench_prewarm(
-            args.setup_seconds, args.eval_seconds, args.evals, args.target, args.budget
+            args.setup_seconds,
+            args.eval_seconds,
+            args.evals,
+            args.target,
+            args.budget,
+            tuple(args.isolation.split(",")),
         )
     else:
         sizes = _numbers(args.rows, "--rows")

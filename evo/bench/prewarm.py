@@ -5,7 +5,8 @@ Every evaluation is of the target's own program (the seed, `evals` times), so th
 and on do the same work: no candidate brings a new graph to compile into one run and a warm
 cache into the other; one evaluation before both warms the caches (corpus, compiled kernels),
 as every evaluation of a run but its first finds them. One evaluator, the offline operator,
-pre-warm off then on.
+pre-warm off then on, at the first of the isolation `levels`, then on at each of the others (on
+a GPU machine: what the namespace level costs the training fraction against the process level).
 
 The synthetic target (evo.bench.synthetic.write_knob_target) sleeps `setup` seconds before
 protocol.ready() and `seconds` as its training: no CPU either way, so its figures are the
@@ -41,19 +42,27 @@ DETAILS = {
 
 
 def bench_prewarm(
-    setup: float, seconds: float, evaluations: int, target: Path | None = None, budget: float = 0
+    setup: float,
+    seconds: float,
+    evaluations: int,
+    target: Path | None = None,
+    budget: float = 0,
+    levels: tuple[str, ...] = ("auto",),
 ) -> list[dict]:
+    runs = [("off", levels[0])] + [("on", level) for level in levels]
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         folder = target or write_knob_target(
             Path(scratch) / "knobs", knobs=4, seconds=seconds, setup=setup
         )
         _warm_up(load_target(folder))
         results = [
-            _run(folder, prewarm, evaluations, budget, Path(scratch)) for prewarm in ("off", "on")
+            _run(folder, prewarm, level, evaluations, budget, Path(scratch))
+            for prewarm, level in runs
         ]
-    off, on = results
+    off = results[0]
+    for row in results:
+        row["on_over_off"] = round(row["training_fraction"] / off["training_fraction"], 3)
     off["on_over_off"] = None
-    on["on_over_off"] = round(on["training_fraction"] / off["training_fraction"], 3)
     return results
 
 
@@ -66,9 +75,12 @@ def _warm_up(target: Target) -> None:
     print(f"warmed the caches: {warm.summary()}", flush=True)
 
 
-def _run(folder: Path, prewarm: str, evaluations: int, budget: float, scratch: Path) -> dict:
+def _run(
+    folder: Path, prewarm: str, level: str, evaluations: int, budget: float, scratch: Path
+) -> dict:
     """One run; its engine, and the evaluator's resources, are freed when it returns."""
     settings = {
+        "isolation": level,
         "target": str(folder),
         "operator": "offline",
         "islands": 1,
@@ -80,7 +92,7 @@ def _run(folder: Path, prewarm: str, evaluations: int, budget: float, scratch: P
         "out": str(scratch),
     }
     config = RunConfig().with_settings(settings, "the benchmark")
-    run_dir = scratch / f"run-{prewarm}"
+    run_dir = scratch / f"run-{prewarm}-{level}"
     run_dir.mkdir()
     target = load_target(folder)
     engine = Engine(config, target, run_dir)
@@ -89,6 +101,7 @@ def _run(folder: Path, prewarm: str, evaluations: int, budget: float, scratch: P
     overhead = (wall - state.train_seconds) / state.evals_done  # one evaluator
     row = {
         "prewarm": prewarm,
+        "isolation": engine.evaluators.isolation,
         "device": engine.evaluators.device,
         "budget_s": budget or target.budget_seconds,
         "evaluations": state.evals_done,
@@ -107,9 +120,12 @@ def _run(folder: Path, prewarm: str, evaluations: int, budget: float, scratch: P
 def _medians(lineage: Path) -> dict:
     """Medians of what the evaluations reported, of those DETAILS the target reports."""
     found: dict[str, list[float]] = {key: [] for key in DETAILS}
-    for details in read_lineage(lineage, ["eval_details"]).column("eval_details").to_pylist():
+    table = read_lineage(lineage, ["eval_statuses", "eval_details"])
+    statuses = [s for row in table.column("eval_statuses").to_pylist() for s in row or []]
+    for details in table.column("eval_details").to_pylist():
         for measured in map(json.loads, details or []):
             for key, values in found.items():
                 if isinstance(measured.get(key), int | float):
                     values.append(measured[key])
-    return {DETAILS[key]: statistics.median(v) for key, v in found.items() if v}
+    medians = {DETAILS[key]: statistics.median(v) for key, v in found.items() if v}
+    return {"ok": f"{statuses.count('ok')}/{len(statuses)}", **medians}

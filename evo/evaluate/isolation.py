@@ -79,8 +79,14 @@ def jailed(
 
 
 # What the probe runs inside the jail for CUDA evaluations: the driver's own initialisation,
-# which some sandboxed kernels (gVisor's) refuse inside a user namespace.
-CUDA_PROBE = "import ctypes, sys; sys.exit(ctypes.CDLL('libcuda.so.1').cuInit(0))"
+# which some sandboxed kernels (gVisor's) refuse inside a user namespace. It prints CUDA's code
+# and its name: an exit status would keep the code modulo 256 (304 would read 48).
+CUDA_PROBE = """import ctypes, sys
+cuda = ctypes.CDLL("libcuda.so.1")
+code, name = cuda.cuInit(0), ctypes.c_char_p()
+cuda.cuGetErrorName(code, ctypes.byref(name))
+print(code, (name.value or b"an unknown error").decode())
+sys.exit(code != 0)"""
 
 
 def resolve(level: str, device: str = "cpu") -> str:
@@ -132,6 +138,11 @@ def why_not(device: str = "cpu") -> str:
         return ""
     lines = done.stderr.decode(errors="replace").strip().splitlines()
     if device != "cpu" and not lines and answered:
-        code = json.loads(answered)["returncode"]
-        return f"CUDA does not start inside the namespaces (cuInit returned {code})"
+        return cuda_refusal(done.stdout.decode(errors="replace"))
     return lines[-1] if lines else f"the probe exited with {done.returncode}"
+
+
+def cuda_refusal(said: str) -> str:
+    """Why CUDA cannot run at the namespace level, from what CUDA_PROBE printed."""
+    code, _, name = said.strip().partition(" ")
+    return f"CUDA does not start inside the namespaces (cuInit returned {code}: {name})"

@@ -4,10 +4,10 @@
 user, mount and (unless the target allows the network) network namespaces, made by util-linux's
 `unshare` (evo.evaluate.isolation builds the command). Before it starts the entry it:
 - makes every mount read-only, except a private /tmp and /dev/shm (fresh tmpfs, gone with the
-  namespace) and the folders SPEC names writable (the working copy, the result channel, the
-  cache or the parts of it the phase may write), at the same paths as outside; the folders it
-  names visible, and Python's own folders that lie under /tmp (a virtual environment there),
-  stay visible, read-only;
+  namespace), the namespace's own /proc (CUDA needs it writable) and the folders SPEC names
+  writable (the working copy, the result channel, the cache or the parts of it the phase may
+  write), at the same paths as outside; the folders it names visible, and Python's own folders
+  that lie under /tmp (a virtual environment there), stay visible, read-only;
 - makes the target's fixed files read-only inside the working copy;
 - puts an empty, read-only folder over each folder SPEC names hidden (held-out data: absent,
   not merely read-only);
@@ -68,7 +68,9 @@ def main(argv: list[str]) -> int:
         _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         os.close(fd)
     for point, options in _mounts():
-        if not (point in (*PRIVATE_TMPFS, *keep) or _inside(point, ["/proc", *keep])):
+        # The namespace's own /proc (unshare --mount-proc) shows nothing of the host, and CUDA's
+        # driver does not initialise where it is read-only (cuInit 304): it stays writable.
+        if not (point in (*PRIVATE_TMPFS, *keep, "/proc") or _inside(point, ["/proc", *keep])):
             _read_only(point, options)
     for path in spec["read_only"]:
         _mount(path, path, None, MS_BIND | MS_REC)

@@ -12,15 +12,14 @@ Each round draws fresh input lists (random, sorted, reversed, few distinct value
 lists) from a seed drawn at start-up that the child never sees, so no variant can precompute an
 answer, and checks every output against the right answer outside the timed region; a single
 wrong output makes the variant invalid. The metric is runtime_ms: for each kind of input, the
-fastest round's time, summed over the kinds. Rounds go on until the budget is spent (at least
-MIN_ROUNDS, at most MAX_ROUNDS). The time includes passing the lists to the child and back
-(about 2% of the seed program's), the same for every variant.
+fastest round's time, summed over the kinds, less what passing the lists to the child and back
+costs (measured first through a child that only echoes them, before the variant's exists).
+Rounds go on until the budget is spent (at least MIN_ROUNDS, at most MAX_ROUNDS).
 """
 
 import ctypes
 import random
 import secrets
-import struct
 import subprocess
 import sys
 import time
@@ -33,11 +32,12 @@ SHORT_LISTS = 200
 SHORT_SIZE = 50
 MIN_ROUNDS = 3
 MAX_ROUNDS = 20
+TRANSFER_ROUNDS = 5
 DEFAULT_BUDGET_SECONDS = 10.0
 PR_SET_DUMPABLE = 4
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runner import read_lists, write_lists  # noqa: E402  (the wire format, not the variant)
+from runner import pack, receive, send, unpack  # noqa: E402  (the wire format, not the variant)
 
 
 def round_inputs(rng: random.Random) -> dict[str, list[list[int]]]:
@@ -69,26 +69,26 @@ def check(kind: str, given: list[int], got: list[int]) -> str | None:
 class Child:
     """runner.py in a process of its own: the variant's side."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo: bool = False) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parent / "runner.py")],
+            [sys.executable, str(Path(__file__).parent / "runner.py"), *(["--echo"] * echo)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        self.ready = receive(self.process.stdout) is not None  # sort.py imported, or failed to
 
     def sort(self, lists: list[list[int]]) -> tuple[float, list[list[int]] | str]:
-        """The seconds from sending `lists` to having the answers back, and the answers (or
-        why there are none)."""
+        """The seconds from sending `lists` to having every answer back (packing them is done
+        before, reading them after), and the answers (or why there are none)."""
+        payload = pack(lists)
         tick = time.perf_counter()
-        write_lists(self.process.stdin, lists)
-        outputs = read_lists(self.process.stdout)
+        send(self.process.stdin, payload)
+        answer = receive(self.process.stdout)
         elapsed = time.perf_counter() - tick
-        if outputs is None:
+        if answer is None:
             return elapsed, f"the sorting process ended (exit status {self.process.wait()})"
-        if outputs == -1:  # the runner's refusal, and why
-            (length,) = struct.unpack("<q", self.process.stdout.read(8))
-            return elapsed, self.process.stdout.read(length).decode(errors="replace")
-        if len(outputs) != len(lists):
+        outputs = unpack(answer)
+        if not isinstance(outputs, str) and len(outputs) != len(lists):
             return elapsed, f"{len(outputs)} answers for {len(lists)} lists"
         return elapsed, outputs
 
@@ -106,14 +106,37 @@ def main() -> None:
     req = protocol.request(DEFAULT_BUDGET_SECONDS)
     undumpable()
     rng = random.Random(secrets.randbits(64))  # before the child starts; it never sees it
+    transfer = transfer_seconds(rng)  # before the variant's child exists: it cannot slow it
     child = Child()
     try:
-        measure(req, rng, child)
+        if not child.ready:
+            protocol.report_invalid(
+                req, f"sort.py could not be imported (exit status {child.process.wait()})"
+            )
+            return
+        measure(req, rng, child, transfer)
     finally:
         child.close()
 
 
-def measure(req: protocol.Request, rng: random.Random, child: Child) -> None:
+def transfer_seconds(rng: random.Random) -> dict[str, float]:
+    """For each kind of input, the fastest of TRANSFER_ROUNDS round trips through a child that
+    only echoes the lists: what passing them to the variant and back costs, left out of its
+    time."""
+    echo, fastest = Child(echo=True), {}
+    try:
+        for _ in range(TRANSFER_ROUNDS):
+            for kind, lists in round_inputs(rng).items():
+                elapsed, _ = echo.sort(lists)
+                fastest[kind] = min(fastest.get(kind, elapsed), elapsed)
+    finally:
+        echo.close()
+    return fastest
+
+
+def measure(
+    req: protocol.Request, rng: random.Random, child: Child, transfer: dict[str, float]
+) -> None:
     best: dict[str, float] = {}
     started = time.perf_counter()
     rounds = 0
@@ -130,7 +153,7 @@ def measure(req: protocol.Request, rng: random.Random, child: Child) -> None:
                 if problem:
                     protocol.report_invalid(req, f"wrong output on round {rounds}: {problem}")
                     return
-            best[kind] = min(best.get(kind, elapsed), elapsed)
+            best[kind] = min(best.get(kind, elapsed), max(0.0, elapsed - transfer[kind]))
         rounds += 1
     protocol.report(
         req,
