@@ -290,17 +290,27 @@ def test_the_jail_leaves_its_own_proc_writable_and_every_other_mount_read_only(t
     """CUDA's driver does not initialise where /proc is read-only (cuInit 304 on an H200); the
     namespace's /proc is its own (unshare --mount-proc), so leaving it writable shows nothing of
     the host."""
-    writable, visible = tmp_path / "work", tmp_path / "cache"
-    writable.mkdir(), visible.mkdir()
-    entry = (sys.executable, "-c", "print(open('/proc/self/mountinfo').read())")
+    writable, visible, shared = tmp_path / "work", tmp_path / "cache", tmp_path / "shared"
+    writable.mkdir(), visible.mkdir(), shared.mkdir()
+    moved = Path("/tmp/torchinductor_someone")  # shown in its private /tmp, writable
+    entry = (
+        sys.executable,
+        "-c",
+        f"open('{moved}/left', 'w').write('x'); print(open('/proc/self/mountinfo').read())",
+    )
     read, write = os.pipe()
     command = isolation.jailed(
-        entry, writable=[writable], visible=[visible], network=False, status_fd=write
+        entry,
+        writable=[writable],
+        visible=[visible],
+        moved={moved: shared},
+        network=False,
+        status_fd=write,
     )
     done = subprocess.run(command, pass_fds=(write,), capture_output=True, text=True, timeout=60)
     os.close(write), os.close(read)
     assert done.returncode == 0, done.stderr
-    kept = ("/proc", "/tmp", "/dev/shm", str(writable))
+    kept = ("/proc", "/tmp", "/dev/shm", str(writable), str(moved))
     seen = {}
     for line in done.stdout.strip().splitlines():
         fields = line.split()
@@ -310,3 +320,4 @@ def test_the_jail_leaves_its_own_proc_writable_and_every_other_mount_read_only(t
     expected = {point: "rw" if point in kept else "ro" for point in seen}
     assert seen == expected
     assert seen["/proc"] == "rw" and seen[str(visible)] == "ro" and seen["/"] == "ro"
+    assert (shared / "left").read_text() == "x"  # what the evaluation left there is shared

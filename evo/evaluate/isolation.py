@@ -62,12 +62,15 @@ def jailed(
     visible: list[Path] = (),
     read_only: list[Path] = (),
     hidden: list[Path] = (),
+    moved: dict[Path, Path] | None = None,
 ) -> list[str]:
     """The command that runs `entry` inside the namespaces, shaped by evo.evaluate.jail:
     `writable` folders stay writable, `visible` ones (under /tmp too) read-only, `read_only`
-    paths inside writable ones are made read-only, `hidden` folders are emptied."""
+    paths inside writable ones are made read-only, `hidden` folders are emptied, and each
+    folder `moved` maps to is shown, writable, at the path it is mapped from."""
     spec = {
         "writable": [str(path) for path in writable],
+        "moved": {str(path): str(source) for path, source in (moved or {}).items()},
         "visible": [str(path) for path in visible],
         "read_only": [str(path) for path in read_only],
         "hidden": [str(path) for path in hidden],

@@ -6,8 +6,9 @@ user, mount and (unless the target allows the network) network namespaces, made 
 - makes every mount read-only, except a private /tmp and /dev/shm (fresh tmpfs, gone with the
   namespace), the namespace's own /proc (CUDA needs it writable) and the folders SPEC names
   writable (the working copy, the result channel, the cache or the parts of it the phase may
-  write), at the same paths as outside; the folders it names visible, and Python's own folders
-  that lie under /tmp (a virtual environment there), stay visible, read-only;
+  write), at the same paths as outside (or, those it names moved, at another path); the folders
+  it names visible, and Python's own folders that lie under /tmp (a virtual environment there),
+  stay visible, read-only;
 - makes the target's fixed files read-only inside the working copy;
 - puts an empty, read-only folder over each folder SPEC names hidden (held-out data: absent,
   not merely read-only);
@@ -56,10 +57,12 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 def main(argv: list[str]) -> int:
     spec, entry = json.loads(argv[0]), argv[2:]  # argv[1] is "--"
-    keep, visible = spec["writable"], spec["visible"]
+    keep, visible, moved = spec["writable"], spec["visible"], spec["moved"]
     python = [p for p in _python_folders(under=PRIVATE_TMPFS) if not _inside(p, keep + visible)]
     shown = [*python, *visible, *keep]  # outer folders first: a writable one may lie inside
     held = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in shown}
+    held |= {path: os.open(source, os.O_PATH | os.O_DIRECTORY) for path, source in moved.items()}
+    keep = [*keep, *moved]
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here reaches the host
     for path in PRIVATE_TMPFS:
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")

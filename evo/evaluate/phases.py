@@ -83,6 +83,7 @@ class Runner:
     memory: MemoryCap
     environment: Any  # (request) -> the child's environment (evo.evaluate.sandbox)
     timeout: float
+    moved: dict[Path, Path] = field(default_factory=dict)  # the jail's: shared folders in /tmp
     spent: float = 0.0  # seconds the phases so far took, waiting for a turn excluded
 
     def run(self, phase: Phase, expects: str = "metric", **turn: Any) -> Outcome:
@@ -97,6 +98,7 @@ class Runner:
                 "visible": phase.visible,
                 "hidden": phase.hidden,
                 "read_only": phase.read_only,
+                "moved": self.moved,
                 "network": self.network,
             }
         started = time.monotonic()
