@@ -13,8 +13,9 @@ Two phases (a target with `[measure]`, evo.target.spec.Measure), each a fresh pr
    Its training is timed by evo, between the marks protocol.ready() and protocol.trained()
    leave, not by any clock the variant can reach.
 3. measure: once every process of the run phase is gone (at the namespace level; at the process
-   level one that called setsid() may live on), in a copy of the fixed files alone, with the
-   output folder read-only: it never imports a mutable file, and computes and reports the metric.
+   level one that called setsid() may live on), in a copy of the fixed files alone, made only
+   then, with the output folder read-only: it never imports a mutable file, and computes and
+   reports the metric.
 What the run phase says of itself (its handoff) is shown, never trusted.
 
 At the process level the views are not enforced: the working copies and the output folder are
@@ -153,7 +154,7 @@ def run_phase(
     out.mkdir()
     request |= {protocol.PHASE: "run", protocol.OUTPUT_DIR: str(out)}
     hidden = [cache / rel for rel in measure.held_out_cache]
-    hidden += [target.root / rel for rel in measure.held_out] + [scratch / "measure"]
+    hidden += [target.root / rel for rel in measure.held_out]
     writable = [work, out, cache / COMPILE]
     handoff = out / protocol.HANDOFF
     return Phase(target.entry, work, clock, handoff, request, writable, [cache], hidden, read_only)
@@ -171,13 +172,13 @@ def two_phases(
 ) -> list[Outcome]:
     """prepare (if any), run, measure: each judged before the next starts."""
     measure = target.measure
-    fixed = working_copy(target, scratch / "measure", target.mutable)
     request = {k: v for k, v in run.request.items() if k not in _RUN_PHASE_ONLY}
     outcomes = []
     if measure.prepare:
-        logs = channel(scratch)
+        logs, fixed = channel(scratch), working_copy(target, scratch / "prepare", target.mutable)
         prepare = Phase(measure.prepare, fixed, logs, logs / "none", request, [fixed, cache])
         outcomes.append(runner.run(prepare, expects="exit"))
+        shutil.rmtree(fixed)  # nothing of it for the run phase to find
         if outcomes[-1].status != Status.OK:
             return outcomes
     ran = runner.run(run, expects="handoff", turn=turn, prewarm=prewarm, keep_turn=True)
@@ -188,6 +189,8 @@ def two_phases(
         outcomes.append(ran)
         if ran.status != Status.OK:
             return outcomes
+        # Copied only now: the run phase had no measure phase's files to write over.
+        fixed = working_copy(target, scratch / "measure", target.mutable)
         logs, out = channel(scratch), Path(run.request[protocol.OUTPUT_DIR])
         request |= {
             protocol.PHASE: "measure",
