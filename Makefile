@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 # The main job: a short offline search on the shipped gpt target (up to 4 islands, opened as the
-# first chain stalls; 20 evaluations of 15 s; about 8 minutes on 2 CPU cores). Longer: python -m evo run --resume runs/<id> --max-evals N
+# first chain stalls; 20 evaluations of 15 s; about 10 minutes on 2 CPU cores). Longer: python -m evo run --resume runs/<id> --max-evals N
 run: $(STAMP) namespaces
 	$(BIN)/python -m evo run --islands 4 --budget 15 --max-evals 20 --operator offline
 

@@ -217,7 +217,10 @@ def fixture_run(tmp_path_factory) -> Path:
             [8.0, 8.2],
             "X further down",
             4,
-            eval_details=[json.dumps({"train_seconds": 9.0}), json.dumps({"train_seconds": 9.5})],
+            eval_details=[
+                json.dumps({"train_seconds": 9.0, "phases": "run+measure"}),
+                json.dumps({"train_seconds": 9.5, "phases": "run+measure"}),
+            ],
             mate_id=2,  # a recombination of #1 and #2
         ),  # fmt: skip
         row(

@@ -40,6 +40,7 @@ def test_the_summary_figures(fixture_run):
         "evaluator utilisation: 22.2% (80 s of evaluation over 1 evaluator(s) x 360 s)",
         # 9 + 9.5 s of training in the same 360 s
         "training fraction: 5.1% (18 s of training over 1 evaluator(s) x 360 s)",
+        "measured: 2 evaluations in run+measure",  # the others' rows say nothing of it
     ]
 
 

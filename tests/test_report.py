@@ -63,11 +63,12 @@ def test_the_page_data_of_the_hand_made_run(fixture_run):
     assert e["candidate"] == [0, 0, 0, 1, 2, 3, 4, 4]
     assert e["metric"] == [10.0, 10.2, 9.8, 9.0, 10.1, None, 8.0, 8.2]
     assert [e["statuses"][s] for s in e["status"]] == ["ok"] * 5 + ["crash", "ok", "ok"]
+    two = {"phases": "run+measure"}
     assert data["details"]["4"] == {
         "diff": "--- parent/params.py\n+++ candidate/params.py\n@@ -1 +1 @@\n-X = 1\n+X = 4",
         "evaluations": [
-            {"seed": 0, "status": "ok", "metric": 8.0, "measured": {"train_seconds": 9.0}},
-            {"seed": 1, "status": "ok", "metric": 8.2, "measured": {"train_seconds": 9.5}},
+            {"seed": 0, "status": "ok", "metric": 8.0, "measured": {"train_seconds": 9.0, **two}},
+            {"seed": 1, "status": "ok", "metric": 8.2, "measured": {"train_seconds": 9.5, **two}},
         ],
     }
     assert data["details"]["0"]["diff"] == ""  # the seed has no parent
