@@ -165,19 +165,24 @@ def variant(attack: dict[str, str]) -> str:
     return source
 
 
-def evaluated(tmp_path, source: str | None = None) -> dict:
-    args = ["eval", "targets/gpt", "--budget", str(BUDGET), "--isolation", "namespace", "--json"]
+BUDGETS = {"gpt": BUDGET, "sort": 2}
+
+
+def evaluated(tmp_path, name: str, source: str | None = None) -> dict:
+    """`evo eval` at the namespace level of target `name`'s seed program, or of `source`."""
+    args = ["eval", f"targets/{name}", "--budget", str(BUDGETS[name])]
     if source is not None:
-        (tmp_path / "train.py").write_text(source)
-        args += ["--file", str(tmp_path / "train.py")]
-    done = evo(*args)
+        [file] = load_target(ROOT / "targets" / name).mutable
+        (tmp_path / file).write_text(source)
+        args += ["--file", str(tmp_path / file)]
+    done = evo(*args, "--isolation", "namespace", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
 def seed_metric(tmp_path_factory) -> float:
-    result = evaluated(tmp_path_factory.mktemp("seed"))
+    result = evaluated(tmp_path_factory.mktemp("seed"), "gpt")
     assert result["status"] == "ok" and result["phases"] == "run+measure"
     return result["metric"]
 
@@ -188,7 +193,7 @@ def test_every_attack_has_its_expected_outcome():
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_a_forgery_of_gpt_gains_nothing(tmp_path, seed_metric, name):
-    result = evaluated(tmp_path, variant(ATTACKS[name]))
+    result = evaluated(tmp_path, "gpt", variant(ATTACKS[name]))
     expected = EXPECTED[name]
     if expected == "no better":
         assert result["status"] == "ok", result["reason"]
@@ -231,19 +236,9 @@ def sort_ints(values):
 }
 
 
-def sort_evaluated(tmp_path, source: str | None = None) -> dict:
-    args = ["eval", "targets/sort", "--budget", "2", "--isolation", "namespace", "--json"]
-    if source is not None:
-        (tmp_path / "sort.py").write_text(source)
-        args += ["--file", str(tmp_path / "sort.py")]
-    done = evo(*args)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 @pytest.fixture(scope="module")
 def sort_seed_metric(tmp_path_factory) -> float:
-    result = sort_evaluated(tmp_path_factory.mktemp("sort-seed"))
+    result = evaluated(tmp_path_factory.mktemp("sort-seed"), "sort")
     assert result["status"] == "ok"
     return result["metric"]
 
@@ -251,7 +246,7 @@ def sort_seed_metric(tmp_path_factory) -> float:
 @pytest.mark.parametrize("name", sorted(SORT_ATTACKS))
 def test_a_forgery_of_sort_gains_nothing(tmp_path, sort_seed_metric, name):
     source = SORT.read_mutable()["sort.py"] + SORT_ATTACKS[name]
-    result = sort_evaluated(tmp_path, source)
+    result = evaluated(tmp_path, "sort", source)
     # timing noise between runs is a few percent; each attack, had it worked, gave 0 or near it
     assert result["status"] == "ok" and result["metric"] > 0.8 * sort_seed_metric, result
 

@@ -47,5 +47,7 @@ def test_bench_overhead_small():
 def test_bench_scale_small():
     [row] = bench_scale([3], [40], evaluators=2)
     assert row["islands"] == 3 and row["evaluations"] == 40
-    assert row["lineage_rows"] >= 40 - 3 + 1  # every candidate, the seed once for 3 evaluations
+    # a row for every candidate, the seed once for its 3 evaluations: a candidate takes 1 to 3
+    # (a gain of many sigma is confirmed on 2 more, and this landscape's steps are such gains)
+    assert (40 - 3) // 3 + 1 <= row["lineage_rows"] <= 40 - 3 + 1
     assert row["candidates_per_s"] > 0 and row["driver_peak_rss_mib"] > 50
