@@ -71,17 +71,30 @@ def load_model(path: Path) -> torch.nn.Module:
             if not ARCHIVE_ENTRY.fullmatch(name):
                 raise Refused(f"the exported model holds {name!r}, not a graph or a tensor")
             data = archive.read(name)
-            if name.endswith("_config.json") and '"use_pickle": true' in data.decode():
-                raise Refused(f"the exported model pickles a tensor ({name})")
+            if name.endswith("_config.json"):
+                _check_tensors(name, json.loads(data))
             if "/models/" in name:
                 data = json.dumps(_checked_graph(json.loads(data))).encode()
             out.writestr(name, data)
     clean.seek(0)
-    module = torch.export.load(clean).module()
+    try:
+        module = torch.export.load(clean).module()
+    except Exception as e:  # torch's own loader on an archive it cannot read
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise Refused(f"the exported model cannot be loaded: {line}") from None
     for node in module.graph.nodes:  # what the checked names resolved to
         if node.op == "call_function" and not _aten(node.target):
             raise Refused(f"the exported model calls {node.target}, which is not an ATen operator")
     return module
+
+
+def _check_tensors(name: str, config: dict) -> None:
+    """Every weight and constant a tensor stored as such: no pickle, no custom object."""
+    for key, entry in config.get("config", {}).items():
+        if entry.get("use_pickle") is not False:
+            raise Refused(f"the exported model pickles a tensor ({name}: {key})")
+        if not re.fullmatch(r"(weight|tensor)_\d+", str(entry.get("path_name"))):
+            raise Refused(f"the exported model's {key} is not a tensor ({name})")
 
 
 def _checked_graph(program: dict) -> dict:
@@ -230,10 +243,6 @@ def measure(req: protocol.Request) -> None:
         val_bpb = evaluate_bpb(model, windows, device)
     except Refused as refusal:
         protocol.report_invalid(req, str(refusal), **details)
-        return
-    except Exception as e:  # torch's own loader on a malformed archive
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        protocol.report_invalid(req, f"the exported model cannot be loaded: {line}", **details)
         return
     protocol.report(req, val_bpb, **details)
 
