@@ -20,15 +20,17 @@ At the namespace level (Linux, the default where it works), besides:
 - Every process the variant starts dies with the evaluation, `setsid` and double forks
   included; /proc shows only the evaluation's own processes (no other process's environment).
 - Read-only everywhere but the working copy, a private /tmp and /dev/shm, and the target's cache
-  folder; the fixed files read-only in the working copy; loopback only, unless the target's
-  `[sandbox] network = true`; no capabilities.
+  folder (for a target in two phases, only evo's compile caches there, and its held-out folders
+  empty: evo.evaluate.phases); the fixed files read-only in the working copy; loopback only,
+  unless the target's `[sandbox] network = true`; no capabilities.
 
 What is not covered:
 - At the process level: a variant can read other processes' environments and files, write
   anywhere the user can, reach the network, and leave behind processes that call setsid().
 - At both: the variant runs as the same user (as root of its own user namespace at the namespace
-  level), can read whatever that user can read (the fixed files, the result channel's folder if
-  it finds it: the target's static rules keep honest-but-careless code away from these), and
+  level), can read whatever that user can read (the fixed files, and in a target measured in
+  one process the result channel's folder if it finds it: the target's static rules keep
+  honest-but-careless code away from these, not a determined adversary), and
   shares the GPUs it was given, whose memory the operating system cannot cap. It is not a
   defence against kernel exploits: for code from models you do not trust at all, run the
   evaluators in a VM.
