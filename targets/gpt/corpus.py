@@ -48,6 +48,11 @@ EVAL_BATCH = 64
 MODEL = "model.pt2"
 
 
+def first_line(error: Exception) -> str:
+    """An exception as the one line a refusal gives (torch's messages run to many)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
 def corpus_dir(cache_dir: Path, split: str, name: str = CORPUS) -> Path:
     # The standard library differs between Python versions, so its corpus is keyed by version.
     key = f"stdlib-{platform.python_version()}" if name == "stdlib" else name

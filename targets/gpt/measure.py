@@ -27,7 +27,7 @@ os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"  # every torch.load here: tens
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from corpus import EVAL_BATCH, MODEL, SEPARATOR, SEQ_LEN, VOCAB_SIZE, split_path  # noqa: E402
+from corpus import EVAL_BATCH, MODEL, SEPARATOR, SEQ_LEN, VOCAB_SIZE, first_line, split_path  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -80,8 +80,7 @@ def load_model(path: Path) -> torch.nn.Module:
     try:
         module = torch.export.load(clean).module()
     except Exception as e:  # torch's own loader on an archive it cannot read
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise Refused(f"the exported model cannot be loaded: {line}") from None
+        raise Refused(f"the exported model cannot be loaded: {first_line(e)}") from None
     for node in module.graph.nodes:  # what the checked names resolved to
         if node.op == "call_function" and not _aten(node.target):
             raise Refused(f"the exported model calls {node.target}, which is not an ATen operator")

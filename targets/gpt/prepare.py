@@ -23,7 +23,7 @@ STARTED = time.perf_counter()  # before torch's import: set-up is counted from h
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from corpus import EVAL_BATCH, MODEL, SEQ_LEN, VOCAB_SIZE, split_path  # noqa: E402
+from corpus import EVAL_BATCH, MODEL, SEQ_LEN, VOCAB_SIZE, first_line, split_path  # noqa: E402
 
 from evo.target import protocol  # noqa: E402
 
@@ -193,8 +193,7 @@ def export(model: torch.nn.Module, device: torch.device, path: Path) -> None:
         with torch.no_grad():
             program = torch.export.export(model, (example,))
     except Exception as e:  # the exporter says what it cannot trace, and where
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise Refused(f"the model cannot be exported for measurement: {line}") from None
+        raise Refused(f"the model cannot be exported for measurement: {first_line(e)}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, path)
     print(f"exported in {time.perf_counter() - started:.1f}s", file=sys.stderr)
