@@ -260,8 +260,9 @@ GPT_FORGERIES = {  # one that measures as the seed, one that is refused
     n: variant(ATTACKS[n])
     for n in ("patch the loss after training", "doctor the export: a call to a Python function")
 }
-# target -> (budget, max evaluations, the forgeries a model proposes first)
-RUNS = {"sort": (1, 9, SORT_FORGERIES), "gpt": (BUDGET, 6, GPT_FORGERIES)}
+# target -> (budget, max evaluations, the forgeries a model proposes first); sort's 15 leave
+# room for the seed's 3 and up to 3 of each forgery, whichever order they are judged in
+RUNS = {"sort": (1, 15, SORT_FORGERIES), "gpt": (BUDGET, 6, GPT_FORGERIES)}
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
