@@ -116,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # `evo run --report`'s pid
     rp.set_defaults(handler=commands.report)
 
+    co = sub.add_parser(
+        "confirm",
+        help="measure a run's best programs again on fresh seeds, beside the seed program",
+        description="Evaluate the seed program and the run's best programs again on seeds the "
+        "search never used (optionally at another budget) and report each one's gain over the "
+        "seed program with a 90%% interval, beside what the search reported; a confirmation "
+        "stopped midway and started again runs only what is missing (evo.run.confirm).",
+    )
+    co.add_argument("run", type=Path)
+    co.add_argument("--top", type=int, default=3, help="best programs to confirm (default: 3)")
+    co.add_argument("--seeds", type=int, default=3, help="fresh seeds for each (default: 3)")
+    co.add_argument("--budget", type=float, help="training budget in seconds (default: the run's)")
+    co.set_defaults(handler=commands.confirm)
+
     ex = sub.add_parser("export", help="the winning lineage as a git repository")
     ex.add_argument("run", type=Path)
     ex.add_argument("--git", type=Path, required=True, metavar="DIR", help="a new folder")
@@ -134,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
             "transfer",
             "prewarm",
             "lineage",
+            "realistic",
         ],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: presets against the "
@@ -142,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "sigma; speedup: the time to the single chain's best with 1, 2, 4, 8 evaluators; "
         "transfer: does what wins at a short budget win at the full one; prewarm: the "
         "training fraction with and without pre-warm; lineage: evo lineage/report on a large "
-        "lineage",
+        "lineage; realistic: selection rules against the truth at realistic signal-to-noise",
     )
     numbers = "comma-separated"
     be.add_argument(
@@ -169,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=int,
         default=5,
-        help="efficiency, ensemble, noise, speedup: runs per case (5)",
+        help="efficiency, ensemble, noise, speedup, realistic: runs per case (5)",
     )
     be.add_argument(
         "--sigma", type=float, default=0.3, help="noise: each program's own noise (0.3)"
@@ -178,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared", type=float, default=0.0, help="noise: the seeds' noise common to all (0)"
     )
     be.add_argument(
-        "--evals", type=int, default=40, help="efficiency, prewarm, speedup: evaluations a run (40)"
+        "--evals",
+        type=int,
+        help="efficiency, prewarm, speedup: evaluations a run (40); realistic (400)",
     )
     be.add_argument(
         "--target",
@@ -201,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--presets",
         help="efficiency (the first is the reference; single-chain,adaptive), noise (adaptive) "
         "and speedup (adaptive; against the single chain): presets to compare, names or files",
+    )
+    be.add_argument(
+        "--regimes", default="p3-g1,p10-g1,p10-g3,p25-g0.5", help="realistic: edit regimes"
+    )
+    be.add_argument(
+        "--policies", default="chain,threshold,default", help="realistic: selection rules"
     )
     be.add_argument(
         "--budgets", default="15,60", help="transfer: a short and the full budget, seconds"

@@ -112,6 +112,20 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def confirm(args: argparse.Namespace) -> int:
+    from evo.run import credentials
+    from evo.run.confirm import confirm
+    from evo.run.folder import read_config
+    from evo.store.reader import Lineage
+    from evo.views.confirmation import describe
+
+    credentials.restart_without()
+    credentials.take()  # its evaluations need none of them
+    confirm(args.run, read_config(args.run), args.top, args.seeds, args.budget)
+    print("\n".join(describe(Lineage([args.run]), args.run.name)))
+    return 0
+
+
 def export(args: argparse.Namespace) -> int:
     from evo.store.reader import Lineage
     from evo.views.export import export_git

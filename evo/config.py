@@ -86,6 +86,9 @@ class EvaluationConfig:
         "only if not behind its parent there (evo.run.screen); 0: off; default: the target's",
         float,
     )
+    confirm: int = setting(
+        0, "at the end, evaluate the best N programs and the seed again on 3 fresh seeds each"
+    )
     memory_gb: float = setting(
         0.0,
         "memory cap per evaluation in GiB; 0: 0.9 of the machine's memory, shared by the "

@@ -35,3 +35,4 @@ class Event(StrEnum):
     MIGRATION = "migration"  # a program sent to the next island round the ring
     RESET = "reset"  # a stagnating island restarted from the run's best
     SPLIT = "split"  # a closed island opened, founded from the best island's runner-up
+    CONFIRMATION = "confirmation"  # a program measured again on a fresh seed (evo.run.confirm)

@@ -13,9 +13,11 @@ from evo.bench.ensemble import bench_ensemble
 from evo.bench.lineage_load import bench_lineage
 from evo.bench.noise import bench_noise
 from evo.bench.prewarm import bench_prewarm
+from evo.bench.realistic import POLICIES, bench_realistic
 from evo.bench.speedup import bench_speedup
 from evo.bench.throughput import bench_overhead, bench_scale
 from evo.bench.transfer import bench_transfer
+from evo.bench.truth import REGIMES
 from evo.errors import UsageError
 from evo.shipped import default_target, preset_path
 from evo.target import load_target
@@ -24,6 +26,8 @@ from evo.views.table import print_table
 
 def main(args: argparse.Namespace) -> int:
     """`evo bench NAME`: run one benchmark, print its table, keep its raw results."""
+    if args.evals is None:
+        args.evals = 400 if args.name == "realistic" else 40
     for flag in ("seeds", "evals", "per_evaluator", "variants"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
@@ -57,6 +61,16 @@ def main(args: argparse.Namespace) -> int:
         results = bench_efficiency(
             args.seeds, args.evals, presets, landscapes, args.target, args.budget
         )
+    elif args.name == "realistic":
+        regimes, policies = tuple(args.regimes.split(",")), tuple(args.policies.split(","))
+        for given, known, flag in (
+            (regimes, REGIMES, "--regimes"),
+            (policies, POLICIES, "--policies"),
+        ):
+            unknown = sorted(set(given) - set(known))
+            if unknown:
+                raise UsageError(f"no {unknown[0]!r}; {flag} takes some of {','.join(known)}")
+        results = bench_realistic(args.seeds, args.evals, regimes, policies)
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
     elif args.name == "noise":

@@ -23,6 +23,7 @@ from evo.bench.throughput import local_ray
 from evo.config import RunConfig, read_toml
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
+from evo.mutate.operator import OperatorFactory
 from evo.run.engine import Engine
 from evo.shipped import preset_path
 from evo.store.lineage import read_lineage
@@ -118,18 +119,19 @@ def preset_run(
     evals: int,
     run_dir: Path,
     sandbox: Callable[..., EvalResult] = evaluate,
+    operator: OperatorFactory | None = None,
     **settings: object,
 ) -> None:
-    """One run of `preset` (a name or a file) on `target` with the offline operator, `evals`
-    evaluations and the other `settings`, into the new folder `run_dir`; its engine is freed
-    when it returns."""
+    """One run of `preset` (a name or a file) on `target` with the offline operator (or the one
+    `operator` makes), `evals` evaluations and the other `settings`, into the new folder
+    `run_dir`; its engine is freed when it returns."""
     config = RunConfig().with_tables(read_toml(preset_path(preset)), preset)
     fixed = {"target": str(target), "operator": "offline", "seed": seed, "max_evals": evals}
     config = config.with_settings(
         {**fixed, "out": str(run_dir.parent), **settings}, "the benchmark"
     )
     run_dir.mkdir()
-    Engine(config, load_target(target), run_dir, sandbox=sandbox).run()
+    Engine(config, load_target(target), run_dir, sandbox=sandbox, operator=operator).run()
 
 
 def _evaluated(run_dir: Path) -> list[dict]:

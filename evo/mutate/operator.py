@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from evo.config import OPENAI_NEEDS_URL, OPERATORS
@@ -30,6 +30,11 @@ class Operator(Protocol):
         """One proposal for a child of `parent`: a validated child, or the reasons it has none.
         `model`: the ensemble's model to ask (evo.mutate.ensemble); None: the operator's choice.
         `mate`: a second parent to combine `parent` with (recombination), where one is given."""
+
+
+# An operator the run makes from a validator and a seed instead of from its settings: how a
+# benchmark plugs in a simulated one (evo.bench.realistic). It is sent to the island actors.
+OperatorFactory = Callable[[Validator, int], Operator]
 
 
 def resolved(kind: str, env: Mapping[str, str] = os.environ) -> str:

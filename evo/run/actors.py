@@ -24,7 +24,7 @@ from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.mutate.edits import describe
 from evo.mutate.llm import LLMConfig
-from evo.mutate.operator import make_operator
+from evo.mutate.operator import OperatorFactory, make_operator
 from evo.mutate.prompt import Attempt, Inspiration, Mate, Measured
 from evo.mutate.proposal import Proposal, Validator
 from evo.search.candidate import Child, EvalRequest, Evaluation
@@ -47,7 +47,7 @@ class IslandActor:
     def __init__(
         self,
         target_root: str,
-        operator: str,
+        operator: str | OperatorFactory,
         selection: Selection,
         seed: int,
         index: int,
@@ -60,7 +60,12 @@ class IslandActor:
         self.selection = selection
         self.lock = threading.Lock()
         self.validator = Validator(self.target)
-        self.operator = make_operator(operator, self.validator, seed + 7919 * index, device, llm)
+        seed = seed + 7919 * index
+        self.operator = (
+            make_operator(operator, self.validator, seed, device, llm)
+            if isinstance(operator, str)
+            else operator(self.validator, seed)
+        )
 
     def restore(self, state: dict, seen: list[str]) -> None:
         """The island as `state` holds it, knowing every program of the run so far (`seen`);

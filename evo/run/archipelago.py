@@ -15,6 +15,7 @@ from typing import Any
 
 from evo.config import RunConfig
 from evo.mutate.llm import DEFAULT_PRICE, LLMConfig
+from evo.mutate.operator import OperatorFactory
 from evo.mutate.prompt import Attempt, Inspiration
 from evo.run.actors import IslandActor
 from evo.run.scheduler import PROPOSALS_PER_ISLAND
@@ -39,6 +40,7 @@ class Archipelago:
         device: str,
         state: RunState,
         model_service: dict[str, str],
+        operator: OperatorFactory | None = None,
     ):
         self.ray = ray
         self.model_service = model_service  # credentials and endpoints: the island actors' alone
@@ -50,7 +52,8 @@ class Archipelago:
                 "output tokens",
                 flush=True,
             )
-        self._make = (str(target.root), config.llm.operator, selection, config.seed, device, llm)
+        kind = operator or config.llm.operator  # a factory: the benchmarks' simulated operators
+        self._make = (str(target.root), kind, selection, config.seed, device, llm)
         # Each island's state as of the last checkpoint (filled by the seed's evaluation in a
         # new run) and the run's programs so far: what an actor is restored from.
         self.state = state

@@ -23,7 +23,7 @@ from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.mutate.ensemble import Ensemble
 from evo.mutate.llm import LLMConfig
-from evo.mutate.operator import resolved
+from evo.mutate.operator import OperatorFactory, resolved
 from evo.mutate.prompt import Attempt, short_tail
 from evo.run import credentials, periodic
 from evo.run.archipelago import Archipelago
@@ -64,6 +64,7 @@ class Engine:
         run_dir: Path,
         resume: RunState | None = None,
         sandbox: Callable[..., EvalResult] = evaluate,
+        operator: OperatorFactory | None = None,
     ):
         import ray  # only runs need it: `evo eval` and the readers start without
 
@@ -88,7 +89,7 @@ class Engine:
                 self.state.open_islands = search.start_islands or search.islands
             self.islands = Archipelago(  # its actors start while the seed is evaluated
                 ray, target, config, self.selection, self.evaluators.device, self.state,
-                credentials.for_model_service(self.held),
+                credentials.for_model_service(self.held), operator,
             )  # fmt: skip
             self.state.evaluators = len(self.evaluators)
             self.carry: Carry | None = None  # made once the islands have their champions

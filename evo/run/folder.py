@@ -4,6 +4,7 @@ runs/<id>/
   config.toml        the effective configuration (a resume reads it back)
   checkpoint.json    the latest checkpoint (checkpoint.prev.json: the one before)
   lineage/           one Parquet file per flush, every candidate of the run
+  confirmations/     with `evo confirm` or --confirm: the best programs measured again
   best/              at the end: the best program, its diff against the seed, its ancestry
   report/            with --report: report.html, kept up to date while the run goes
 """
@@ -23,14 +24,16 @@ import pyarrow.compute as pc
 
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
+from evo.run.confirm import confirm
 from evo.run.engine import Engine
 from evo.run.state import RunState
 from evo.shipped import default_target, preset_path
 from evo.status import Event
 from evo.store import checkpoint
 from evo.store.lineage import read_lineage
-from evo.store.reader import sources
+from evo.store.reader import Lineage, sources
 from evo.target import Target, load_target
+from evo.views.confirmation import describe
 
 # What a resume may change: how long it goes on (and how much it may spend), where it runs, and
 # which models propose.
@@ -126,6 +129,12 @@ def _go(
             f"seed {seed_fitness:.4f}, noise sigma {state.sigma:.4f}; {state.evals_done} "
             f"evaluations; results in {run_dir / 'best'}"
         )
+        top = config.evaluation.confirm
+        if top and not engine.stopping:  # a Ctrl-C stops the run, not only its search
+            confirm(run_dir, config, top, pool=engine.evaluators)
+            print("\n".join(describe(Lineage([run_dir]), run_dir.name)))
+        elif top:
+            print(f"to confirm its best: python -m evo confirm {run_dir} --top {top}")
     if not report:
         print(f"read it: python -m evo lineage {run_dir}; python -m evo report {run_dir}")
     cap = config.limits.max_cost

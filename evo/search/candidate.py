@@ -77,6 +77,7 @@ class Evaluation:
         memory of its process, the machine; what it did not measure is left out."""
         r = self.result
         found = {
+            "budget_seconds": r.budget_seconds,
             "train_seconds": r.train_seconds,
             "wall_seconds": round(r.wall_seconds, 2),
             "peak_rss_mb": None if r.peak_rss_mb is None else round(r.peak_rss_mb),

@@ -38,7 +38,7 @@ SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
         ("run_id", pa.string()),
-        ("event", pa.string()),  # candidate | migration | reset | split
+        ("event", pa.string()),  # candidate | migration | reset | split | confirmation
         ("candidate_id", pa.int64()),
         ("parent_id", pa.int64()),
         ("mate_id", pa.int64()),  # a recombination's second parent
@@ -88,6 +88,7 @@ SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("ms", tz="UTC")),
     ]
 )
+CONFIRMATIONS = "confirmations"  # a run folder's rows of its confirmation (evo.run.confirm)
 _PART = re.compile(r"^part-(\d{6})\.parquet$")
 
 

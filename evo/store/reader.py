@@ -21,7 +21,7 @@ import numpy as np
 
 from evo.errors import UsageError
 from evo.store import checkpoint
-from evo.store.lineage import Metric, lineage_metric, readable_parts
+from evo.store.lineage import CONFIRMATIONS, Metric, lineage_metric, readable_parts
 from evo.target import load_target
 
 MISSING = -2  # in a parent array: no candidate has this id
@@ -48,7 +48,8 @@ class Lineage:
             parts = readable_parts(folder / "lineage")
             if not parts:
                 raise UsageError(f"{folder} holds no lineage; pass a run folder such as runs/<id>")
-            files += [str(p) for p in parts]
+            # and a confirmation's rows (evo.run.confirm), kept apart from the search's
+            files += [str(p) for p in parts + readable_parts(folder / CONFIRMATIONS)]
             self.runs[folder.name] = _run_info(folder, parts)
         self.db = duckdb.connect()
         self.db.execute(

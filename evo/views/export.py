@@ -8,6 +8,7 @@ from pathlib import Path
 
 from evo.errors import UsageError
 from evo.store.reader import Lineage, sources
+from evo.views.confirmation import of_candidate
 
 
 def export_git(lineage: Lineage, run_id: str, dest: Path) -> int:
@@ -32,6 +33,8 @@ def export_git(lineage: Lineage, run_id: str, dest: Path) -> int:
             f"Evo-Run: {run_id}\nEvo-Candidate: {row['candidate_id']}\n"
             f"Evo-Island: {row['island']}\nEvo-Metric: {metric}={row['fitness']:.6g}"
         )
+        for confirmed in of_candidate(lineage, run_id, row["candidate_id"]):  # evo confirm
+            trailers += f"\nEvo-Confirmed: {confirmed.text(metric)}"
         _git(dest, env, "add", "-A")
         _git(
             dest,

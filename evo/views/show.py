@@ -8,6 +8,7 @@ import json
 from evo.errors import UsageError
 from evo.status import Status
 from evo.store.reader import Lineage, sources
+from evo.views.confirmation import of_candidate
 from evo.views.summary import delta_text
 
 
@@ -42,6 +43,9 @@ def show(lineage: Lineage, run_id: str, candidate_id: int) -> list[str]:
             change = delta_text(row["fitness"] - parent["fitness"], run.sigma)
             against = f"; parent {parent['fitness']:.4f}, {change}"
         lines.append(f"fitness (mean over seeds): {row['fitness']:.4f}{against}")
+    lines += [
+        f"confirmed: {c.text(run.metric)}" for c in of_candidate(lineage, run_id, candidate_id)
+    ]
     lines.append(f"why: {_why(row['status'])}")
     mine = sources(row)
     lines += diff_lines(sources(parent) if parent else {}, mine)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from evo.search import effects
 from evo.search.noise import standard_error
 from evo.store.reader import Lineage, RunInfo
+from evo.views import confirmation
 
 LISTED = 8  # groups listed one by one; more are summarised by their range
 CHAIN_SHOWN = 20  # steps of the best's improvement chain shown in the summary
@@ -33,6 +35,9 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
     if run.sigma is not None:
         lines.append(_noise(lineage, run, where))
+        edits = _edit_effects(lineage, run, where)
+        if edits:
+            lines.append(edits)
     groups = [("island", "island"), ("operator || coalesce('/' || model, '')", "operator")]
     columns = {row[0] for row in lineage.query("DESCRIBE candidates")}
     if "mate_id" in columns:  # none before recombination and screening
@@ -134,7 +139,7 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     )
     if kinds:  # whether the metric was computed where the variant never ran (evo.evaluate.phases)
         lines.append("measured: " + ", ".join(f"{n} evaluations in {k}" for k, n in kinds))
-    return lines
+    return lines + confirmation.describe(lineage, run_id)
 
 
 def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
@@ -158,6 +163,24 @@ def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
         marks = [history[round(q * (len(history) - 1))] for q in (0, 0.25, 0.5, 0.75, 1)]
         line += "; as judged: " + " -> ".join(f"{s:.4g}" for s in marks)
     return line
+
+
+def _edit_effects(lineage: Lineage, run: RunInfo, where: str) -> str:
+    """What the run's paired gains say of its edits (evo.search.effects); "" with too few."""
+    rows = lineage.query(
+        f"SELECT candidate_id, parent_id, seeds, metrics, status FROM candidates WHERE {where}",
+        [run.run_id],
+    )
+    programs = {
+        cid: {s: m for s, m in zip(seeds, metrics, strict=True) if m is not None}
+        for cid, _, seeds, metrics, _ in rows
+    }
+    children = [(parent, programs[cid]) for cid, parent, _, _, _ in rows if cid]
+    found = effects.estimate(*effects.paired_gains(children, programs, run.sigma, run.minimize))
+    if found is None:
+        return ""
+    tried = [status for cid, _, _, metrics, status in rows if cid and metrics]
+    return found.describe(crashed=tried.count("crash"), tried=len(tried))
 
 
 def _listing(items: list[tuple[Any, str]], values: list[float]) -> str:

@@ -1,0 +1,137 @@
+"""`evo bench realistic`: selection rules at realistic signal-to-noise, against the truth.
+
+Each policy (a preset and settings, `POLICIES`) runs through the real engine on the simulated
+target of evo.bench.truth, whose edits have effects of known size (in sigma, the paired noise),
+in each regime, for `seeds` seeds. After E evaluations (the seed program's included, crashes too)
+the run's best is the program with the best measured fitness it accepted; the table reports,
+over the seeds, in sigma (positive: better than the seed program):
+
+- true: the best's true gain over the seed program (what the user would get);
+- reported: the seed's measured fitness less the best's (what the run says it got);
+- optimism: reported less true, the run's own measured gain that is not real;
+- worse: runs whose best is truly worse than the seed program;
+- evals/candidate: evaluations spent per evaluated candidate (repeats included).
+
+Medians, with the quartiles of the true gain.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from evo.bench.efficiency import preset_run
+from evo.bench.throughput import local_ray
+from evo.bench.truth import (
+    REGIMES,
+    SIGMA,
+    Regime,
+    TruthEvaluation,
+    TruthOperator,
+    true_loss,
+    write_truth_target,
+)
+from evo.store.lineage import read_lineage
+
+LENGTHS = (40, 120, 400)  # 120: one GPU-night at 300 s an evaluation
+
+# name -> (preset, settings): the rules compared
+POLICIES = {
+    # one agent's loop: one island, one evaluation, kept if it measured better than the champion
+    "chain": ("single-chain", {"noise_k": 0.0, "max_repeats": 1, "surprise_k": 0.0}),
+    # evo's default until this benchmark: islands, 2 sigma / sqrt(n), up to 3 evaluations
+    "threshold": ("adaptive", {"noise_k": 2.0}),
+    # evo's default: islands, kept if it measured better on the same seed (evo.search.island)
+    "default": ("adaptive", {}),
+    # tried, not kept (BENCHMARKS.md "realistic")
+    "threshold-1": ("adaptive", {"noise_k": 1.0}),
+    "chain-0.5": ("single-chain", {"noise_k": 0.5, "max_repeats": 1, "surprise_k": 0.0}),
+    "patience-20": ("adaptive", {"patience": 20}),
+}
+DEFAULT_POLICIES = ("chain", "threshold", "default")
+
+COLUMNS = ("true", "reported", "optimism")
+
+
+def bench_realistic(
+    seeds: int,
+    evals: int = max(LENGTHS),
+    regimes: tuple[str, ...] = tuple(REGIMES),
+    policies: tuple[str, ...] = DEFAULT_POLICIES,
+) -> list[dict]:
+    """One row per regime and policy; its raw per-seed points go to the JSON only."""
+    lengths = [n for n in LENGTHS if n < evals] + [evals]
+    rows = []
+    with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
+        folder = write_truth_target(Path(scratch) / "truth")
+        for name in regimes:
+            regime = REGIMES[name]
+            for policy in policies:
+                preset, settings = POLICIES[policy]
+                points = []
+                for seed in range(seeds):
+                    run_dir = Path(scratch) / f"{name}-{policy}-{seed}"
+                    preset_run(
+                        folder, preset, seed, evals, run_dir, TruthEvaluation(regime),
+                        operator=TruthOperator(regime), **settings,
+                    )  # fmt: skip
+                    points.append(trajectory(run_dir, regime, lengths))
+                rows.append(_row(name, policy, points, lengths))
+    return rows
+
+
+def trajectory(run_dir: Path, regime: Regime, lengths: list[int]) -> dict[int, dict[str, float]]:
+    """After each of `lengths` evaluations (every candidate whose fate was final by then, in
+    the order they were): the true and reported gains of the run's best, in sigma, and the
+    evaluations per evaluated candidate so far."""
+    columns = ["event", "candidate_id", "metrics", "accepted", "fitness", "sources", "finished_at"]
+    rows = read_lineage(run_dir / "lineage", columns).to_pylist()
+    found = sorted(
+        (r for r in rows if r["event"] == "candidate" and r["metrics"]),
+        key=lambda r: r["finished_at"],
+    )
+    seed = next(r for r in found if r["candidate_id"] == 0)
+    points: dict[int, dict[str, float]] = {}
+    done, candidates, best = 0, 0, seed
+    remaining = sorted(lengths)
+    for row in found:
+        count = len(row["metrics"])
+        while remaining and done + count > remaining[0]:
+            points[remaining.pop(0)] = _point(seed, best, regime, done, candidates)
+        done += count
+        candidates += row["candidate_id"] != 0
+        if row["accepted"] and row["fitness"] < best["fitness"]:
+            best = row
+    for length in remaining:
+        points[length] = _point(seed, best, regime, done, candidates)
+    return points
+
+
+def _point(seed: dict, best: dict, regime: Regime, done: int, candidates: int) -> dict[str, float]:
+    true = -true_loss(json.loads(best["sources"]), regime)
+    reported = (seed["fitness"] - best["fitness"]) / SIGMA
+    return {
+        "true": true,
+        "reported": reported,
+        "optimism": reported - true,
+        "evals_per_candidate": (done - len(seed["metrics"])) / max(1, candidates),
+    }
+
+
+def _row(regime: str, policy: str, points: list[dict], lengths: list[int]) -> dict:
+    row: dict = {"regime": regime, "policy": policy, "seeds": len(points)}
+    for n in lengths:
+        at = [p[n] for p in points]
+        true = sorted(p["true"] for p in at)
+        sample = true if len(true) > 1 else true * 2  # quantiles need two points
+        quartiles = statistics.quantiles(sample, n=4, method="inclusive")
+        row[f"true_{n}"] = f"{quartiles[1]:.2f} ({quartiles[0]:.2f} - {quartiles[2]:.2f})"
+        for column in COLUMNS[1:]:
+            row[f"{column}_{n}"] = round(statistics.median(p[column] for p in at), 2)
+        row[f"worse_{n}"] = f"{sum(t < 0 for t in true)}/{len(true)}"
+    last = [p[lengths[-1]]["evals_per_candidate"] for p in points]
+    row["evals_per_candidate"] = round(statistics.median(last), 2)
+    row["points"] = [{n: p[n] for n in lengths} for p in points]
+    return row

@@ -1,0 +1,195 @@
+"""What a confirmation (evo.run.confirm) says: each confirmed program's gain over the seed
+program on fresh seeds, with an interval, beside what the search reported.
+
+For program p at one budget, on the fresh seeds where both p and the seed program gave a metric,
+the paired differences d_i (positive: p is better) give its confirmed gain, their mean. Its 90%
+interval is mean +- t(0.95, dof) s / sqrt(n), with s pooled over every program confirmed at that
+budget (a few seeds each say little of the spread alone; a paired difference varies alike
+between programs of one target, evo.search.noise). The search's reported gain is the seed
+program's search fitness less p's; the optimism is reported less confirmed: how much of what the
+run showed was luck. At a budget other than the search's, the rank correlation (Spearman) of the
+programs' search fitness and confirmed means says whether the search's order holds there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+
+from evo.store.reader import Lineage
+
+# one-sided 95% quantiles of Student's t for 1 to 30 degrees of freedom; past 30, the normal's
+T95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782)
+T95 += (1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725, 1.721, 1.717, 1.714, 1.711)
+T95 += (1.708, 1.706, 1.703, 1.701, 1.699, 1.697)
+NORMAL95 = 1.645
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """One program's confirmation at one budget (gains positive where better, in metric units)."""
+
+    candidate_id: int
+    budget: float
+    search_fitness: float
+    search_evaluations: int
+    mean: float | None  # its metric on the fresh seeds
+    evaluations: int
+    gain: float | None  # over the seed program, paired
+    half_width: float | None  # of the 90% interval of the gain
+    reported_gain: float
+
+    @property
+    def optimism(self) -> float | None:
+        return None if self.gain is None else self.reported_gain - self.gain
+
+    def text(self, metric: str) -> str:
+        """One line: the confirmed metric and, but for the seed program, the confirmed gain."""
+        mean = "-" if self.mean is None else f"{self.mean:.4f}"
+        line = f"{metric}={mean} on {self.evaluations} fresh seeds at {self.budget:g} s"
+        if self.candidate_id and self.gain is not None:
+            interval = "" if self.half_width is None else f" ± {self.half_width:.4f} (90%)"
+            line += (
+                f", gain over the seed program {self.gain:+.4f}{interval} "
+                f"(the search reported {self.reported_gain:+.4f})"
+            )
+        return line
+
+
+def of_candidate(lineage: Lineage, run_id: str, candidate_id: int) -> list[Confirmed]:
+    """A program's confirmations, one per budget."""
+    return [
+        c
+        for confirmed in confirmations(lineage, run_id).values()
+        for c in confirmed
+        if c.candidate_id == candidate_id
+    ]
+
+
+def confirmations(lineage: Lineage, run_id: str) -> dict[float, list[Confirmed]]:
+    """Budget -> the programs confirmed at it (the seed program first, then best first)."""
+    run = lineage.runs[run_id]
+    rows = lineage.query(
+        "SELECT candidate_id, seeds[1], metrics[1], eval_details[1] FROM lineage "
+        "WHERE run_id = ? AND event = 'confirmation'",
+        [run_id],
+    )
+    search = dict(
+        (cid, (fitness, n))
+        for cid, fitness, n in lineage.query(
+            "SELECT candidate_id, fitness, len(metrics) FROM candidates WHERE run_id = ?",
+            [run_id],
+        )
+    )
+    by_budget: dict[float, dict[int, dict[int, float]]] = {}
+    for cid, seed, metric, details in rows:
+        budget = json.loads(details).get("budget_seconds", 0.0)
+        measured = by_budget.setdefault(budget, {}).setdefault(cid, {})
+        if metric is not None:
+            measured[seed] = metric
+    sign = -1.0 if run.minimize else 1.0
+    found = {}
+    for budget, programs in sorted(by_budget.items()):
+        seed = programs.get(0, {})
+        differences = {
+            cid: [sign * (metrics[s] - seed[s]) for s in metrics if s in seed]
+            for cid, metrics in programs.items()
+            if cid != 0
+        }
+        spread, dof = _pooled(list(differences.values()))
+        confirmed = []
+        for cid, metrics in programs.items():
+            paired = differences.get(cid, [])
+            gain = statistics.fmean(paired) if paired else None
+            width = _half_width(spread, dof, len(paired)) if cid and paired else None
+            fitness, count = search.get(cid, (math.nan, 0))
+            confirmed.append(
+                Confirmed(
+                    cid, budget, fitness, count,
+                    statistics.fmean(metrics.values()) if metrics else None, len(metrics),
+                    0.0 if cid == 0 else gain, width,
+                    sign * (fitness - search[0][0]) if 0 in search else math.nan,
+                )
+            )  # fmt: skip
+        confirmed.sort(key=lambda c: (c.candidate_id != 0, sign * -c.search_fitness))
+        found[budget] = confirmed
+    return found
+
+
+def _pooled(groups: list[list[float]]) -> tuple[float, int]:
+    """The pooled standard deviation of several samples and its degrees of freedom."""
+    squares = sum((x - statistics.fmean(g)) ** 2 for g in groups if len(g) > 1 for x in g)
+    dof = sum(len(g) - 1 for g in groups if len(g) > 1)
+    return (math.sqrt(squares / dof), dof) if dof else (math.nan, 0)
+
+
+def _half_width(spread: float, dof: int, count: int) -> float | None:
+    if not dof:
+        return None
+    quantile = T95[dof - 1] if dof <= len(T95) else NORMAL95
+    return quantile * spread / math.sqrt(count)
+
+
+def rank_correlation(confirmed: list[Confirmed]) -> float | None:
+    """Spearman's rank correlation of search fitness and confirmed mean (ties share their
+    mean rank); None for fewer than three programs."""
+    pairs = [(c.search_fitness, c.mean) for c in confirmed if c.mean is not None]
+    if len(pairs) < 3:
+        return None
+    first, second = _ranks([a for a, _ in pairs]), _ranks([b for _, b in pairs])
+    mean = (len(pairs) + 1) / 2
+    covariance = sum((a - mean) * (b - mean) for a, b in zip(first, second, strict=True))
+    norms = math.sqrt(sum((a - mean) ** 2 for a in first) * sum((b - mean) ** 2 for b in second))
+    return covariance / norms if norms else None
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            ranks[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def describe(lineage: Lineage, run_id: str) -> list[str]:
+    """The confirmation's lines for `evo confirm` and `evo lineage` (none where there is none)."""
+    metric = lineage.runs[run_id].metric
+    search_budget = lineage.query(
+        "SELECT CAST(json_extract(eval_details[1], '$.budget_seconds') AS DOUBLE) "
+        "FROM candidates WHERE run_id = ? AND candidate_id = 0",
+        [run_id],
+    )
+    search_budget = search_budget[0][0] if search_budget else None
+    lines = []
+    for budget, confirmed in confirmations(lineage, run_id).items():
+        lines.append(
+            f"confirmed at {budget:g} s on fresh seeds ({metric}; gains over the seed program, "
+            "with 90% intervals):"
+        )
+        for c in confirmed:
+            mean = "-" if c.mean is None else f"{c.mean:.4f}"
+            line = (
+                f"  #{c.candidate_id:<6} search {c.search_fitness:.4f} ({c.search_evaluations})  "
+                f"confirmed {mean} ({c.evaluations})"
+            )
+            if c.candidate_id and c.gain is not None:
+                interval = "" if c.half_width is None else f" ± {c.half_width:.4f}"
+                line += (
+                    f"  gain {c.gain:+.4f}{interval}, reported {c.reported_gain:+.4f}, "
+                    f"optimism {c.optimism:+.4f}"
+                )
+            lines.append(line)
+        correlation = rank_correlation(confirmed)
+        if search_budget is not None and budget != search_budget and correlation is not None:
+            lines.append(
+                f"  rank correlation with the search at {search_budget:g} s: {correlation:+.2f}"
+            )
+    return lines

@@ -1,0 +1,141 @@
+"""`evo confirm`: the best programs of a run measured again on fresh seeds (evo.run.confirm), and
+what the views make of it (evo.views.confirmation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import evo, evo_started, row
+
+from evo.config import RunConfig
+from evo.store.lineage import CONFIRMATIONS, LineageWriter, Metric, read_lineage
+from evo.store.reader import Lineage
+from evo.views.confirmation import confirmations, describe, rank_correlation
+from evo.views.show import show
+
+# program -> its metrics on the fresh seeds 500-502, at the search's 10 s and at 30 s
+CONFIRMED = {
+    10.0: {0: [10.0, 10.2, 9.8], 1: [9.0, 9.4, 8.9], 2: [9.5, 9.5, 9.6]},
+    30.0: {0: [8.0, 8.1], 1: [7.9, 8.0], 2: [7.2, 7.1]},
+}
+
+
+@pytest.fixture
+def confirmed_run(tmp_path) -> Path:
+    """A search of three programs (#1 measured best), confirmed at its budget and at 30 s."""
+    folder = tmp_path / "fixture"  # the run id of conftest.row
+    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
+    details = [json.dumps({"budget_seconds": 10.0})]
+    for r in [
+        row(0, None, 0, "accepted", [10.1, 10.0, 9.9], "the seed program", 0),
+        row(1, 0, 0, "accepted", [8.6], "better", 1),
+        row(2, 0, 0, "kept", [9.2], "also better", 2),
+    ]:
+        writer.add({**r, "eval_details": details * len(r["metrics"])})
+    writer.flush()
+    confirmations_writer = LineageWriter(folder / CONFIRMATIONS, Metric("loss", minimize=True))
+    for budget, programs in CONFIRMED.items():
+        for cid, metrics in programs.items():
+            for i, metric in enumerate(metrics):
+                confirmations_writer.add(
+                    row(cid, None, 0, "ok", [metric], "", 5, event="confirmation")
+                    | {"seeds": [500 + i], "eval_details": [json.dumps({"budget_seconds": budget})]}
+                )
+    confirmations_writer.flush()
+    return folder
+
+
+def test_a_confirmation_gives_each_program_a_paired_gain_with_a_pooled_interval(confirmed_run):
+    """At 10 s: #1 gains 1.0, 0.8, 0.9 over the seed program, #2 0.5, 0.7, 0.2; their pooled
+    spread (4 degrees of freedom) is 0.19149, the interval 2.132 x 0.19149 / sqrt 3."""
+    lineage = Lineage([confirmed_run])
+    found = confirmations(lineage, "fixture")
+    assert sorted(found) == [10.0, 30.0]
+    seed, first, second = found[10.0]
+    assert [c.candidate_id for c in found[10.0]] == [0, 1, 2]  # the seed, then best first
+    assert (seed.gain, seed.half_width, seed.mean) == (0.0, None, pytest.approx(10.0))
+    assert (first.gain, first.half_width) == (pytest.approx(0.9), pytest.approx(0.23570, abs=1e-5))
+    assert (first.reported_gain, first.optimism) == (pytest.approx(1.4), pytest.approx(0.5))
+    assert (second.gain, second.optimism) == (
+        pytest.approx(0.46667, abs=1e-5),
+        pytest.approx(0.33333, abs=1e-5),
+    )
+    assert (first.evaluations, first.search_evaluations) == (3, 1)
+
+
+def test_the_rank_correlation_says_whether_the_search_order_holds_at_another_budget(
+    confirmed_run,
+):
+    found = confirmations(Lineage([confirmed_run]), "fixture")
+    assert rank_correlation(found[10.0]) == pytest.approx(1.0)  # seed worst, #1 best: as searched
+    assert rank_correlation(found[30.0]) == pytest.approx(0.5)  # at 30 s #2 is best
+
+
+def test_lineage_show_and_export_say_what_was_confirmed(confirmed_run, tmp_path):
+    lineage = Lineage([confirmed_run])
+    lines = describe(lineage, "fixture")
+    assert lines[0] == (
+        "confirmed at 10 s on fresh seeds (loss; gains over the seed program, with 90% intervals):"
+    )
+    assert lines[2] == (
+        "  #1      search 8.6000 (1)  confirmed 9.1000 (3)  gain +0.9000 ± 0.2357, "
+        "reported +1.4000, optimism +0.5000"
+    )
+    assert lines[-1] == "  rank correlation with the search at 10 s: +0.50"
+    shown = show(lineage, "fixture", 1)
+    assert (
+        "confirmed: loss=7.9500 on 2 fresh seeds at 30 s, gain over the seed program +0.1000 "
+        "± 0.2065 (90%) (the search reported +1.4000)"
+    ) in shown
+    (confirmed_run / "config.toml").write_text(RunConfig().to_toml())
+    done = evo("export", str(confirmed_run), "--git", str(tmp_path / "git"))
+    assert done.returncode == 0, done.stderr
+    log = evo_git(tmp_path / "git")
+    assert "Evo-Confirmed: loss=9.1000 on 3 fresh seeds at 10 s, gain over the seed" in log
+
+
+def evo_git(folder: Path) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", "log"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repeat(tmp_path):
+    """A short real run on the gpt target (CPU), then `evo confirm --top 1 --seeds 2`, killed
+    with its Ray processes once its first row is on disk, then started again."""
+    out = tmp_path / "runs"
+    done = evo(
+        "run", "--target", "targets/gpt", "--budget", "3", "--max-evals", "4", "--islands", "1",
+        "--operator", "offline", "--out", str(out), timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = out.iterdir()
+    args = ("confirm", str(run), "--top", "1", "--seeds", "2")
+    started = evo_started(*args, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((run / CONFIRMATIONS).glob("part-*.parquet")):
+        assert time.monotonic() < deadline and started.poll() is None, started.stdout.read()
+        time.sleep(0.05)
+    os.killpg(started.pid, signal.SIGKILL)
+    started.wait()
+    before = [
+        (r["candidate_id"], r["seeds"][0]) for r in read_lineage(run / CONFIRMATIONS).to_pylist()
+    ]
+    assert 1 <= len(before) < 4
+
+    done = evo(*args, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"4 evaluations: {4 - len(before)} to run, {len(before)} done before" in done.stdout
+    rows = read_lineage(run / CONFIRMATIONS).to_pylist()
+    pairs = [(r["candidate_id"], r["seeds"][0]) for r in rows]
+    assert len(pairs) == len(set(pairs)) == 4 and set(before) <= set(pairs)
+    assert {r["event"] for r in rows} == {"confirmation"}
+    assert "confirmed at 3 s on fresh seeds" in done.stdout
+    assert " ± " in done.stdout  # an interval: 1 degree of freedom
