@@ -138,6 +138,7 @@ def export(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from evo.run.credentials import restart_without
     from evo.run.folder import new_run, resume_run
+    from evo.store.lineage import CONFIRMATIONS
 
     restart_without()  # the run's processes never hold them; its island actors get them
     given = _given(args, ("", "search", "evaluation", "limits", "llm"))
@@ -146,9 +147,14 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.preset or args.config:
             raise UsageError("--resume keeps the run's settings; drop --preset and --config")
-        resume_run(args.resume, given, args.report)
+        run_dir = resume_run(args.resume, given, args.report)
     else:
-        new_run(given, args.preset, args.config, args.report)
+        run_dir = new_run(given, args.preset, args.config, args.report)
+    if (run_dir / CONFIRMATIONS).is_dir():  # --confirm N, or an `evo confirm` of before
+        from evo.store.reader import Lineage
+        from evo.views.confirmation import describe
+
+        print("\n".join(describe(Lineage([run_dir]), run_dir.name)))
     return 0
 
 

@@ -187,7 +187,8 @@ def test_the_lineage_keeps_what_each_evaluation_measured(real_run):
     assert done.stdout.splitlines()[1].startswith("0             CPU, ")
     shown = evo("show", str(real_run), "0").stdout.splitlines()
     assert shown[4].startswith("  evaluation with seed 0: ok loss=")
-    assert shown[5].startswith("    train_seconds ") and ", machine CPU, " in shown[5]
+    assert shown[5].startswith("    budget_seconds 1, train_seconds ")
+    assert ", machine CPU, " in shown[5]
 
 
 def test_the_summary_shows_the_noise_estimate_and_how_it_moved(real_run):

@@ -28,7 +28,9 @@ from evo.mutate.proposal import Validator
 from evo.search.effects import estimate, paired_gains
 from evo.status import Status
 from evo.store.lineage import LineageWriter, Metric
+from evo.store.reader import Lineage
 from evo.target import load_target
+from evo.views.summary import summary
 
 ADDITIVE = replace(REGIMES["p10-g1"], interaction=0.0)
 
@@ -120,13 +122,17 @@ def test_the_bench_follows_the_best_the_run_reported_and_its_truth(tmp_path):
         program = program if program is not None else {"Ea": -1.0, "Ec": 0.5}
         writer.add({**r, "sources": json.dumps(edits(**program))})
     writer.flush()
-    points = trajectory(folder, ADDITIVE, [4, 6, 7, 8])
+    target = load_target(write_truth_target(tmp_path / "truth"))
+    points = trajectory(folder, ADDITIVE, [4, 6, 7, 8], target, run_seed=0)
     rounded = {n: {k: round(v, 4) for k, v in p.items()} for n, p in points.items()}
+    # confirmed error: the best's gain on 3 fresh seeds (#1's, then #4's) less its truth
+    first = {"true": 1.0, "reported": 1.0, "optimism": 0.0, "confirmed_error": -0.2538}
     assert rounded == {
-        4: {"true": 1.0, "reported": 1.0, "optimism": 0.0, "evals_per_candidate": 1.0},
-        6: {"true": 1.0, "reported": 1.0, "optimism": 0.0, "evals_per_candidate": 1.0},
-        7: {"true": 1.0, "reported": 1.0, "optimism": 0.0, "evals_per_candidate": 1.3333},
-        8: {"true": 0.5, "reported": 5.0, "optimism": 4.5, "evals_per_candidate": 1.25},
+        4: first | {"evals_per_candidate": 1.0},
+        6: first | {"evals_per_candidate": 1.0},
+        7: first | {"evals_per_candidate": 1.3333},
+        8: {"true": 0.5, "reported": 5.0, "optimism": 4.5, "confirmed_error": -0.7872}
+        | {"evals_per_candidate": 1.25},
     }
 
 
@@ -159,3 +165,21 @@ def test_paired_gains_pair_each_child_with_its_parent_on_shared_seeds():
     children = [(0, programs[1]), (1, programs[2]), (None, {0: 1.0}), (0, {})]
     assert paired_gains(children, programs, 0.5, minimize=True) == ([pytest.approx(1.6)], [2])
     assert paired_gains(children, programs, 0.5, minimize=False) == ([pytest.approx(-1.6)], [2])
+
+
+def test_evo_lineage_says_what_the_runs_edits_do(tmp_path):
+    """Twelve children of the seed program, paired with it on seed 0 (sigma 0.5, the seed's
+    spread), 3 of them better, and a crash: the line evo lineage prints."""
+    folder = tmp_path / "fixture"  # the run id of conftest.row
+    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
+    writer.add(row(0, None, 0, "accepted", [10.0, 10.5, 9.5], "the seed program", 0, sigma=0.5))
+    gains = [1.5, -2.0, -1.0, -3.0, 0.5, -2.5, -1.5, -0.5, -4.0, 2.0, -1.0, -2.0]
+    for cid, gain in enumerate(gains, start=1):
+        writer.add(row(cid, 0, 0, "kept", [10.0 - 0.5 * gain], "", cid, sigma=0.5))
+    writer.add(row(13, 0, 0, "crash", [None], "", 13, statuses=["crash"], sigma=0.5))
+    writer.flush()
+    [line] = [line for line in summary(Lineage([folder]), "fixture") if line.startswith("edits")]
+    assert line == (
+        "edits: 25% improve their parent (12-43%), by 1.42 sigma where they do (1.21-1.87); "
+        "from 12 paired gains; 8% of 13 edits crashed"
+    )

@@ -10,7 +10,10 @@ over the seeds, in sigma (positive: better than the seed program):
 - reported: the seed's measured fitness less the best's (what the run says it got);
 - optimism: reported less true, the run's own measured gain that is not real;
 - worse: runs whose best is truly worse than the seed program;
-- evals/candidate: evaluations spent per evaluated candidate (repeats included).
+- evals/candidate: evaluations spent per evaluated candidate (repeats included);
+- confirmed error: what a confirmation says of the best (it and the seed program measured on
+  CONFIRM_SEEDS fresh seeds, as `evo confirm` does: their mean paired difference) less its true
+  gain.
 
 Medians, with the quartiles of the true gain.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from evo.bench.efficiency import preset_run
@@ -33,7 +37,9 @@ from evo.bench.truth import (
     true_loss,
     write_truth_target,
 )
+from evo.run.confirm import CONFIRM_INDEX
 from evo.store.lineage import read_lineage
+from evo.target import Target, load_target
 
 LENGTHS = (40, 120, 400)  # 120: one GPU-night at 300 s an evaluation
 
@@ -42,17 +48,18 @@ POLICIES = {
     # one agent's loop: one island, one evaluation, kept if it measured better than the champion
     "chain": ("single-chain", {"noise_k": 0.0, "max_repeats": 1, "surprise_k": 0.0}),
     # evo's default until this benchmark: islands, 2 sigma / sqrt(n), up to 3 evaluations
-    "threshold": ("adaptive", {"noise_k": 2.0}),
+    "threshold": ("adaptive", {"noise_k": 2.0, "patience": 10}),
     # evo's default: islands, kept if it measured better on the same seed (evo.search.island)
     "default": ("adaptive", {}),
     # tried, not kept (BENCHMARKS.md "realistic")
-    "threshold-1": ("adaptive", {"noise_k": 1.0}),
+    "patience-10": ("adaptive", {"patience": 10}),
+    "threshold-1": ("adaptive", {"noise_k": 1.0, "patience": 10}),
     "chain-0.5": ("single-chain", {"noise_k": 0.5, "max_repeats": 1, "surprise_k": 0.0}),
-    "patience-20": ("adaptive", {"patience": 20}),
 }
 DEFAULT_POLICIES = ("chain", "threshold", "default")
 
-COLUMNS = ("true", "reported", "optimism")
+COLUMNS = ("true", "reported", "optimism", "confirmed_error")
+CONFIRM_SEEDS = 3  # evo confirm's default
 
 
 def bench_realistic(
@@ -66,6 +73,7 @@ def bench_realistic(
     rows = []
     with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
         folder = write_truth_target(Path(scratch) / "truth")
+        target = load_target(folder)
         for name in regimes:
             regime = REGIMES[name]
             for policy in policies:
@@ -77,15 +85,17 @@ def bench_realistic(
                         folder, preset, seed, evals, run_dir, TruthEvaluation(regime),
                         operator=TruthOperator(regime), **settings,
                     )  # fmt: skip
-                    points.append(trajectory(run_dir, regime, lengths))
+                    points.append(trajectory(run_dir, regime, lengths, target, seed))
                 rows.append(_row(name, policy, points, lengths))
     return rows
 
 
-def trajectory(run_dir: Path, regime: Regime, lengths: list[int]) -> dict[int, dict[str, float]]:
+def trajectory(
+    run_dir: Path, regime: Regime, lengths: list[int], target: Target, run_seed: int
+) -> dict[int, dict[str, float]]:
     """After each of `lengths` evaluations (every candidate whose fate was final by then, in
-    the order they were): the true and reported gains of the run's best, in sigma, and the
-    evaluations per evaluated candidate so far."""
+    the order they were) of the run with seed `run_seed`: the true, reported and confirmed gains
+    of the run's best, in sigma, and the evaluations per evaluated candidate so far."""
     columns = ["event", "candidate_id", "metrics", "accepted", "fitness", "sources", "finished_at"]
     rows = read_lineage(run_dir / "lineage", columns).to_pylist()
     found = sorted(
@@ -93,29 +103,41 @@ def trajectory(run_dir: Path, regime: Regime, lengths: list[int]) -> dict[int, d
         key=lambda r: r["finished_at"],
     )
     seed = next(r for r in found if r["candidate_id"] == 0)
+    fresh = [run_seed * 1000 + CONFIRM_INDEX + i for i in range(CONFIRM_SEEDS)]
+    evaluation = TruthEvaluation(regime)
+
+    def measure(row: dict) -> list[float]:
+        sources = json.loads(row["sources"])
+        return [evaluation(target, sources, seed=s).metric for s in fresh]
+
     points: dict[int, dict[str, float]] = {}
     done, candidates, best = 0, 0, seed
     remaining = sorted(lengths)
     for row in found:
         count = len(row["metrics"])
         while remaining and done + count > remaining[0]:
-            points[remaining.pop(0)] = _point(seed, best, regime, done, candidates)
+            points[remaining.pop(0)] = _point(seed, best, regime, done, candidates, measure)
         done += count
         candidates += row["candidate_id"] != 0
         if row["accepted"] and row["fitness"] < best["fitness"]:
             best = row
     for length in remaining:
-        points[length] = _point(seed, best, regime, done, candidates)
+        points[length] = _point(seed, best, regime, done, candidates, measure)
     return points
 
 
-def _point(seed: dict, best: dict, regime: Regime, done: int, candidates: int) -> dict[str, float]:
+def _point(
+    seed: dict, best: dict, regime: Regime, done: int, candidates: int, measure: Callable
+) -> dict[str, float]:
     true = -true_loss(json.loads(best["sources"]), regime)
     reported = (seed["fitness"] - best["fitness"]) / SIGMA
+    pairs = zip(measure(seed), measure(best), strict=True)
+    confirmed = statistics.fmean(a - b for a, b in pairs) / SIGMA
     return {
         "true": true,
         "reported": reported,
         "optimism": reported - true,
+        "confirmed_error": confirmed - true,
         "evals_per_candidate": (done - len(seed["metrics"])) / max(1, candidates),
     }
 

@@ -31,9 +31,8 @@ from evo.shipped import default_target, preset_path
 from evo.status import Event
 from evo.store import checkpoint
 from evo.store.lineage import read_lineage
-from evo.store.reader import Lineage, sources
+from evo.store.reader import sources
 from evo.target import Target, load_target
-from evo.views.confirmation import describe
 
 # What a resume may change: how long it goes on (and how much it may spend), where it runs, and
 # which models propose.
@@ -131,8 +130,7 @@ def _go(
         )
         top = config.evaluation.confirm
         if top and not engine.stopping:  # a Ctrl-C stops the run, not only its search
-            confirm(run_dir, config, top, pool=engine.evaluators)
-            print("\n".join(describe(Lineage([run_dir]), run_dir.name)))
+            confirm(run_dir, config, top, pool=engine.evaluators)  # `evo run` prints its gains
         elif top:
             print(f"to confirm its best: python -m evo confirm {run_dir} --top {top}")
     if not report:
