@@ -41,22 +41,20 @@ class SearchConfig:
         0.0, "share of proposals that combine the parent with a second one (recombination)"
     )
     patience: int = setting(
-        10,
+        20,
         "an island's parent is its champion until this many of its evaluations bring no gain, "
         "then drawn by tournament; 0: always by tournament",
     )
     migration_interval: int = setting(10, "an island's evaluations between its migrations; 0: none")
     migration_count: int = setting(1, "best programs each island sends to the next")
-    stagnation: int = setting(
-        30, "an island not improved in this many of its evaluations is reset; 0: never"
-    )
+    stagnation: int = setting(30, "reset an island not improved in this many of its evals; 0: no")
     carry_gains: bool = setting(
         True, "merge a change that beat its parent into its island's newer champion (evo.run.carry)"
     )
     noise_repeats: int = setting(
         3, "evaluations of the seed program that measure the noise (its children use the rest)"
     )
-    noise_k: float = setting(2.0, "a new champion's mean paired gain must exceed k sigma/sqrt(n)")
+    noise_k: float = setting(0.0, "a new champion's paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
     min_repeats: int = setting(1, "evaluations a new champion needs (2: confirmed on another seed)")
     surprise_k: float = setting(10.0, "crown a gain past k sigma once 2 fresh seeds hold it")
@@ -86,9 +84,7 @@ class EvaluationConfig:
         "only if not behind its parent there (evo.run.screen); 0: off; default: the target's",
         float,
     )
-    confirm: int = setting(
-        0, "at the end, evaluate the best N programs and the seed again on 3 fresh seeds each"
-    )
+    confirm: int = setting(0, "at the end, measure the best N and the seed on 3 fresh seeds")
     memory_gb: float = setting(
         0.0,
         "memory cap per evaluation in GiB; 0: 0.9 of the machine's memory, shared by the "

@@ -89,7 +89,7 @@ def run():
     state.noise = Noise(earlier=(500.0, 1000))  # sigma 0.71: threshold 1.41
     state.seen.add(program_hash(seed.sources))
     state.next_id = 10
-    selection = Selection.of(SearchConfig(), minimize=True)
+    selection = Selection.of(SearchConfig(noise_k=2.0), minimize=True)
     return state, Carry(load_target(QUAD), state, selection), seed
 
 
@@ -120,7 +120,7 @@ def test_a_replaced_champions_own_step_is_carried_over_to_its_sibling(run):
 @pytest.mark.parametrize(
     ("metric", "from_champion", "carried"),
     [
-        (58.0, True, True),  # beat its parent by 2 > 1.41
+        (58.0, True, True),  # beat its parent by 2 > 1.41 (2 sigma)
         (59.0, True, False),  # by 1: within the noise
         (58.0, False, False),  # a tournament's parent: left to explore
     ],

@@ -43,6 +43,24 @@ def test_judge(metrics, verdict):
 
 
 @pytest.mark.parametrize(
+    "metrics, min_repeats, verdict",
+    [  # the default rule, k = 0: any paired gain crowns (sigma 0.1: a surprise past 1.0)
+        ({0: 0.999}, 1, Status.ACCEPTED),  # 0.01 sigma better on the same seed
+        ({0: 1.0}, 1, Status.KEPT),  # the same on the same seed: no gain, and no repeat
+        ({0: 1.001}, 1, Status.KEPT),  # a hair worse: no repeat either
+        ({1: 1.1}, 1, Status.ACCEPTED),  # its seed 1 against the champion's 1.2
+        ({0: 0.999}, 2, Status.REPEAT),  # with min_repeats 2: a second seed first
+        ({0: 0.999, 1: 1.3}, 2, Status.KEPT),  # which took the gain back
+        ({0: 0.999, 1: 1.19}, 2, Status.ACCEPTED),
+        ({0: -0.5}, 1, Status.REPEAT),  # 15 sigma: a surprise, two fresh seeds first
+    ],
+)
+def test_judge_with_any_gain_crowning(metrics, min_repeats, verdict):
+    rule = dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=min_repeats)
+    assert island(selection=rule).judge(Member(1, {}, metrics)) == verdict
+
+
+@pytest.mark.parametrize(
     "metrics, verdict",
     [
         ({0: 0.7}, Status.REPEAT),  # gain 0.3 > 0.2, but one seed is not yet a confirmation

@@ -12,8 +12,8 @@ target (by default the gpt target), without Ray, one evaluation at a time:
 Reported: the Spearman rank correlation of the metric at the short budget with the metric at the
 full one, over the variants and the seed; the noise at each budget; and what a screen would have
 done: a variant is screened out when its short-budget metric is behind its parent's by more
-than noise_k x the short budget's sigma; an improvement is a variant that beats its parent at
-the full budget by more than noise_k x sigma (what a run would accept on one evaluation). Then
+than NOISE_K x the short budget's sigma; an improvement is a variant that beats its parent at
+the full budget by more than NOISE_K x sigma (clearly better, on one evaluation). Then
 full-budget evaluations saved, improvements kept and lost, and saved evaluations per improvement
 kept.
 """
@@ -30,7 +30,7 @@ from evo.mutate.offline import OfflineOperator
 from evo.mutate.proposal import Validator
 from evo.target import Target
 
-NOISE_K = 2.0  # the run's default (evo.config.SearchConfig.noise_k)
+NOISE_K = 2.0  # the screen's (evo.run.screen.SCREEN_K)
 SEED_REPEATS = 3  # evaluations of the seed program per budget, for its noise
 
 

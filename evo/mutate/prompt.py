@@ -194,10 +194,16 @@ def _measured_text(target: Target, measured: Measured) -> str:
     lines = ["What its evaluation measured besides the metric:"]
     lines += [f"- {key}: {_value(value)}" for key, value in measured.details.items()]
     if measured.sigma is not None:
-        lines.append(
+        noise = (
             f"- noise: the difference in {target.metric} between two programs on the same seed "
-            f"varies by sigma {measured.sigma:.4g} between seeds; a child must gain more than "
-            f"{measured.smallest_gain:.4g} on one evaluation to count (less on several)"
+            f"varies by sigma {measured.sigma:.4g} between seeds; "
+        )
+        lines.append(
+            noise + f"a child must gain more than {measured.smallest_gain:.4g} on one evaluation "
+            "to count (less on several)"
+            if measured.smallest_gain
+            else noise + "a child that measures better on the same seed is kept, so a gain "
+            "well under sigma is kept about as often by luck: aim for changes worth more"
         )
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@ only if it is not clearly behind its parent there.
 Evaluation k of a program runs on the run's k-th seed at the full budget; a screen is one more
 evaluation, at `fraction` of the budget and on the first seed, as its parent's screen was, so
 that the two are paired. Clearly behind: worse than the parent's screen by more than
-noise_k x sigma at the screen's budget, which the seed program's noise round measures at the
+SCREEN_K x sigma at the screen's budget, which the seed program's noise round measures at the
 start of the run (it is made at both budgets). A candidate screened out costs a fraction of an
 evaluation instead of one or more; one that passes costs that fraction more.
 
@@ -23,6 +23,9 @@ from evo.search.candidate import Candidate, EvalRequest
 from evo.target import Target
 
 SCREEN = -1  # the evaluation index of a screen, in the queue of pending evaluations
+# How far behind its parent a screen must be to drop a candidate, in sigma at the screen's
+# budget: only the clearly worse, since an early deficit may still close (BENCHMARKS "transfer")
+SCREEN_K = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Screen:
         return cls(
             target.screen if evaluation.screen is None else evaluation.screen,
             evaluation.budget or target.budget_seconds,
-            config.search.noise_k,
+            SCREEN_K,
             target.direction == "minimize",
         )
 

@@ -16,7 +16,12 @@ difference on one seed varies, evo.search.noise; n: shared evaluations) and it h
 at least min_repeats times (2: a gain is confirmed on a second seed, which also gives the noise
 estimate a pair that does not depend on the threshold). A smaller positive gain earns another
 evaluation, up to max_repeats; after that the candidate may still join the population, but does
-not become the champion.
+not become the champion. By default k is 0: a candidate that measures better than the champion on
+the same seed replaces it after one evaluation, as one agent's loop keeps a change. At realistic
+signal-to-noise (gains as small as the noise and rare) that gains the most per evaluation: a
+threshold of 2 sigma turns away most real gains, and repeats cost evaluations that new proposals
+use better; the champion's evaluations, lucky since they won, are a higher bar than its true
+metric, which keeps small losses from piling up (`evo bench realistic`, BENCHMARKS.md).
 
 Surprises. A gain of more than surprise_k sigma (10 by default: far beyond what an edit usually
 buys, and what a forged or broken measurement, or a lucky one picked from hundreds, looks like)
