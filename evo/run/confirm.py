@@ -30,7 +30,7 @@ from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.run.evaluators import EvaluatorPool, connect_ray
-from evo.search.candidate import Candidate, Child, EvalRequest
+from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
 from evo.status import Event, Status
 from evo.store.lineage import (
     CONFIRMATIONS,
@@ -136,7 +136,8 @@ def confirm(
                 todo.insert(0, (row, seed))
                 continue
             pool.release(slot)
-            evaluation = replace(evaluation, index=seed, dispatched=sent, returned=time.time())
+            index = seed - config.seed * 1000  # CONFIRM_INDEX + i, as a search's are k
+            evaluation = replace(evaluation, index=index, dispatched=sent, returned=time.time())
             writer.add(confirmation_row(writer.run_id, row, evaluation))
             writer.flush()  # each one on disk before the next: nothing is lost or run twice
             count += 1
@@ -146,7 +147,7 @@ def confirm(
     return count
 
 
-def confirmation_row(run_id: str, row: dict, evaluation: Any) -> dict:
+def confirmation_row(run_id: str, row: dict, evaluation: Evaluation) -> dict:
     """The lineage row of one confirmation evaluation of the program of lineage row `row`."""
     child = Child(
         row["island"], row["parent_id"], row["generation"], row["operator"], row["model"],
