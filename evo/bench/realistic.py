@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from evo.bench.efficiency import preset_run
@@ -110,28 +109,39 @@ def trajectory(
         sources = json.loads(row["sources"])
         return [evaluation(target, sources, seed=s).metric for s in fresh]
 
+    seed_confirmed = measure(seed)  # the same at every length
+
     points: dict[int, dict[str, float]] = {}
     done, candidates, best = 0, 0, seed
     remaining = sorted(lengths)
     for row in found:
         count = len(row["metrics"])
         while remaining and done + count > remaining[0]:
-            points[remaining.pop(0)] = _point(seed, best, regime, done, candidates, measure)
+            points[remaining.pop(0)] = _point(
+                seed, best, regime, done, candidates, seed_confirmed, measure(best)
+            )
         done += count
         candidates += row["candidate_id"] != 0
         if row["accepted"] and row["fitness"] < best["fitness"]:
             best = row
     for length in remaining:
-        points[length] = _point(seed, best, regime, done, candidates, measure)
+        points[length] = _point(seed, best, regime, done, candidates, seed_confirmed, measure(best))
     return points
 
 
 def _point(
-    seed: dict, best: dict, regime: Regime, done: int, candidates: int, measure: Callable
+    seed: dict,
+    best: dict,
+    regime: Regime,
+    done: int,
+    candidates: int,
+    seed_confirmed: list[float],
+    best_confirmed: list[float],
 ) -> dict[str, float]:
+    """One point of a trajectory; `*_confirmed`: the metrics on the fresh seeds."""
     true = -true_loss(json.loads(best["sources"]), regime)
     reported = (seed["fitness"] - best["fitness"]) / SIGMA
-    pairs = zip(measure(seed), measure(best), strict=True)
+    pairs = zip(seed_confirmed, best_confirmed, strict=True)
     confirmed = statistics.fmean(a - b for a, b in pairs) / SIGMA
     return {
         "true": true,

@@ -47,7 +47,7 @@ KEPT = (Status.ACCEPTED, Status.KEPT)  # the programs a confirmation chooses fro
 CONFIRM_INDEX = 500  # past every evaluation index a search uses (its repeats, its screens: -1)
 
 
-def chosen(run_dir: Path, top: int) -> list[dict]:
+def chosen(run_dir: Path, top: int, minimize: bool) -> list[dict]:
     """The seed program's lineage row, then those of the run's `top` best programs by search
     fitness among those it crowned or kept."""
     table = read_lineage(run_dir / "lineage")
@@ -56,7 +56,6 @@ def chosen(run_dir: Path, top: int) -> list[dict]:
     seed = next((r for r in rows if r["candidate_id"] == 0), None)
     if seed is None:
         raise UsageError(f"{run_dir} has not measured its seed program yet; nothing to confirm")
-    minimize = lineage_metric(readable_parts(run_dir / "lineage")).minimize
     members = sorted(
         (r for r in rows if r["status"] in KEPT and r["candidate_id"] != 0),
         key=lambda r: r["fitness"] if minimize else -r["fitness"],
@@ -95,8 +94,9 @@ def confirm(
         )
     target = load_target(config.target)
     budget = budget or config.evaluation.budget or target.budget_seconds
-    programs = chosen(run_dir, top)
-    done = {(r[0], r[1]) for r in recorded(run_dir, budget)}
+    metric = lineage_metric(readable_parts(run_dir / "lineage"))
+    programs = chosen(run_dir, top, metric.minimize)
+    done = recorded(run_dir, budget)
     todo = [
         (row, config.seed * 1000 + CONFIRM_INDEX + i)
         for i in range(seeds)
@@ -110,7 +110,6 @@ def confirm(
     )
     if not todo:
         return 0
-    metric = lineage_metric(readable_parts(run_dir / "lineage"))
     writer = LineageWriter(run_dir / CONFIRMATIONS, metric)
     writer.parts = len(part_files(writer.folder))  # numbered from 1, never removed
     if pool is None:
@@ -159,15 +158,14 @@ def confirmation_row(run_id: str, row: dict, evaluation: Evaluation) -> dict:
     return candidate_row(run_id, candidate, status, reason) | {"event": Event.CONFIRMATION}
 
 
-def recorded(run_dir: Path, budget: float | None = None) -> list[tuple[int, int, float | None]]:
-    """(program, seed, metric or None) of every confirmation evaluation on record (at `budget`
-    seconds only, where given)."""
-    columns = ["candidate_id", "seeds", "metrics", "eval_details"]
-    return [
-        (r["candidate_id"], r["seeds"][0], r["metrics"][0])
+def recorded(run_dir: Path, budget: float) -> set[tuple[int, int]]:
+    """(program, seed) of every confirmation evaluation on record at `budget` seconds."""
+    columns = ["candidate_id", "seeds", "eval_details"]
+    return {
+        (r["candidate_id"], r["seeds"][0])
         for r in read_lineage(run_dir / CONFIRMATIONS, columns).to_pylist()
-        if budget is None or _budget(r) == round(budget, 3)
-    ]
+        if _budget(r) == round(budget, 3)
+    }
 
 
 def _budget(row: dict) -> float | None:
