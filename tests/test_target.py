@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import QUAD, ROOT
 
 from evo.errors import UsageError
+from evo.evaluate.sandbox import evaluate
 from evo.target import Measure, load_target
 
 VALID = """
@@ -143,3 +148,35 @@ def test_missing_folder_and_missing_toml(tmp_path):
         load_target(tmp_path / "nowhere")
     with pytest.raises(UsageError, match="target.toml is missing; every target needs one"):
         load_target(make_target(tmp_path / "empty", None))
+
+
+def test_a_target_written_against_the_old_import_still_runs(tmp_path):
+    """`from evo import protocol` was the documented import before the layout of 2026-11-27:
+    users' targets live outside this repository, so it keeps working, with a warning that names
+    the new one."""
+    folder = tmp_path / "quad"
+    shutil.copytree(QUAD, folder)
+    score = folder / "score.py"
+    old = score.read_text().replace("from evo.target import protocol", "from evo import protocol")
+    score.write_text(old)
+    result = evaluate(load_target(folder))
+    assert (result.status, result.reason) == ("ok", "")
+    by_hand = subprocess.run(
+        [sys.executable, "score.py"],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert by_hand.stderr.splitlines()[0] == (
+        f"{score}:4: FutureWarning: `from evo import protocol` is deprecated: use "
+        "`from evo.target import protocol`"
+    )
+
+
+def test_a_name_evo_never_had_is_an_attribute_error():
+    import evo
+
+    with pytest.raises(AttributeError, match="module 'evo' has no attribute 'protocols'"):
+        evo.protocols  # noqa: B018
