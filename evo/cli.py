@@ -14,6 +14,7 @@ import evo
 from evo import commands
 from evo.config import SETTINGS
 from evo.errors import UsageError
+from evo.evaluate.allowance import STEP_FACTOR, TIMEOUT_FACTOR, TIMEOUT_FLOOR
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run evo: islands of programs evolve by proposals and evaluations until a "
         "stop condition. Settings come from the defaults, then --preset, then --config, then "
         "these options; the effective configuration is saved in the run folder.",
+        epilog=f"Limits that follow the seed program, as the run measures it: an evaluation is "
+        f"killed at {TIMEOUT_FACTOR:g} x the seed program's slowest evaluation (at least the "
+        f"budget + {TIMEOUT_FLOOR:g} s, never past the target's timeout_seconds), and its "
+        f"training may end one step past the budget (up to {STEP_FACTOR:g} x the seed's "
+        "longest step) and max(2 s, 5% of the budget) besides. evo lineage shows both.",
     )
     for name, (_, spec) in SETTINGS.items():
         _add_setting(rn, name, spec, with_defaults=False)
@@ -149,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
             "prewarm",
             "lineage",
             "realistic",
+            "refusals",
         ],
         help="overhead: evaluator utilisation and overhead per candidate; scale: candidates per "
         "second and driver memory with zero-cost evaluations; efficiency: presets against the "
@@ -157,13 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         "sigma; speedup: the time to the single chain's best with 1, 2, 4, 8 evaluators; "
         "transfer: does what wins at a short budget win at the full one; prewarm: the "
         "training fraction with and without pre-warm; lineage: evo lineage/report on a large "
-        "lineage; realistic: selection rules against the truth at realistic signal-to-noise",
+        "lineage; realistic: selection rules against the truth at realistic signal-to-noise; "
+        "refusals: what a run spends when every proposal of its model is refused",
     )
     numbers = "comma-separated"
     be.add_argument(
         "--evaluators", default="1,2,4,8", help=f"overhead, speedup: {numbers} (1,2,4,8)"
     )
-    be.add_argument("--islands", help=f"overhead (1,4,16) and scale (4,16,64): {numbers}")
+    be.add_argument(
+        "--islands",
+        help=f"overhead (1,4,16) and scale (4,16,64): {numbers}; refusals: one number (4)",
+    )
     be.add_argument("--latency", default="1,5", help=f"overhead: mutation seconds, {numbers}")
     be.add_argument(
         "--eval-seconds", type=float, default=2.0, help="overhead, prewarm, speedup: per evaluation"

@@ -10,6 +10,7 @@ import subprocess
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from conftest import QUAD, evo, row
 
 from evo.config import RunConfig
@@ -70,9 +71,20 @@ def test_several_runs_at_once(fixture_run, tmp_path):
         "--sql",
         "SELECT count(*) AS rows, count(DISTINCT run_id) AS runs FROM lineage",
     )
-    assert done.stdout.splitlines()[1].split() == ["14", "1"]  # the copy has the same run id
+    # a run is known by its folder's name, whatever id its rows were written with
+    assert done.stdout.splitlines()[1].split() == ["14", "2"]
     both = evo("lineage", str(fixture_run), str(twin))
-    assert both.stdout.count("improvement chain of the best") == 1
+    assert both.stdout.count("improvement chain of the best") == 2
+
+
+def test_a_run_folder_renamed_after_the_run(fixture_run, tmp_path):
+    renamed = tmp_path / "renamed"
+    shutil.copytree(fixture_run, renamed)
+    original = evo("lineage", str(fixture_run)).stdout.splitlines()
+    shown = evo("lineage", str(renamed)).stdout.splitlines()
+    assert shown[0] == original[0].replace("run fixture", "run renamed")
+    assert shown[1:] == original[1:] and shown[1].startswith("candidates: 6 (")
+    assert evo("show", str(renamed), "4").stdout.startswith("candidate 4 of run renamed:")
 
 
 def test_show(fixture_run):
@@ -208,4 +220,25 @@ def test_the_summary_shows_the_noise_estimate_and_how_it_moved(real_run):
         f"noise: sigma {sigma:.4g} ± {sigma / math.sqrt(2 * (dof + 2)):.2g} (of a difference on "
         f"one seed: {dof} degrees of freedom from programs measured on shared seeds); as "
         "judged: " + " -> ".join(f"{s:.4g}" for s in marks)
+    )
+
+
+def test_the_summary_shows_the_limits_the_seed_program_set(real_run):
+    """The hard timeout follows the seed program's slowest evaluation (evo.evaluate.allowance),
+    as the checkpoint saved it; quad's evaluations are fast, so the floor holds."""
+    state = json.loads((real_run / "checkpoint.json").read_text())
+    rows = read_lineage(real_run / "lineage", ["event", "candidate_id", "eval_details"])
+    [seed] = [r for r in rows.to_pylist() if r["event"] == "candidate" and r["candidate_id"] == 0]
+    walls = [json.loads(d)["wall_seconds"] for d in seed["eval_details"]]
+    assert state["allowance"] == {
+        "step_seconds": 0.0,  # quad reports no step
+        # quad's evaluations take less than their budget; wall seconds are rounded to 0.01
+        "overhead_seconds": pytest.approx(max(0.0, max(walls) - 1), abs=0.01),
+        "target_seconds": 19.0,
+    }
+    honest = 1 + state["allowance"]["overhead_seconds"]
+    [line] = [x for x in evo("lineage", str(real_run)).stdout.splitlines() if "timeout" in x]
+    assert line == (
+        f"hard timeout: 20 s at the 1 s budget (2 x the seed program's slowest evaluation, "
+        f"{honest:.1f} s; at least the budget + 20 s, at most + 19 s, the target's)"
     )

@@ -29,6 +29,7 @@ from evo.bench.synthetic import instant_evaluation, write_knob_target
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
 from evo.evaluate.result import EvalResult
+from evo.run import proposals
 from evo.run.actors import Evaluator
 from evo.run.engine import Engine
 from evo.run.progress import Figures
@@ -292,6 +293,13 @@ def test_the_progress_line_shows_the_open_islands():
     state.open_islands = 17
     line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
     assert "  islands 17 open, 1.0000 to 2.6000 (+47 closed)  " in line
+    assert line.endswith("  spend $0.00")
+    state.spent = 5.01
+    line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
+    assert line.endswith("  spend $5.01 (no candidate evaluated yet)")
+    state.evaluated = 24
+    line = Figures.of(state, RunConfig().limits, elapsed=61.0).line()
+    assert line.endswith("  spend $5.01 ($0.209 a candidate)")
 
 
 def test_a_recombination_is_a_child_of_two_members(ray_session, tmp_path):
@@ -759,6 +767,31 @@ def test_a_dead_model_service_stops_the_run_with_what_to_do(
     assert engine.state.evals_done == 3  # the seed's; nothing else was paid for
     assert not [r for r in rows if r["event"] == "split"]  # failures open no island
     assert_complete(rows, engine)
+
+
+def test_a_streak_of_paid_refusals_backs_off_and_stops_after_ten(
+    ray_session, tmp_path, model_server, monkeypatch, capsys
+):
+    """A model whose edits never apply is paid for every proposal and its repairs: once one is
+    refused, proposals go out one at a time after a back-off, and ten in a row stop the run."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
+    monkeypatch.setattr(proposals, "BACKOFF_S", 0.05)  # the doubling, not the default's seconds
+    never = "HYPOTHESIS: z\nREPLACE DEFINITION Z IN params.py\n```python\nZ = 1\n```\n"
+    model_server.reset()
+    monkeypatch.setattr(model_server, "default", lambda request: Reply(never))
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=50, operator="anthropic")
+    refused = [r for r in candidates(rows) if r["candidate_id"]]
+    assert all(r["status"] == "refused" and r["cost_usd"] > 0 for r in refused)
+    streak = sum(r["cost_usd"] for r in refused)
+    assert "stopping: the last 10 paid proposals were all refused, $" in capsys.readouterr().out
+    # the proposals out when the first came back (one per evaluator and one more), then one at a
+    # time: ten in a row
+    evaluators = engine.state.evaluators
+    assert 10 <= len(refused) <= 10 + evaluators
+    assert engine.state.spent == pytest.approx(streak) and engine.state.evals_done == 3
+    repairs = len(model_server.requests) / len(refused)
+    assert repairs == 3  # each proposal: a first try and two repairs
 
 
 def test_a_base_url_that_refuses_connections_stops_the_run_with_what_to_do(

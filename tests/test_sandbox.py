@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,39 @@ def test_training_past_the_budget_is_invalid(gpt, cache_dir):
     result = run_gpt(gpt, cache_dir, train_variant(gpt, tail=overtime))
     assert result.status == "invalid"
     assert "past the 2s budget" in result.reason
+
+
+SLOW_LAST_STEP = """
+import time
+inner = run.batches
+def slow_batches(*args, **kwargs):
+    # the step that begins just short of the budget ends 2.5 s past it
+    for step, batch in enumerate(inner(*args, **kwargs)):
+        yield batch
+        if step == 1:
+            time.sleep(max(0.0, run.budget_seconds - 0.05 - run.elapsed()))
+        elif step == 2:
+            time.sleep(2.5)
+run.batches = slow_batches
+"""
+
+
+def test_a_step_that_ends_past_the_budget_on_a_busy_cpu_counts(gpt, cache_dir):
+    """One step's time is allowed past the budget beside the 2 s margin: on a CPU that other
+    jobs keep busy a step can take longer than the margin alone, and the variant did nothing
+    wrong (it stopped when run.batches() ended)."""
+    spinning = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu_threads())
+    ]
+    try:
+        result = run_gpt(gpt, cache_dir, train_variant(gpt, SLOW_LAST_STEP), budget_seconds=3.0)
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
+    assert (result.status, result.reason) == ("ok", "")
+    assert result.details["longest_step_seconds"] >= 2.5
+    assert result.train_seconds > 3.0 + 2.0  # past what the margin alone allows
 
 
 def test_the_variant_sees_no_secret(gpt, cache_dir, monkeypatch):

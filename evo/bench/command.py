@@ -14,6 +14,7 @@ from evo.bench.lineage_load import bench_lineage
 from evo.bench.noise import bench_noise
 from evo.bench.prewarm import bench_prewarm
 from evo.bench.realistic import POLICIES, bench_realistic
+from evo.bench.refusals import bench_refusals
 from evo.bench.speedup import bench_speedup
 from evo.bench.throughput import bench_overhead, bench_scale
 from evo.bench.transfer import bench_transfer
@@ -71,6 +72,8 @@ def main(args: argparse.Namespace) -> int:
             if unknown:
                 raise UsageError(f"no {unknown[0]!r}; {flag} takes some of {','.join(known)}")
         results = bench_realistic(args.seeds, args.evals, regimes, policies)
+    elif args.name == "refusals":
+        results = bench_refusals(_numbers(args.islands or "4", "--islands")[0])
     elif args.name == "ensemble":
         results = bench_ensemble(args.seeds)
     elif args.name == "noise":

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from evo.evaluate.allowance import STEP_DETAIL, Allowance, step_grace
 from evo.evaluate.memory import MemoryCap
 from evo.evaluate.process import Ended, run_process
 from evo.evaluate.result import classify
@@ -169,8 +170,10 @@ def two_phases(
     turn: threading.Lock | None,
     prewarm: bool,
     budget: float,
+    allowance: Allowance | None = None,
 ) -> list[Outcome]:
-    """prepare (if any), run, measure: each judged before the next starts."""
+    """prepare (if any), run, measure: each judged before the next starts; `allowance`: what
+    the run measured of its seed program (evo.evaluate.allowance), None before."""
     measure = target.measure
     request = {k: v for k, v in run.request.items() if k not in _RUN_PHASE_ONLY}
     outcomes = []
@@ -183,7 +186,10 @@ def two_phases(
             return outcomes
     ran = runner.run(run, expects="handoff", turn=turn, prewarm=prewarm, keep_turn=True)
     try:
-        why = ran.status == Status.OK and clock_verdict(ran.ended, budget, measure.handoff_seconds)
+        step = step_grace(ran.reported.get(STEP_DETAIL), allowance)
+        why = ran.status == Status.OK and clock_verdict(
+            ran.ended, budget, measure.handoff_seconds, step
+        )
         if why:
             ran = replace(ran, status=Status.INVALID, reason=why)
         outcomes.append(ran)
@@ -243,13 +249,15 @@ def fixed_paths(work: Path, mutable: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def clock_verdict(ended: Ended, budget: float, handoff_seconds: float) -> str:
-    """Why the run phase broke its budget by evo's clock ("" when it did not)."""
-    grace = protocol.clock_grace(budget)
+def clock_verdict(ended: Ended, budget: float, handoff_seconds: float, step: float = 0.0) -> str:
+    """Why the run phase broke its budget by evo's clock ("" when it did not); `step`: the
+    training step it may take past the budget (evo.evaluate.allowance.step_grace)."""
+    grace = protocol.clock_grace(budget, step)
     if ended.trained_seconds is not None and ended.trained_seconds > budget + grace:
+        allowed = f"+{grace:.1f}s grace" + (f": a {step:.1f}s step and a margin" if step else "")
         return (
             f"trained {ended.trained_seconds:.1f}s by evo's clock, past the {budget:g}s budget "
-            f"(+{grace:g}s grace); stop when the fixed part's clock says so"
+            f"({allowed}); stop when the fixed part's clock says so"
         )
     if ended.handoff_seconds is not None and ended.handoff_seconds > handoff_seconds:
         return (

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import evo
 from evo.errors import UsageError
+from evo.evaluate.allowance import Allowance
 from evo.evaluate.memory import cap, default_cap
 from evo.evaluate.phases import COMPILE, JAILED_ENVIRONMENT, Runner, run_phase, two_phases
 from evo.evaluate.result import EvalResult
@@ -108,6 +109,7 @@ def evaluate(
     isolation: str = "process",
     memory_bytes: int | None = None,
     turn: threading.Lock | None = None,
+    allowance: Allowance | None = None,
 ) -> EvalResult:
     """Evaluate one variant of `target` and return its result; never raises for a bad variant.
 
@@ -118,6 +120,8 @@ def evaluate(
     memory_bytes: the memory cap; None: evo.evaluate.memory.default_cap(), 0: none.
     turn: the evaluator's lock, held while one of its evaluations trains; a target with pre-warm
         starts before its turn (evo.evaluate.process.run_process).
+    allowance: what the run measured of its seed program (evo.evaluate.allowance): the hard
+        timeout and the training clock's grace follow it; None: the target's timeout.
     check_rules: refuse a variant that breaks the target's static rules without running it.
         Only tests of the sandbox itself, which must hold even behind broken rules, turn it off.
     """
@@ -128,7 +132,10 @@ def evaluate(
             f"its mutable files are: {', '.join(target.mutable)}"
         )
     budget = target.budget_seconds if budget_seconds is None else budget_seconds
-    timeout = target.timeout_for(budget) if timeout_seconds is None else timeout_seconds
+    if timeout_seconds is not None:
+        timeout = timeout_seconds
+    else:
+        timeout = (allowance or target).timeout_for(budget)
     if budget <= 0 or timeout <= 0:
         raise UsageError("the budget and the timeout must be > 0 seconds")
     threads = threads or os.cpu_count() or 1
@@ -182,7 +189,9 @@ def evaluate(
             if target.measure is None:
                 outcomes = [runner.run(run, turn=turn, prewarm=prewarm)]
             else:
-                outcomes = two_phases(target, run, scratch, cache, runner, turn, prewarm, budget)
+                outcomes = two_phases(
+                    target, run, scratch, cache, runner, turn, prewarm, budget, allowance
+                )
         finally:
             runner.memory.close()
 

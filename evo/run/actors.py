@@ -245,6 +245,7 @@ class Evaluator:
             isolation=self.isolation,
             memory_bytes=self.memory_bytes,
             turn=self.turn,
+            allowance=request.allowance,
         )
         return Evaluation(
             result=result,

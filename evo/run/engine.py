@@ -131,7 +131,11 @@ class Engine:
             while self.running or self.proposals or not (self.stopping or self._should_stop()):
                 self.fill()
                 if not (self.running or self.proposals or self.evaluators.recovering):
-                    break
+                    pause = self.proposals.backing_off()
+                    if not pause:
+                        break
+                    time.sleep(min(1.0, pause))  # a streak of paid refusals: nothing is out
+                    continue
                 self.wait()
                 progress.maybe_print()
         finally:  # a Ctrl-C during the last checkpoint stops at once
@@ -212,11 +216,11 @@ class Engine:
     def request(self, sources: dict[str, str], index: int) -> EvalRequest:
         """Evaluation `index` of a program: every program's k-th evaluation has the same seed;
         index SCREEN is its screen."""
+        allowance = self.state.allowance
         if index == SCREEN:
-            return self.screen.request(sources, self.config.seed)
-        return EvalRequest(
-            sources, self.config.seed * 1000 + index, self.config.evaluation.budget or None
-        )
+            return self.screen.request(sources, self.config.seed, allowance=allowance)
+        budget = self.config.evaluation.budget or None
+        return EvalRequest(sources, self.config.seed * 1000 + index, budget, allowance)
 
     def _evaluated(self, ref: Any) -> None:
         out = self.running.pop(ref)
@@ -271,6 +275,7 @@ class Engine:
             candidate.evaluations.append(evaluation)
             self.state.noise.add(candidate.id, candidate.metrics)  # once measured again: noise
             self.state.evals_done += 1
+            self.state.evaluated += len(candidate.evaluations) == 1 and candidate.id != 0
         self.state.busy_seconds += busy
         self.state.train_seconds += evaluation.result.train_seconds or 0.0
         self.scheduler.evaluated(busy)

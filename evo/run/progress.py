@@ -26,6 +26,7 @@ class Figures:
     busy_seconds: float
     train_seconds: float
     spent: float
+    evaluated: int  # candidates evaluated, the seed program aside
 
     @classmethod
     def of(
@@ -45,6 +46,7 @@ class Figures:
             state.busy_seconds + in_flight,
             state.train_seconds,
             state.spent,
+            state.evaluated,
         )
 
     def line(self) -> str:
@@ -69,11 +71,19 @@ class Figures:
             # included); training: what the fixed parts counted against their budgets
             f"busy {100 * min(1.0, self.busy_seconds / capacity):.0f}%",
             f"training {100 * min(1.0, self.train_seconds / capacity):.0f}%",
-            f"spend ${self.spent:.2f}",
+            f"spend ${self.spent:.2f}" + self._per_candidate(),
         ]
         if self.max_hours:
             parts.append(f"left {_clock(max(0.0, self.max_hours * 3600 - self.elapsed))}")
         return "  ".join(parts)
+
+    def _per_candidate(self) -> str:
+        """What an evaluated candidate has cost: proposals refused along the way included."""
+        if not self.spent:
+            return ""
+        if not self.evaluated:
+            return " (no candidate evaluated yet)"
+        return f" (${self.spent / self.evaluated:.3f} a candidate)"
 
 
 class Progress:

@@ -5,6 +5,12 @@ else is a refused candidate in the lineage.
 A run whose operators keep failing (a dead model service, a target with nothing left to change
 for the offline operator) stops instead of spinning; a resume tries again. A duplicate of
 another island's program is not a failure: at the start every island holds the same seed.
+
+Refusals that were paid for (a model whose edits never apply, each proposal with its repairs)
+must not spend in a burst: once one comes back, proposals go out one at a time, each after a
+back-off that doubles with the streak (BACKOFF_S, up to BACKOFF_MAX_S), and MAX_PAID_REFUSALS in
+a row stop the run. Free refusals (the offline operator, a service that answers with errors) go
+on at once, up to MAX_REFUSED_IN_A_ROW.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from evo.status import Status
 from evo.store.lineage import LineageWriter
 
 MAX_REFUSED_IN_A_ROW = 30
+MAX_PAID_REFUSALS = 10  # a streak of refusals that cost money stops the run after this many
+BACKOFF_S = 1.0  # the wait before the next proposal after the first paid refusal in a row
+BACKOFF_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,9 @@ class Proposals:
         self.out: dict[Any, Asked] = {}
         self.refused_in_a_row = 0  # proposals the operators failed since the last valid one
         self.nothing_new = True  # every one of those: the operator had nothing new to propose
+        self.paid_in_a_row = 0  # those of them that cost money, and what they cost
+        self.paid_streak_usd = 0.0
+        self.backoff_until = 0.0  # time.monotonic() before which nothing is asked
 
     def __len__(self) -> int:
         return len(self.out)
@@ -66,12 +78,19 @@ class Proposals:
     def refs(self) -> list[Any]:
         return list(self.out)
 
+    def backing_off(self) -> float:
+        """Seconds until the next proposal may be asked for after a paid refusal (0: none)."""
+        return max(0.0, self.backoff_until - time.monotonic())
+
     def ask(self, evaluating: bool) -> None:
-        """Ask islands for as many proposals as the evaluators will need meanwhile."""
+        """Ask islands for as many proposals as the evaluators will need meanwhile; during a
+        streak of paid refusals, one at a time after its back-off."""
         islands = self.state.open_islands
         out_since = [asked.at for asked in self.out.values()]
         ahead, per_island = self.scheduler.limits(out_since, islands)
         wanted = ahead - len(self.state.pending) - len(self.out)
+        if self.paid_in_a_row:
+            wanted = min(wanted, 1 - len(self.out)) if time.monotonic() >= self.backoff_until else 0
         if wanted <= 0:
             return
         inspirations = [
@@ -106,6 +125,7 @@ class Proposals:
             state.seen.add(digest)
             state.pending.append((candidate, self.first))
             self.refused_in_a_row, self.nothing_new = 0, True
+            self.paid_in_a_row, self.paid_streak_usd, self.backoff_until = 0, 0.0, 0.0
             return ""
         reason = child.reason or "duplicates a program of the run (another island's, or a merge's)"
         self.lineage.candidate(candidate, Status.REFUSED, reason)
@@ -113,9 +133,17 @@ class Proposals:
         self.scheduler.rest(asked.island)
         self.refused_in_a_row += not child.sources
         self.nothing_new &= bool(child.sources) or child.exhausted
+        if not child.sources and child.usage.cost_usd > 0:
+            self.paid_in_a_row += 1
+            self.paid_streak_usd += child.usage.cost_usd
+            backoff = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (self.paid_in_a_row - 1))
+            self.backoff_until = time.monotonic() + backoff
+        because = f"(the last because: {reason[:200]}); check the model service or the target"
+        if self.paid_in_a_row >= MAX_PAID_REFUSALS:
+            return (
+                f"the last {self.paid_in_a_row} paid proposals were all refused, "
+                f"${self.paid_streak_usd:.2f} spent on them {because}"
+            )
         if self.refused_in_a_row < MAX_REFUSED_IN_A_ROW:
             return ""
-        return (
-            f"the last {self.refused_in_a_row} proposals were all refused (the last because: "
-            f"{reason[:200]}); check the model service or the target"
-        )
+        return f"the last {self.refused_in_a_row} proposals were all refused {because}"

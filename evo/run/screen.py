@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evo.config import RunConfig
+from evo.evaluate.allowance import Allowance
 from evo.search.candidate import Candidate, EvalRequest
 from evo.target import Target
 
@@ -48,10 +49,17 @@ class Screen:
             target.direction == "minimize",
         )
 
-    def request(self, sources: dict[str, str], run_seed: int, index: int = 0) -> EvalRequest:
+    def request(
+        self,
+        sources: dict[str, str],
+        run_seed: int,
+        index: int = 0,
+        allowance: Allowance | None = None,
+    ) -> EvalRequest:
         """The screen of a program on the run's `index`-th seed (the first but in the noise
         round)."""
-        return EvalRequest(sources, run_seed * 1000 + index, self.fraction * self.budget)
+        budget = self.fraction * self.budget
+        return EvalRequest(sources, run_seed * 1000 + index, budget, allowance)
 
     def verdict(self, candidate: Candidate, parent: float | None, sigma: float) -> str:
         """Why `candidate`, screened, gets no full evaluation; "" if it gets one. `parent`: its

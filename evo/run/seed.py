@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from evo.errors import UsageError
+from evo.evaluate.allowance import Allowance
 from evo.mutate.proposal import program_hash
 from evo.run.actors import island_state
 from evo.search.candidate import Candidate, Evaluation
@@ -96,6 +97,12 @@ def measure_noise(engine: Engine) -> None:
             f"the seed program fails its own evaluation ({failures[0].status}: "
             f"{failures[0].reason}); fix the target, then run again"
         )
+    # what later evaluations' timeout and clock follow: the target's own code, as measured here
+    target = engine.target
+    state.allowance = Allowance.measured(
+        [e.measured for e in seed.evaluations if e.result.status == Status.OK],
+        target.timeout_seconds - target.budget_seconds,
+    )
     engine.lineage.candidate(seed, Status.ACCEPTED, sigma=state.sigma)
     founder = seed.as_member()
     _found(engine, founder)

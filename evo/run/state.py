@@ -9,8 +9,9 @@ read back on resume; Ray actors hold nothing that is not rebuilt from it. The li
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from evo.evaluate.allowance import Allowance
 from evo.mutate.ensemble import ModelRecord, records_from_json, records_to_json
 from evo.search.candidate import Candidate
 from evo.search.island import Member
@@ -35,6 +36,7 @@ class RunState:
         `sigma` is its current estimate.
     screen_noise: the same at the screen's budget (evo.run.screen), from the seed's screens.
     screens_done: screens made (evals_done counts full evaluations).
+    evaluated: candidates evaluated at least once, the seed program aside (what spend is per).
     evaluators: evaluator actors of the run (for its utilisation).
     busy_seconds: evaluator seconds spent on evaluations that came back.
     train_seconds: their training seconds (what the fixed parts counted against the budget).
@@ -50,6 +52,8 @@ class RunState:
     open_islands: islands the run asks for proposals so far (the first ones; start_islands).
     lineage_parts: lineage files the checkpoint covers; later ones are discarded on resume.
     models: what each model's proposals cost and earned (evo.mutate.ensemble).
+    allowance: what the seed program's evaluations measured, which the hard timeout and the
+        training clock's grace of later evaluations follow (evo.evaluate.allowance).
     """
 
     noise: Noise = field(default_factory=Noise)
@@ -57,6 +61,7 @@ class RunState:
     evals_done: int = 0
     screen_noise: Noise = field(default_factory=Noise)
     screens_done: int = 0
+    evaluated: int = 0
     spent: float = 0.0
     evaluators: int = 1
     busy_seconds: float = 0.0
@@ -71,6 +76,7 @@ class RunState:
     open_islands: int = 0
     lineage_parts: int = 0
     models: dict[str, ModelRecord] = field(default_factory=dict)
+    allowance: Allowance | None = None
 
     @property
     def sigma(self) -> float:
@@ -98,6 +104,7 @@ class RunState:
             "evals_done": self.evals_done,
             "screen_noise": self.screen_noise.to_json(),
             "screens_done": self.screens_done,
+            "evaluated": self.evaluated,
             "spent": self.spent,
             "evaluators": self.evaluators,
             "busy_seconds": self.busy_seconds,
@@ -112,6 +119,7 @@ class RunState:
             "open_islands": self.open_islands,
             "lineage_parts": self.lineage_parts,
             "models": records_to_json(self.models),
+            "allowance": asdict(self.allowance) if self.allowance else None,
         }
 
     @classmethod
@@ -126,6 +134,7 @@ class RunState:
             if "screen_noise" in data
             else Noise(),
             screens_done=data.get("screens_done", 0),
+            evaluated=data.get("evaluated", 0),  # not counted before spend per candidate
             spent=data["spent"],
             evaluators=data["evaluators"],
             busy_seconds=data["busy_seconds"],
@@ -141,4 +150,6 @@ class RunState:
             open_islands=data.get("open_islands", len(data["islands"])),  # all, before splits
             lineage_parts=data["lineage_parts"],
             models=records_from_json(data.get("models", {})),  # none before adaptive ensembles
+            # none before measured timeouts: the target's, as then
+            allowance=Allowance(**data["allowance"]) if data.get("allowance") else None,
         )

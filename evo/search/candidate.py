@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
+from evo.evaluate.allowance import Allowance
 from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import Usage
 from evo.search.island import Member
@@ -40,11 +41,13 @@ class Child:
 
 @dataclass(frozen=True)
 class EvalRequest:
-    """One evaluation for an evaluator actor: a program, the run's seed for it, the budget."""
+    """One evaluation for an evaluator actor: a program, the run's seed for it, the budget, and
+    what the run measured of its seed program (None before: the target's limits)."""
 
     sources: dict[str, str]
     seed: int
     budget: float | None
+    allowance: Allowance | None = None
 
 
 @dataclass(frozen=True)

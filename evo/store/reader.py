@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from evo.errors import UsageError
+from evo.evaluate.allowance import Allowance
 from evo.store import checkpoint
 from evo.store.lineage import CONFIRMATIONS, Metric, lineage_metric, readable_parts
 from evo.target import load_target
@@ -36,6 +37,7 @@ class RunInfo:
     evaluators: int | None
     sigma: float | None
     noise_dof: int | None = None  # the paired degrees of freedom of sigma (evo.search.noise)
+    allowance: Allowance | None = None  # the run's measured limits (evo.evaluate.allowance)
 
 
 class Lineage:
@@ -43,18 +45,23 @@ class Lineage:
         import duckdb  # only the analysis commands need it
 
         self.runs: dict[str, RunInfo] = {}
-        files = []
+        selects = []
         for folder in folders:
             parts = readable_parts(folder / "lineage")
             if not parts:
                 raise UsageError(f"{folder} holds no lineage; pass a run folder such as runs/<id>")
             # and a confirmation's rows (evo.run.confirm), kept apart from the search's
-            files += [str(p) for p in parts + readable_parts(folder / CONFIRMATIONS)]
+            files = [str(p) for p in parts + readable_parts(folder / CONFIRMATIONS)]
             self.runs[folder.name] = _run_info(folder, parts)
+            # A run is known by its folder's name: its rows carry the id it had when they were
+            # written, which a folder renamed (or copied) after the run no longer matches.
+            name = folder.name.replace("'", "''")
+            selects.append(
+                f"SELECT * REPLACE ('{name}' AS run_id) "
+                f"FROM read_parquet({files!r}, union_by_name = true)"
+            )
         self.db = duckdb.connect()
-        self.db.execute(
-            f"CREATE VIEW lineage AS SELECT * FROM read_parquet({files!r}, union_by_name = true)"
-        )
+        self.db.execute(f"CREATE VIEW lineage AS {' UNION ALL BY NAME '.join(selects)}")
         # One scan of the files; every figure is then computed in memory, sources left out.
         self.db.execute(
             "CREATE TABLE candidates AS SELECT * EXCLUDE (sources) FROM lineage "
@@ -152,6 +159,7 @@ def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
         state.get("evaluators"),
         state.get("sigma"),
         _paired_dof(state.get("noise") or {}),
+        Allowance(**state["allowance"]) if state.get("allowance") else None,
     )
 
 

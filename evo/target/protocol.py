@@ -110,10 +110,12 @@ def request(default_budget_seconds: float, phase: str = "one") -> Request:
     )
 
 
-def clock_grace(budget_seconds: float) -> float:
+def clock_grace(budget_seconds: float, step_seconds: float = 0.0) -> float:
     """How far past its budget a run may train and still count: a step that began just before
-    the budget ran out ends after it."""
-    return max(2.0, 0.05 * budget_seconds)
+    the budget ran out ends after it. `step_seconds`: the run's longest training step, which a
+    fixed part measures and reports as `longest_step_seconds` (on a busy CPU a step can take
+    longer than the margin alone)."""
+    return max(2.0, 0.05 * budget_seconds) + step_seconds
 
 
 def ready(req: Request) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
 
@@ -38,6 +39,11 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
         edits = _edit_effects(lineage, run, where)
         if edits:
             lines.append(edits)
+    if run.allowance:
+        (details,) = lineage.query(
+            f"SELECT eval_details[1] FROM candidates WHERE {where} AND candidate_id = 0", [run_id]
+        )[0]
+        lines.append(run.allowance.describe(json.loads(details)["budget_seconds"]))
     groups = [("island", "island"), ("operator || coalesce('/' || model, '')", "operator")]
     columns = {row[0] for row in lineage.query("DESCRIBE candidates")}
     if "mate_id" in columns:  # none before recombination and screening

@@ -83,6 +83,9 @@ class Run:
         self._queued: deque[torch.cuda.Event] = deque()  # one per step the GPU may not have run
         self.first_step_seconds: float | None = None  # with torch.compile: compiling
         self.setup_seconds: float | None = None  # from the start to the training clock
+        # the clock's grace allows one step past the budget (evo.target.protocol.clock_grace)
+        self.longest_step_seconds = 0.0
+        self._step_started = 0.0
 
     def progress(self) -> float:
         """Fraction of the training budget used, in [0, 1]: schedule learning rates on this."""
@@ -116,9 +119,12 @@ class Run:
                 self.first_step_seconds = now - first_step
                 self.setup_seconds = now - STARTED
                 self._ready()
-                self._clock_start = time.perf_counter()
+                self._clock_start = self._step_started = time.perf_counter()
             else:
                 self._wait_for_gpu()
+                now = time.perf_counter()
+                self.longest_step_seconds = max(self.longest_step_seconds, now - self._step_started)
+                self._step_started = now
                 if self.elapsed() >= self.budget_seconds:
                     return
             starts = self._rng.integers(0, len(self._data) - seq_len - 1, size=batch_size)
@@ -163,15 +169,17 @@ def run_phase(req: protocol.Request) -> None:
         "tokens_per_second": round(run.tokens / max(train_seconds, 1e-9)),
         "setup_seconds": run.setup_seconds and round(run.setup_seconds, 2),
         "first_step_seconds": run.first_step_seconds and round(run.first_step_seconds, 2),
+        "longest_step_seconds": round(run.longest_step_seconds, 3),
         "corpus": split_path(req.cache_dir, "train").parent.name,
     }
-    grace = protocol.clock_grace(req.budget_seconds)
+    grace = protocol.clock_grace(req.budget_seconds, run.longest_step_seconds)
     try:
         if not isinstance(model, torch.nn.Module):
             raise Refused(f"train() must return a torch.nn.Module, not {type(model).__name__}")
         if train_seconds > req.budget_seconds + grace:
             raise Refused(
-                f"trained {train_seconds:.1f}s past the {req.budget_seconds:g}s budget; "
+                f"trained {train_seconds:.1f}s, past the {req.budget_seconds:g}s budget "
+                f"(+{grace:.1f}s grace: one {run.longest_step_seconds:.1f}s step and a margin); "
                 "stop when run.batches() ends"
             )
         details["params"] = sum(p.numel() for p in model.parameters())
