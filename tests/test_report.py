@@ -264,7 +264,7 @@ def test_a_page_of_awkward_data(tmp_path):
     (run / "lineage").mkdir(parents=True)
     (run / "config.toml").write_text(RunConfig(target=str(QUAD)).to_toml())
     hostile = "</script><!--<script>alert(1)</script> & more"
-    writer = LineageWriter(run / "lineage", Metric("accuracy", minimize=False))
+    writer = LineageWriter(run / "lineage", Metric("accuracy@8k {$}", minimize=False))
     for candidate in [
         row(0, None, 0, "accepted", [0.5, 0.6], "the seed program", 0),
         row(
@@ -288,6 +288,9 @@ def test_a_page_of_awkward_data(tmp_path):
         assert browser.evaluate(f"Array.from({points}.y)") == [0.5, 0.6, 0.55, 0.5]
         assert browser.evaluate(f"Array.from({points}.x)") == [1, 2, 3, 4]  # k-th evaluation
         assert browser.errors() == []
+        # the metric's name in the tooltips as it is, not as fields @8k and $ of the template
+        hover = "Bokeh.documents[0].get_model_by_name('points-hover').tooltips"
+        assert "accuracy&#64;8k &#123;&#36;&#125; @metric" in browser.evaluate(hover)
 
 
 def test_a_run_with_nothing_accepted_yet(fixture_run, tmp_path):

@@ -10,6 +10,7 @@ colours, and shows the candidate a click selects.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -182,8 +183,9 @@ def _evaluations(data: dict[str, Any], nodes):
     plot.add_tools(
         HoverTool(
             renderers=[renderer],
+            name="points-hover",
             tooltips="<div style='max-width:420px'>#@id · island @island · seed @seed · @status · "
-            f"{data['metric']} @metric<br>@candidate{{hypothesis}}</div>",
+            f"{tooltip_text(data['metric'])} @metric<br>@candidate{{hypothesis}}</div>",
             # The hypothesis from the candidates' source: not copied to every evaluation.
             formatters={
                 "@candidate": CustomJSHover(
@@ -283,8 +285,14 @@ def _tree(data: dict[str, Any], nodes, mapper):
         HoverTool(
             renderers=[renderer],
             tooltips="<div style='max-width:420px'>#@id · island @island · @status · "
-            f"{data['metric']} @fitness<br>@hypothesis</div>",
+            f"{tooltip_text(data['metric'])} @fitness<br>@hypothesis</div>",
         ),
         _tap(renderer),
     )
     return plot
+
+
+def tooltip_text(text: str) -> str:
+    """`text` as it reads in a Bokeh tooltip template, where @name and $name are fields, {...}
+    a format and the rest HTML: a metric called `loss@8k` or `$ per run` shown as it is."""
+    return html.escape(text).translate({ord(c): f"&#{ord(c)};" for c in "@${}"})
