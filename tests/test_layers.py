@@ -29,7 +29,9 @@ def layer(module: str) -> int:
         for index, members in enumerate(LAYERS):
             if name in members:
                 return index
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS and to README's layout")
+    raise AssertionError(
+        f"{module} is in no layer: add it to LAYERS and to docs/architecture.md's layout"
+    )
 
 
 def modules() -> dict[str, ast.Module]:

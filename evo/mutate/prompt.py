@@ -19,7 +19,7 @@ from evo.target import Target
 
 MAX_FIXED_FILE_BYTES = 100_000  # larger fixed files (data) are left out of the prompt
 # About 12k tokens at 3.5 characters a token: the parent, two inspirations of its size and 20
-# attempts fit for a target of gpt's size (README: the measured sizes).
+# attempts fit for a target of gpt's size (docs/operations.md: the measured sizes).
 CHANGING_PART_CHARS = 42_000
 TAIL_LINES, TAIL_CHARS = 6, 600  # of a failed attempt's stderr
 TEXT_SUFFIXES = (".py", ".md", ".toml", ".txt", ".cfg", ".json", ".yaml", ".yml")

@@ -2,7 +2,8 @@
 
 Standard-library `ast` only, so that every evaluator (a bare GPU machine too) can check. The
 rules see what the code says, not what it does at run time: `getattr(torch, "lo" + "ad")` passes.
-They stop careless code and shortcuts, not a determined adversary (see the README's threat model).
+They stop careless code and shortcuts, not a determined adversary (see the threat model in
+docs/operations.md).
 """
 
 from __future__ import annotations
