@@ -112,7 +112,7 @@ def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repea
     with its Ray processes once its first row is on disk, then started again."""
     out = tmp_path / "runs"
     done = evo(
-        "run", "--target", "targets/gpt", "--budget", "3", "--max-evals", "4", "--islands", "1",
+        "run", "--target", "targets/gpt", "--budget", "2", "--max-evals", "4", "--islands", "1",
         "--operator", "offline", "--out", str(out), timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -137,5 +137,5 @@ def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repea
     pairs = [(r["candidate_id"], r["seeds"][0]) for r in rows]
     assert len(pairs) == len(set(pairs)) == 4 and set(before) <= set(pairs)
     assert {r["event"] for r in rows} == {"confirmation"}
-    assert "confirmed at 3 s on fresh seeds" in done.stdout
+    assert "confirmed at 2 s on fresh seeds" in done.stdout
     assert " ± " in done.stdout  # an interval: 1 degree of freedom

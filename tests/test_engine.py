@@ -115,10 +115,13 @@ def assert_noise_pooled(engine, rows):
 
 
 def test_a_full_run(ray_session, tmp_path):
-    # all three islands open from the start, so that migration goes round the whole ring
+    # all three islands open from the start, so that migration goes round the whole ring; a
+    # patience of 10, so that islands that have proposed every one-step change of their
+    # champion (quad has 3 knobs) draw other parents before 30 refusals in a row stop the run
     engine, rows = run_engine(
-        tmp_path, QUAD, islands=3, start_islands=0, max_evals=40, migration_interval=6
-    )
+        tmp_path, QUAD, islands=3, start_islands=0, max_evals=40, migration_interval=6,
+        patience=10,
+    )  # fmt: skip
     assert engine.state.evals_done == 40
     assert_complete(rows, engine)
     assert_noise_pooled(engine, rows)
@@ -776,7 +779,9 @@ def test_a_streak_of_paid_refusals_backs_off_and_stops_after_ten(
     refused, proposals go out one at a time after a back-off, and ten in a row stop the run."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.url)
-    monkeypatch.setattr(proposals, "BACKOFF_S", 0.05)  # the doubling, not the default's seconds
+    # the doubling, not the default's seconds
+    monkeypatch.setattr(proposals, "BACKOFF_S", 0.05)
+    monkeypatch.setattr(proposals, "BACKOFF_MAX_S", 0.4)
     never = "HYPOTHESIS: z\nREPLACE DEFINITION Z IN params.py\n```python\nZ = 1\n```\n"
     model_server.reset()
     monkeypatch.setattr(model_server, "default", lambda request: Reply(never))

@@ -75,6 +75,24 @@ def test_the_engine_never_imports_the_benchmarks():
     assert "evo.run.engine" in reached and not any(m.startswith("evo.bench") for m in reached)
 
 
+def test_no_two_modules_import_each_other():
+    """Within a layer too, type-checking imports included: a module that needs what imports it
+    says so with a Protocol (evo.run.seed.Engine)."""
+    trees = modules()
+    edges = {module: imported(tree) & set(trees) - {module} for module, tree in trees.items()}
+    cycles = []
+    for start in trees:  # a depth-first walk from each module, back to it
+        stack = [(start, [start])]
+        while stack:
+            module, path = stack.pop()
+            for target in edges[module]:
+                if target == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif target not in path and target > start:  # each cycle once, from its least
+                    stack.append((target, [*path, target]))
+    assert cycles == []
+
+
 def test_modules_read_in_one_sitting():
     long = {
         path.relative_to(ROOT).as_posix(): lines

@@ -20,18 +20,45 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from evo.config import RunConfig
 from evo.errors import UsageError
 from evo.evaluate.allowance import Allowance
+from evo.evaluate.result import EvalResult
 from evo.mutate.proposal import program_hash
 from evo.run.actors import island_state
-from evo.search.candidate import Candidate, Evaluation
-from evo.search.island import Island, Member
+from evo.run.archipelago import Archipelago
+from evo.run.evaluators import EvaluatorPool
+from evo.run.screen import Screen
+from evo.run.state import RunState
+from evo.search.candidate import Candidate, EvalRequest, Evaluation
+from evo.search.island import Island, Member, Selection
 from evo.status import Status
+from evo.store.lineage import LineageWriter
+from evo.target import Target
 
-if TYPE_CHECKING:
-    from evo.run.engine import Engine
+
+class Engine(Protocol):
+    """What the seed round uses of evo.run.engine.Engine (which imports this module)."""
+
+    ray: Any
+    config: RunConfig
+    target: Target
+    state: RunState
+    evaluators: EvaluatorPool
+    screen: Screen
+    selection: Selection
+    islands: Archipelago
+    lineage: LineageWriter
+    parked: list[tuple[Candidate, int, EvalResult]] | None
+
+    def request(self, sources: dict[str, str], index: int) -> EvalRequest: ...
+    def fill(self, seed_evaluations: int | None = None) -> None: ...
+    def wait(self, own: Any = ()) -> list[Any]: ...
+    def record(
+        self, candidate: Candidate, evaluation: Evaluation, busy: float, screen: bool = False
+    ) -> None: ...
 
 
 def measure_noise(engine: Engine) -> None:
