@@ -156,6 +156,13 @@ def test_the_estimate_of_edits_finds_their_share_and_size(share, size, improving
     assert low - 0.01 <= (truth > 0).mean() <= high
 
 
+def test_a_gain_far_off_the_grid_leaves_the_estimate_finite():
+    """A broken or forged measurement (a paired gain of 100 sigma) weighs as the grid's edge,
+    not as a likelihood of 0 everywhere that makes every figure NaN."""
+    found = estimate([0.5, -1.0, -2.0, 0.0, -0.5, 1.0, -3.0, -1.5, 0.2, 100.0], [1] * 10)
+    assert (round(found.improving, 3), round(found.gain, 2)) == (0.26, 3.47)
+
+
 def test_too_few_edits_give_no_estimate():
     assert estimate([1.0] * 9, [1] * 9) is None
 

@@ -63,7 +63,11 @@ def fit(gains: np.ndarray, shared: np.ndarray) -> np.ndarray:
     prior = np.exp(-0.5 * (GRID / PRIOR_SD) ** 2)
     prior /= prior.sum()
     spread = 1 / np.sqrt(shared)[:, None]
-    likelihood = np.exp(-0.5 * ((gains[:, None] - GRID) / spread) ** 2) / spread
+    # Each edit's likelihood up to a factor of its own, which the normalisation below removes:
+    # scaled to 1 at its largest, so that a gain far off the grid (a broken or forged
+    # measurement) does not underflow to 0 everywhere and make every figure NaN.
+    log_likelihood = -0.5 * ((gains[:, None] - GRID) / spread) ** 2
+    likelihood = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
     weights = prior
     for _ in range(ITERATIONS):
         joint = likelihood * weights
