@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import QUAD
 
 from evo.evaluate.allowance import Allowance, step_grace
+from evo.target import load_target
 
 # the seed's evaluations (budget, wall, longest step reported) -> (step, overhead)
 SEEDS = [
@@ -24,9 +26,15 @@ def test_the_allowance_is_what_the_seed_needed(evaluations, expected):
         }
         for b, w, s in evaluations
     ]
-    found = Allowance.measured(measured, target_seconds=240.0)
-    assert (found.step_seconds, found.overhead_seconds) == expected
-    assert Allowance.measured([], 240.0) is None
+    found = Allowance.measured(measured, load_target(QUAD))
+    assert (found.step_seconds, found.overhead_seconds, found.target_seconds) == (*expected, 19.0)
+    assert Allowance.measured([], load_target(QUAD)) is None
+
+
+def test_a_variant_before_the_seed_is_measured_has_the_targets_limits():
+    unmeasured = Allowance.unmeasured(load_target(QUAD))  # 20 s at its 1 s budget
+    assert (unmeasured.timeout_for(1.0), unmeasured.timeout_for(10.0)) == (20.0, 29.0)
+    assert step_grace(9.0, unmeasured) == 0.0
 
 
 # (overhead, the target's seconds beyond the budget, budget) -> the hard timeout

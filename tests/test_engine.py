@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,9 @@ from evo.bench.loopback import Reply
 from evo.bench.synthetic import instant_evaluation, write_knob_target
 from evo.config import RunConfig, read_toml
 from evo.errors import UsageError
+from evo.evaluate.allowance import Allowance
 from evo.evaluate.result import EvalResult
+from evo.evaluate.sandbox import evaluate
 from evo.run import proposals
 from evo.run.actors import Evaluator
 from evo.run.engine import Engine
@@ -485,6 +487,40 @@ def test_the_first_evaluators_up_take_the_first_evaluations(ray_session, tmp_pat
     rows = read_lineage(tmp_path / "run" / "lineage").to_pylist()
     # all three of the seed's evaluations on the two evaluators up (before: one on each)
     assert len(seed_of(rows)["metrics"]) == 3 and slow not in seed_of(rows)["eval_evaluators"]
+
+
+def test_only_the_seed_program_is_trusted_with_the_step_it_reports(ray_session, tmp_path):
+    """The seed program's evaluations have no allowance (the target's own code); a child
+    evaluated alongside them has the margin alone and the target's timeout; later children the
+    limits the seed's evaluations set (evo.evaluate.allowance)."""
+
+    def saying_its_allowance(target, sources=None, **options):
+        result = evaluate(target, sources, **options)
+        given = options["allowance"]
+        said = json.dumps(asdict(given)) if given else "none"
+        return replace(result, details={**result.details, "allowance": said})
+
+    config = RunConfig().with_settings(
+        {"target": str(QUAD), "operator": "offline", "out": str(tmp_path)}
+        | {"max_evals": 12, "evaluators": 4, "surprise_k": 0.0},
+        "t",
+    )
+    (tmp_path / "run").mkdir()
+    engine = Engine(config, load_target(QUAD), tmp_path / "run", sandbox=saying_its_allowance)
+    engine.run()
+    rows = read_lineage(tmp_path / "run" / "lineage").to_pylist()
+    seed = seed_of(rows)
+    given = {
+        (r["candidate_id"], json.loads(d)["allowance"])
+        for r in candidates(rows)
+        for d in r["eval_details"]
+    }
+    unmeasured = json.dumps(asdict(Allowance(0.0, 19.0, 19.0)))  # quad: 20 s at a 1 s budget
+    measured = json.dumps(asdict(engine.state.allowance))
+    assert {said for cid, said in given if cid == 0} == {"none"}
+    children = {said for cid, said in given if cid != 0}
+    assert children == {unmeasured, measured}  # a 4th evaluator: a child beside the seed's 3
+    assert len(seed["metrics"]) == 3
 
 
 def sandbox_the_workers_cannot_import(target, sources=None, **options) -> EvalResult:

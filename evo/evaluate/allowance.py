@@ -17,17 +17,19 @@ needed in the run's noise round, on the run's machines and under the run's load:
   at about twice what the seed needed, not at the target's worst case. The floor leaves room for
   a compile the seed did not need (a variant that changes the model's shapes compiles afresh).
 
-Before the seed is measured there is no allowance: the timeout is the target's, and the step
-an evaluation reports counts in full. That is right for the seed program's own evaluations (on a
-CPU that other jobs keep busy, one of the gpt target's steps took 9.6 s at a 3 s budget) and for
-`evo eval`; not covered: the few children a run evaluates alongside the seed's noise round, whose
-process could claim a long step and train that much longer.
+Before the seed is measured: the seed program's own evaluations (and `evo eval`) have no
+allowance, and the step they report counts in full (the target's own code: on a CPU that other
+jobs keep busy one of the gpt target's steps took 9.6 s at a 3 s budget); the children a run
+evaluates alongside the seed's noise round have the `unmeasured` allowance, the margin alone and
+the target's timeout, so that no variant's claim of a long step is ever taken as it is.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from evo.target import Target
 
 STEP_DETAIL = "longest_step_seconds"  # what a fixed part reports of its longest training step
 STEP_FACTOR = 2.0  # a variant's step may be this many times the seed program's longest
@@ -46,7 +48,7 @@ class Allowance:
     target_seconds: float
 
     @classmethod
-    def measured(cls, evaluations: list[dict], target_seconds: float) -> Allowance | None:
+    def measured(cls, evaluations: list[dict], target: Target) -> Allowance | None:
         """From what the seed program's scored evaluations measured (their `measured` dicts,
         evo.search.candidate.Evaluation: budget_seconds, wall_seconds, what the target
         reported); None without one."""
@@ -57,8 +59,15 @@ class Allowance:
             overhead_seconds=max(
                 max(0.0, e["wall_seconds"] - e["budget_seconds"]) for e in evaluations
             ),
-            target_seconds=target_seconds,
+            target_seconds=_beyond(target),
         )
+
+    @classmethod
+    def unmeasured(cls, target: Target) -> Allowance:
+        """For a variant evaluated before the seed program is measured: no step past the budget
+        but the margin, and the target's own timeout."""
+        beyond = _beyond(target)
+        return cls(step_seconds=0.0, overhead_seconds=beyond, target_seconds=beyond)
 
     def timeout_for(self, budget: float) -> float:
         """The hard timeout of an evaluation at `budget`."""
@@ -90,3 +99,8 @@ def step_grace(reported: object, allowance: Allowance | None) -> float:
     step = float(reported) if number and math.isfinite(reported) else 0.0
     cap = math.inf if allowance is None else STEP_FACTOR * allowance.step_seconds
     return min(max(0.0, step), cap)
+
+
+def _beyond(target: Target) -> float:
+    """What the target allows beyond its budget at most (its timeout moves with the budget)."""
+    return target.timeout_seconds - target.budget_seconds

@@ -27,11 +27,13 @@ import pyarrow.compute as pc
 
 from evo.config import RunConfig
 from evo.errors import UsageError
+from evo.evaluate.allowance import Allowance
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.run.evaluators import EvaluatorPool, connect_ray
 from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
 from evo.status import Event, Status
+from evo.store import checkpoint
 from evo.store.lineage import (
     CONFIRMATIONS,
     LineageWriter,
@@ -110,6 +112,10 @@ def confirm(
     )
     if not todo:
         return 0
+    # The run's measured limits for its variants; the seed program is trusted with the step it
+    # reports, as in the run (evo.evaluate.allowance)
+    saved = (checkpoint.load(run_dir, any_version=True) or {}).get("allowance")
+    limits = Allowance(**saved) if saved else Allowance.unmeasured(target)
     writer = LineageWriter(run_dir / CONFIRMATIONS, metric)
     writer.parts = len(part_files(writer.folder))  # numbered from 1, never removed
     if pool is None:
@@ -120,7 +126,9 @@ def confirm(
     while todo or running:
         while pool.idle and todo:
             row, seed = todo.pop(0)
-            ref, slot = pool.submit(EvalRequest(json.loads(row["sources"]), seed, budget))
+            allowance = None if row["candidate_id"] == 0 else limits
+            request = EvalRequest(json.loads(row["sources"]), seed, budget, allowance)
+            ref, slot = pool.submit(request)
             running[ref] = (slot, row, seed, time.time())
         ready, _ = ray.wait([*running, *pool.recovering], num_returns=1, timeout=1.0)
         for ref in ready:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evo.config import RunConfig
+from evo.evaluate.allowance import Allowance
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.mutate.ensemble import Ensemble
@@ -216,7 +217,7 @@ class Engine:
     def request(self, sources: dict[str, str], index: int) -> EvalRequest:
         """Evaluation `index` of a program: every program's k-th evaluation has the same seed;
         index SCREEN is its screen."""
-        allowance = self.state.allowance
+        allowance = self.state.allowance or Allowance.unmeasured(self.target)
         if index == SCREEN:
             return self.screen.request(sources, self.config.seed, allowance=allowance)
         budget = self.config.evaluation.budget or None

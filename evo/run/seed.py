@@ -74,7 +74,10 @@ def measure_noise(engine: Engine) -> None:
         + f" on {len(pool)} {pool.device} evaluator(s)",
         flush=True,
     )
-    requests = deque((engine.request(seed.sources, i), i, False) for i in range(repeats))
+    # the target's own code: trusted with the step it reports (evo.evaluate.allowance)
+    requests = deque(
+        (replace(engine.request(seed.sources, i), allowance=None), i, False) for i in range(repeats)
+    )
     if screens:
         run_seed = engine.config.seed
         requests += [
@@ -125,10 +128,8 @@ def measure_noise(engine: Engine) -> None:
             f"{failures[0].reason}); fix the target, then run again"
         )
     # what later evaluations' timeout and clock follow: the target's own code, as measured here
-    target = engine.target
     state.allowance = Allowance.measured(
-        [e.measured for e in seed.evaluations if e.result.status == Status.OK],
-        target.timeout_seconds - target.budget_seconds,
+        [e.measured for e in seed.evaluations if e.result.status == Status.OK], engine.target
     )
     engine.lineage.candidate(seed, Status.ACCEPTED, sigma=state.sigma)
     founder = seed.as_member()
