@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 from conftest import evo, evo_started, row
 
+from evo.bench.browser import Browser
 from evo.config import RunConfig
 from evo.store.lineage import CONFIRMATIONS, LineageWriter, Metric, read_lineage
 from evo.store.reader import Lineage
 from evo.views.confirmation import confirmations, describe, rank_correlation
+from evo.views.report import write_report
+from evo.views.report_data import run_data
 from evo.views.show import show
 
 # program -> its metrics on the fresh seeds 500-502, at the search's 10 s and at 30 s
@@ -97,6 +100,21 @@ def test_lineage_show_and_export_say_what_was_confirmed(confirmed_run, tmp_path)
     assert done.returncode == 0, done.stderr
     log = evo_git(tmp_path / "git")
     assert "Evo-Confirmed: loss=9.1000 on 3 fresh seeds at 10 s, gain over the seed" in log
+
+
+def test_the_report_page_shows_what_was_confirmed(confirmed_run, tmp_path):
+    (confirmed_run / "config.toml").write_text(RunConfig().to_toml())
+    lineage = Lineage([confirmed_run])
+    confirmed = run_data(lineage, "fixture")["confirmed"]
+    assert sorted(confirmed) == ["0", "1", "2"]
+    assert confirmed["1"] == [line for line in show(lineage, "fixture", 1) if "confirmed:" in line]
+    page = write_report(lineage, tmp_path / "page")
+    with Browser() as browser:
+        browser.open(page.as_uri() + "#c=1")
+        shown = browser.evaluate(
+            "Array.from(document.querySelectorAll('#panel .confirmed')).map(p => p.textContent)"
+        )
+        assert shown == confirmed["1"] and browser.errors() == []
 
 
 def evo_git(folder: Path) -> str:

@@ -112,6 +112,7 @@ function runPage() {
       `<p>island ${nodes.island[i]} · generation ${nodes.generation[i]} · <b class="status-${status}">${status}</b>`
         + ` · ${escapeHtml(data.metric)} ${nodes.fitness[i]}</p>`,
       `<p>${link(nodes.parent[i], "parent")} ${link(nodes.mate[i], "mate")}</p>`,
+      ...(data.confirmed?.[String(id)] ?? []).map((line) => `<p class="confirmed">${escapeHtml(line)}</p>`),
       `<p><b>hypothesis:</b> <span class="hypothesis">${escapeHtml(nodes.hypothesis[i]) || "-"}</span></p>`,
       nodes.reason[i] ? `<p><b>reason:</b> ${escapeHtml(nodes.reason[i])}</p>` : "",
       `<p>operator ${escapeHtml(nodes.operator[i])}`

@@ -30,7 +30,7 @@ PAGE = "report.html"
 # (a script may be read from file://, where fetch may not) and reloads when the page is newer.
 STAMP = "report.stamp.js"
 POLL_S = 0.5  # how often --watch looks at the checkpoint
-PAGE_KEYS = ("metric", "live", "statuses", "operators", "details")
+PAGE_KEYS = ("metric", "live", "statuses", "operators", "details", "confirmed")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}
 header h1{font-size:1.3em;margin:.2em 0}.note{color:#555;font-size:.9em}

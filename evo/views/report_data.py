@@ -24,6 +24,7 @@ from evo.search.island import SURPRISE
 from evo.status import Event
 from evo.store import checkpoint
 from evo.store.reader import Lineage, sources
+from evo.views import confirmation
 from evo.views.show import diff_lines
 from evo.views.summary import summary
 
@@ -92,7 +93,18 @@ def run_data(lineage: Lineage, run_id: str) -> dict[str, Any]:
         "evaluations": _evaluations(lineage, run_id, ids),
         "best": best_curves(rows, minutes, evals_done, run.minimize),
         "details": _details(lineage, run_id, rows, shown, run.minimize),
+        "confirmed": _confirmed(lineage, run_id),
     }
+
+
+def _confirmed(lineage: Lineage, run_id: str) -> dict[str, list[str]]:
+    """What evo confirm measured of each program it confirmed, beside what the search did: the
+    lines `evo show` prints."""
+    metric, found = lineage.runs[run_id].metric, {}
+    for programs in confirmation.confirmations(lineage, run_id).values():
+        for c in programs:
+            found.setdefault(str(c.candidate_id), []).append(f"confirmed: {c.text(metric)}")
+    return found
 
 
 def compare_data(lineage: Lineage) -> dict[str, Any]:
