@@ -104,6 +104,16 @@ class Lineage:
         )
         return rows[0] if rows else None
 
+    def search_budget(self, run_id: str) -> float | None:
+        """The budget the run searched at: its seed program's first evaluation's (None where it
+        did not record one)."""
+        rows = self.query(
+            "SELECT CAST(json_extract(eval_details[1], '$.budget_seconds') AS DOUBLE) "
+            "FROM candidates WHERE run_id = ? AND candidate_id = 0",
+            [run_id],
+        )
+        return rows[0][0] if rows else None
+
     def ancestry(self, run_id: str, candidate_id: int) -> list[dict[str, Any]]:
         """The candidate and its ancestors, oldest first (empty when there is no such candidate)."""
         parents = self._parent_array(run_id)

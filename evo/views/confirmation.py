@@ -162,12 +162,7 @@ def _ranks(values: list[float]) -> list[float]:
 def describe(lineage: Lineage, run_id: str) -> list[str]:
     """The confirmation's lines for `evo confirm` and `evo lineage` (none where there is none)."""
     metric = lineage.runs[run_id].metric
-    search_budget = lineage.query(
-        "SELECT CAST(json_extract(eval_details[1], '$.budget_seconds') AS DOUBLE) "
-        "FROM candidates WHERE run_id = ? AND candidate_id = 0",
-        [run_id],
-    )
-    search_budget = search_budget[0][0] if search_budget else None
+    search_budget = lineage.search_budget(run_id)
     lines = []
     for budget, confirmed in confirmations(lineage, run_id).items():
         lines.append(

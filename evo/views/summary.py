@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
@@ -39,11 +38,9 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
         edits = _edit_effects(lineage, run, where)
         if edits:
             lines.append(edits)
-    if run.allowance:
-        (details,) = lineage.query(
-            f"SELECT eval_details[1] FROM candidates WHERE {where} AND candidate_id = 0", [run_id]
-        )[0]
-        lines.append(run.allowance.describe(json.loads(details)["budget_seconds"]))
+    budget = lineage.search_budget(run_id)
+    if run.allowance and budget:
+        lines.append(run.allowance.describe(budget))
     groups = [("island", "island"), ("operator || coalesce('/' || model, '')", "operator")]
     columns = {row[0] for row in lineage.query("DESCRIBE candidates")}
     if "mate_id" in columns:  # none before recombination and screening
