@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import random
@@ -833,6 +834,10 @@ def test_a_streak_of_paid_refusals_backs_off_and_stops_after_ten(
     assert engine.state.spent == pytest.approx(streak) and engine.state.evals_done == 3
     repairs = len(model_server.requests) / len(refused)
     assert repairs == 3  # each proposal: a first try and two repairs
+    # the last refusals came one at a time, each at least the back-off (0.4 s by then) after
+    # the one before
+    ended = sorted(r["finished_at"].timestamp() for r in refused)
+    assert all(later - earlier >= 0.4 for earlier, later in itertools.pairwise(ended[-4:]))
 
 
 def test_a_base_url_that_refuses_connections_stops_the_run_with_what_to_do(
