@@ -12,12 +12,11 @@ prints why it stopped.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from evo.bench.loopback import ModelServer, Reply
+from evo.bench.loopback import Reply, loopback_model
 from evo.bench.throughput import local_ray
 from evo.bench.truth import REGIMES, TruthEvaluation, write_truth_target
 from evo.config import RunConfig
@@ -35,33 +34,26 @@ def bench_refusals(islands: int = 4, evaluators: int = 2) -> list[dict]:
         times.append(time.monotonic())
         return Reply(NEVER_APPLIES)
 
-    server = ModelServer(answer)
-    saved = {k: os.environ.get(k) for k in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-    os.environ |= {"ANTHROPIC_API_KEY": "sk-ant-bench", "ANTHROPIC_BASE_URL": server.url}
-    try:
-        with local_ray(), tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch:
-            folder = write_truth_target(Path(scratch) / "truth")
-            settings = {
-                "target": str(folder),
-                "operator": "anthropic",
-                "islands": islands,
-                "evaluators": evaluators,
-                "max_evals": 1000,
-                "out": scratch,
-            }
-            config = RunConfig().with_settings(settings, "the benchmark")
-            run_dir = Path(scratch) / "run"
-            run_dir.mkdir()
-            sandbox = TruthEvaluation(REGIMES["p3-g1"])
-            state = Engine(config, load_target(folder), run_dir, sandbox=sandbox).run()
-            stopped = time.monotonic()
-    finally:
-        server.close()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with (
+        loopback_model(answer),
+        local_ray(),
+        tempfile.TemporaryDirectory(prefix="evo-bench-") as scratch,
+    ):
+        folder = write_truth_target(Path(scratch) / "truth")
+        settings = {
+            "target": str(folder),
+            "operator": "anthropic",
+            "islands": islands,
+            "evaluators": evaluators,
+            "max_evals": 1000,
+            "out": scratch,
+        }
+        config = RunConfig().with_settings(settings, "the benchmark")
+        run_dir = Path(scratch) / "run"
+        run_dir.mkdir()
+        sandbox = TruthEvaluation(REGIMES["p3-g1"])
+        state = Engine(config, load_target(folder), run_dir, sandbox=sandbox).run()
+        stopped = time.monotonic()
     seconds = stopped - times[0] if times else 0.0
     return [
         {

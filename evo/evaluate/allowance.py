@@ -64,6 +64,12 @@ class Allowance:
         )
 
     @classmethod
+    def saved(cls, data: dict | None) -> Allowance | None:
+        """From a checkpoint (None: a run from before measured limits, or one that has not
+        measured its seed program yet)."""
+        return cls(**data) if data else None
+
+    @classmethod
     def unmeasured(cls, target: Target) -> Allowance:
         """For a variant evaluated before the seed program is measured: no step past the budget
         but the margin, and the target's own timeout."""

@@ -115,7 +115,7 @@ def confirm(
     # The run's measured limits for its variants; the seed program is trusted with the step it
     # reports, as in the run (evo.evaluate.allowance)
     saved = (checkpoint.load(run_dir, any_version=True) or {}).get("allowance")
-    limits = Allowance(**saved) if saved else Allowance.unmeasured(target)
+    limits = Allowance.saved(saved) or Allowance.unmeasured(target)
     writer = LineageWriter(run_dir / CONFIRMATIONS, metric)
     writer.parts = len(part_files(writer.folder))  # numbered from 1, never removed
     if pool is None:

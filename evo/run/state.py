@@ -151,5 +151,5 @@ class RunState:
             lineage_parts=data["lineage_parts"],
             models=records_from_json(data.get("models", {})),  # none before adaptive ensembles
             # none before measured timeouts: the target's, as then
-            allowance=Allowance(**data["allowance"]) if data.get("allowance") else None,
+            allowance=Allowance.saved(data.get("allowance")),
         )

@@ -169,7 +169,7 @@ def _run_info(folder: Path, parts: list[Path]) -> RunInfo:
         state.get("evaluators"),
         state.get("sigma"),
         _paired_dof(state.get("noise") or {}),
-        Allowance(**state["allowance"]) if state.get("allowance") else None,
+        Allowance.saved(state.get("allowance")),
     )
 
 
