@@ -56,7 +56,7 @@ class SearchConfig:
     )
     noise_k: float = setting(0.0, "a new champion's paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
-    min_repeats: int = setting(1, "evaluations a new champion needs (2: confirmed on another seed)")
+    min_repeats: int = setting(2, "evaluations a new champion needs (its gain held on a 2nd seed)")
     surprise_k: float = setting(10.0, "crown a gain past k sigma once 2 fresh seeds hold it")
 
 

@@ -131,7 +131,7 @@ def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repea
     out = tmp_path / "runs"
     done = evo(
         "run", "--target", "targets/gpt", "--budget", "2", "--max-evals", "4", "--islands", "1",
-        "--operator", "offline", "--out", str(out), timeout=600,
+        "--min-repeats", "1", "--operator", "offline", "--out", str(out), timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     [run] = out.iterdir()

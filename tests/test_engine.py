@@ -234,15 +234,15 @@ def test_with_min_repeats_every_champion_won_on_two_seeds(ray_session, tmp_path)
 
 
 def test_a_surprising_gain_is_crowned_only_once_more_seeds_confirm_it(ray_session, tmp_path):
-    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=20, surprise_k=10.0)
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=30, surprise_k=10.0)
     accepted = [r for r in candidates(rows) if r["accepted"] and r["candidate_id"]]
     surprises = [r for r in accepted if r["reason"]]
     assert len(surprises) >= 3  # QUAD's first steps are tens of sigma, its last ones are not
     for row in surprises:
         assert row["reason"].startswith("surprise: a gain of ")
         assert ", confirmed on 2 more seeds (" in row["reason"]
-        assert len(row["metrics"]) == 3  # the one it was selected on, and two more
-    assert all(len(r["metrics"]) == 1 for r in accepted if not r["reason"])
+        assert len(row["metrics"]) == 4  # the min_repeats it was selected on, and two more
+    assert all(len(r["metrics"]) == 2 for r in accepted if not r["reason"])
 
 
 def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
@@ -261,8 +261,9 @@ def test_single_chain_is_keep_or_discard(ray_session, tmp_path):
 
 def test_a_run_starts_as_one_chain_and_opens_islands_as_it_stalls(ray_session, tmp_path):
     engine, rows = run_engine(
-        tmp_path, QUAD, islands=3, start_islands=1, patience=3, max_evals=40, migration_interval=0
-    )
+        tmp_path, QUAD, islands=3, start_islands=1, patience=3, max_evals=40, migration_interval=0,
+        min_repeats=1,  # crowned on one seed: the chain stalls within the 40
+    )  # fmt: skip
     splits = [r for r in rows if r["event"] == "split"]
     assert [r["to_island"] for r in splits] == [1, 2]  # opened in order
     assert engine.state.open_islands == 3
@@ -775,7 +776,8 @@ def test_cheating_proposals_are_refused_and_the_lineage_says_why(
 
     model_server.reset()
     monkeypatch.setattr(model_server, "default", reply)
-    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=4, operator="anthropic")
+    # the seed's 3 evaluations and the honest child's 2 (a gain is held on a second seed)
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=5, operator="anthropic")
     refused = [r for r in candidates(rows) if r["hypothesis"] == "cheat"]
     assert len(refused) == len(CHEATS)
     found = []
@@ -1044,6 +1046,7 @@ def test_the_seeds_first_children_are_proposed_while_it_is_measured(
     engine, rows = run_engine(
         tmp_path, QUAD, islands=1, max_evals=8, operator="openai",
         base_url=model_server.url + "/v1", models=["local"],
+        min_repeats=1,  # no child measured twice: the noise stays the seed's
     )  # fmt: skip
     tasks = [r.body["messages"][1]["content"] for r in model_server.requests]
     early = [t for t in tasks if "# The parent to improve: loss = not yet measured\n" in t]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import row
 
-from evo.bench.realistic import trajectory
+from evo.bench.realistic import estimated_gain, trajectory
 from evo.bench.truth import (
     BASE,
     MUTABLE,
@@ -126,13 +126,15 @@ def test_the_bench_follows_the_best_the_run_reported_and_its_truth(tmp_path):
     points = trajectory(folder, ADDITIVE, [4, 6, 7, 8], target, run_seed=0)
     rounded = {n: {k: round(v, 4) for k, v in p.items()} for n, p in points.items()}
     # confirmed error: the best's gain on 3 fresh seeds (#1's, then #4's) less its truth
-    first = {"true": 1.0, "reported": 1.0, "optimism": 0.0, "confirmed_error": -0.2538}
+    # estimated error: too few programs for an estimate, the best's paired gain less its truth
+    first = {"true": 1.0, "reported": 1.0, "optimism": 0.0, "estimated_error": 0.0}
+    first |= {"confirmed_error": -0.2538}
     assert rounded == {
         4: first | {"evals_per_candidate": 1.0},
         6: first | {"evals_per_candidate": 1.0},
         7: first | {"evals_per_candidate": 1.3333},
-        8: {"true": 0.5, "reported": 5.0, "optimism": 4.5, "confirmed_error": -0.7872}
-        | {"evals_per_candidate": 1.25},
+        8: {"true": 0.5, "reported": 5.0, "optimism": 4.5, "estimated_error": 4.5}
+        | {"confirmed_error": -0.7872, "evals_per_candidate": 1.25},
     }
 
 
@@ -190,3 +192,21 @@ def test_evo_lineage_says_what_the_runs_edits_do(tmp_path):
         "edits: 25% improve their parent (12-43%), by 1.42 sigma where they do (1.21-1.87); "
         "from 12 paired gains; 8% of 13 edits crashed"
     )
+
+
+def test_the_bench_reads_the_estimate_where_the_run_has_pairs_for_one():
+    """Twelve children of the seed program on seed 0, five of them also on seed 1: 5 paired
+    degrees of freedom, enough for evo.search.luck's estimate of the best (#12), which the bench
+    reads in units of SIGMA; with two pairs fewer (3 degrees of freedom), its measured paired
+    gain."""
+    seed = {0: BASE, 1: BASE + 0.01, 2: BASE - 0.01}
+    programs = {0: seed}
+    for cid in range(1, 13):
+        gain = -2.0 + 0.3 * cid  # in SIGMA: the best, #12, measured 1.6 better
+        programs[cid] = {0: BASE - gain * SIGMA}
+        if cid <= 5:
+            programs[cid][1] = BASE + 0.01 - gain * SIGMA + (0.4 if cid % 2 else -0.4) * SIGMA
+    assert round(estimated_gain(programs, 12, 0), 4) == 1.35
+    del programs[4][1], programs[5][1]
+    assert round(estimated_gain(programs, 12, 0), 4) == 1.6
+    assert estimated_gain(programs, 0, 0) == 0.0

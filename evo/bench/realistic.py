@@ -10,6 +10,9 @@ over the seeds, in sigma (positive: better than the seed program):
 - reported: the seed's measured fitness less the best's (what the run says it got);
 - optimism: reported less true, the run's own measured gain that is not real;
 - worse: runs whose best is truly worse than the seed program;
+- estimated error: what `evo lineage` estimates the best gained (evo.search.luck, on the
+  evaluations so far; where the run has too few pairs for one, its measured gain on the seeds it
+  shares with the seed program) less the true gain;
 - evals/candidate: evaluations spent per evaluated candidate (repeats included);
 - confirmed error: what a confirmation says of the best (it and the seed program measured on
   CONFIRM_SEEDS fresh seeds, as `evo confirm` does: their mean paired difference) less its true
@@ -37,6 +40,9 @@ from evo.bench.truth import (
     write_truth_target,
 )
 from evo.run.confirm import CONFIRM_INDEX
+from evo.search import luck
+from evo.search.effects import paired_gain
+from evo.search.noise import Noise
 from evo.store.lineage import read_lineage
 from evo.target import Target, load_target
 
@@ -47,17 +53,19 @@ POLICIES = {
     # one agent's loop: one island, one evaluation, kept if it measured better than the champion
     "chain": ("single-chain", {"noise_k": 0.0, "max_repeats": 1, "surprise_k": 0.0}),
     # evo's default until this benchmark: islands, 2 sigma / sqrt(n), up to 3 evaluations
-    "threshold": ("adaptive", {"noise_k": 2.0, "patience": 10}),
-    # evo's default: islands, kept if it measured better on the same seed (evo.search.island)
+    "threshold": ("adaptive", {"noise_k": 2.0, "patience": 10, "min_repeats": 1}),
+    # evo's default: islands, a new champion's gain over its island's champion held on the same
+    # two seeds (evo.search.island): pairs for the noise, and the estimate of evo.search.luck
     "default": ("adaptive", {}),
     # tried, not kept (BENCHMARKS.md "realistic")
-    "patience-10": ("adaptive", {"patience": 10}),
-    "threshold-1": ("adaptive", {"noise_k": 1.0, "patience": 10}),
+    "repeats-1": ("adaptive", {"min_repeats": 1}),  # the default before: crowned on one seed
+    "patience-10": ("adaptive", {"patience": 10, "min_repeats": 1}),
+    "threshold-1": ("adaptive", {"noise_k": 1.0, "patience": 10, "min_repeats": 1}),
     "chain-0.5": ("single-chain", {"noise_k": 0.5, "max_repeats": 1, "surprise_k": 0.0}),
 }
-DEFAULT_POLICIES = ("chain", "threshold", "default")
+DEFAULT_POLICIES = ("chain", "threshold", "repeats-1", "default")
 
-COLUMNS = ("true", "reported", "optimism", "confirmed_error")
+COLUMNS = ("true", "reported", "optimism", "estimated_error", "confirmed_error")
 CONFIRM_SEEDS = 3  # evo confirm's default
 
 
@@ -95,7 +103,10 @@ def trajectory(
     """After each of `lengths` evaluations (every candidate whose fate was final by then, in
     the order they were) of the run with seed `run_seed`: the true, reported and confirmed gains
     of the run's best, in sigma, and the evaluations per evaluated candidate so far."""
-    columns = ["event", "candidate_id", "metrics", "accepted", "fitness", "sources", "finished_at"]
+    columns = [
+        "event", "candidate_id", "seeds", "metrics", "accepted", "fitness", "sources",
+        "finished_at",
+    ]  # fmt: skip
     rows = read_lineage(run_dir / "lineage", columns).to_pylist()
     found = sorted(
         (r for r in rows if r["event"] == "candidate" and r["metrics"]),
@@ -111,22 +122,43 @@ def trajectory(
 
     seed_confirmed = measure(seed)  # the same at every length
 
+    def point() -> dict[str, float]:
+        estimated = estimated_gain(programs, best["candidate_id"], seed["candidate_id"])
+        return _point(
+            seed, best, regime, done, candidates, seed_confirmed, measure(best), estimated
+        )
+
     points: dict[int, dict[str, float]] = {}
     done, candidates, best = 0, 0, seed
+    programs: dict[int, dict[int, float]] = {}
     remaining = sorted(lengths)
     for row in found:
         count = len(row["metrics"])
         while remaining and done + count > remaining[0]:
-            points[remaining.pop(0)] = _point(
-                seed, best, regime, done, candidates, seed_confirmed, measure(best)
-            )
+            points[remaining.pop(0)] = point()
         done += count
         candidates += row["candidate_id"] != 0
+        metrics = zip(row["seeds"], row["metrics"], strict=True)
+        programs[row["candidate_id"]] = {s: m for s, m in metrics if m is not None}
         if row["accepted"] and row["fitness"] < best["fitness"]:
             best = row
     for length in remaining:
-        points[length] = _point(seed, best, regime, done, candidates, seed_confirmed, measure(best))
+        points[length] = point()
     return points
+
+
+def estimated_gain(programs: dict[int, dict[int, float]], best: int, seed: int) -> float:
+    """What `evo lineage` says program `best` gained over the seed program, in units of SIGMA:
+    its estimate where the run's noise rests on enough pairs, else its measured paired gain."""
+    if best == seed:
+        return 0.0
+    noise = Noise({p: m for p, m in programs.items() if len(m) > 1})
+    if noise.dof >= luck.MIN_PAIRED_DOF:
+        found = luck.estimate(luck.paired_gains(programs, seed, noise.sigma, True), best)
+        if found:
+            return found.gain * noise.sigma / SIGMA
+    gain, _ = paired_gain(programs[best], programs[seed], SIGMA, minimize=True)
+    return gain
 
 
 def _point(
@@ -137,8 +169,10 @@ def _point(
     candidates: int,
     seed_confirmed: list[float],
     best_confirmed: list[float],
+    estimated: float,
 ) -> dict[str, float]:
-    """One point of a trajectory; `*_confirmed`: the metrics on the fresh seeds."""
+    """One point of a trajectory; `*_confirmed`: the metrics on the fresh seeds; `estimated`:
+    what the run says the best gained (`estimated_gain`)."""
     true = -true_loss(json.loads(best["sources"]), regime)
     reported = (seed["fitness"] - best["fitness"]) / SIGMA
     pairs = zip(seed_confirmed, best_confirmed, strict=True)
@@ -147,6 +181,7 @@ def _point(
         "true": true,
         "reported": reported,
         "optimism": reported - true,
+        "estimated_error": estimated - true,
         "confirmed_error": confirmed - true,
         "evals_per_candidate": (done - len(seed["metrics"])) / max(1, candidates),
     }

@@ -57,23 +57,32 @@ class EditEffects:
         return line
 
 
-def fit(gains: np.ndarray, shared: np.ndarray) -> np.ndarray:
-    """The weights on GRID of the true gains' distribution, given each edit's paired gain in
-    sigma (`gains`) and the number of seeds it rests on (`shared`)."""
-    prior = np.exp(-0.5 * (GRID / PRIOR_SD) ** 2)
-    prior /= prior.sum()
-    spread = 1 / np.sqrt(shared)[:, None]
-    # Each edit's likelihood up to a factor of its own, which the normalisation below removes:
-    # scaled to 1 at its largest, so that a gain far off the grid (a broken or forged
-    # measurement) does not underflow to 0 everywhere and make every figure NaN.
-    log_likelihood = -0.5 * ((gains[:, None] - GRID) / spread) ** 2
-    likelihood = np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
+def fit(
+    gains: np.ndarray, spread: np.ndarray, grid: np.ndarray = GRID, prior: np.ndarray | None = None
+) -> np.ndarray:
+    """The weights on `grid` of the true gains' distribution, given each measured gain in sigma
+    (`gains`) and the standard deviation of its noise (`spread`; an edit's paired gain on n
+    seeds: 1 / sqrt(n)), smoothed towards `prior` (weights on `grid`; N(0, PRIOR_SD) if None)
+    by PRIOR_WEIGHT pseudo-observations."""
+    if prior is None:
+        prior = np.exp(-0.5 * (grid / PRIOR_SD) ** 2)
+    prior = prior / prior.sum()
+    likelihood = likelihoods(gains, spread, grid)
     weights = prior
     for _ in range(ITERATIONS):
         joint = likelihood * weights
         joint /= joint.sum(axis=1, keepdims=True)
         weights = (joint.sum(axis=0) + PRIOR_WEIGHT * prior) / (len(gains) + PRIOR_WEIGHT)
     return weights
+
+
+def likelihoods(gains: np.ndarray, spread: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Each gain's likelihood at each point of `grid`, up to a factor of its own (which a
+    normalisation over the grid removes): scaled to 1 at its largest, so that a gain far off the
+    grid (a broken or forged measurement) does not underflow to 0 everywhere and make every
+    figure NaN."""
+    log_likelihood = -0.5 * ((gains[:, None] - grid) / spread[:, None]) ** 2
+    return np.exp(log_likelihood - log_likelihood.max(axis=1, keepdims=True))
 
 
 def _figures(weights: np.ndarray) -> tuple[float, float]:
@@ -88,13 +97,13 @@ def estimate(gains: list[float], shared: list[int], seed: int = 0) -> EditEffect
     MIN_EDITS."""
     if len(gains) < MIN_EDITS:
         return None
-    values, counts = np.asarray(gains, float), np.asarray(shared, float)
-    improving, gain = _figures(fit(values, counts))
+    values, spreads = np.asarray(gains, float), 1 / np.sqrt(np.asarray(shared, float))
+    improving, gain = _figures(fit(values, spreads))
     rng = np.random.default_rng(seed)
     resampled = []
     for _ in range(BOOTSTRAP):
         pick = rng.integers(0, len(values), len(values))
-        resampled.append(_figures(fit(values[pick], counts[pick])))
+        resampled.append(_figures(fit(values[pick], spreads[pick])))
     shares, sizes = np.array(resampled).T
     return EditEffects(
         len(values),
@@ -105,22 +114,30 @@ def estimate(gains: list[float], shared: list[int], seed: int = 0) -> EditEffect
     )
 
 
+def paired_gain(
+    metrics: dict[int, float], reference: dict[int, float], sigma: float, minimize: bool
+) -> tuple[float, int] | None:
+    """A program's mean gain over `reference` on the seeds they share (seed -> metric), in
+    sigma, and how many they share; None without a shared seed or a sigma."""
+    seeds = sorted(set(metrics) & set(reference))
+    if not seeds or not sigma:
+        return None
+    difference = sum(reference[s] - metrics[s] for s in seeds) / len(seeds)
+    return (difference if minimize else -difference) / sigma, len(seeds)
+
+
 def paired_gains(
     children: list[tuple[int | None, dict[int, float]]],
     programs: dict[int, dict[int, float]],
     sigma: float,
     minimize: bool,
 ) -> tuple[list[float], list[int]]:
-    """Each child's mean gain over its parent on the seeds they share, in sigma, and how many
-    they share: `children` as (parent id, seed -> metric), `programs` every program's metrics by
-    id. Children without a parent, a metric or a shared seed are left out."""
-    gains, shared = [], []
-    for parent_id, metrics in children:
-        parent = programs.get(parent_id) if parent_id is not None else None
-        seeds = sorted(set(metrics) & set(parent or {}))
-        if not seeds or not sigma:
-            continue
-        difference = sum(parent[s] - metrics[s] for s in seeds) / len(seeds)
-        gains.append((difference if minimize else -difference) / sigma)
-        shared.append(len(seeds))
-    return gains, shared
+    """Each child's paired gain over its parent and how many seeds they share (`paired_gain`):
+    `children` as (parent id, seed -> metric), `programs` every program's metrics by id.
+    Children without a parent, a metric or a shared seed are left out."""
+    pairs = [
+        paired_gain(metrics, programs.get(parent_id, {}), sigma, minimize)
+        for parent_id, metrics in children
+    ]
+    found = [pair for pair in pairs if pair]
+    return [gain for gain, _ in found], [shared for _, shared in found]

@@ -13,15 +13,17 @@ and the champion it must beat are compared on the same seeds (paired), and a cha
 alone cancels out. A candidate replaces the champion only when its mean gain on the shared seeds
 exceeds k * sigma / sqrt(n) (sigma: the run's estimate, as of the verdict, of how much a paired
 difference on one seed varies, evo.search.noise; n: shared evaluations) and it has been evaluated
-at least min_repeats times (2: a gain is confirmed on a second seed, which also gives the noise
-estimate a pair that does not depend on the threshold). A smaller positive gain earns another
-evaluation, up to max_repeats; after that the candidate may still join the population, but does
-not become the champion. By default k is 0: a candidate that measures better than the champion on
-the same seed replaces it after one evaluation, as one agent's loop keeps a change. At realistic
-signal-to-noise (gains as small as the noise and rare) that gains the most per evaluation: a
-threshold of 2 sigma turns away most real gains, and repeats cost evaluations that new proposals
-use better; the champion's evaluations, lucky since they won, are a higher bar than its true
-metric, which keeps small losses from piling up (`evo bench realistic`, BENCHMARKS.md).
+at least min_repeats times. A smaller positive gain earns another evaluation, up to max_repeats;
+after that the candidate may still join the population, but does not become the champion. By
+default k is 0 and min_repeats 2: a candidate that measures better than the champion on one seed
+is evaluated on a second, and replaces the champion if its mean on the two still is. At realistic
+signal-to-noise (gains as small as the noise and rare) a threshold turns away most real gains (2
+sigma: most of them), while the second seed costs an evaluation for the few candidates that pass
+the first (3-13% more evaluations) and buys what the run needs to be honest: pairs for the noise
+estimate, a crowned gain that is less luck, and with them the estimate of how much of the best's
+gain is real (evo.search.luck). The champion's evaluations, lucky since they won, are a higher bar
+than its true metric, which keeps small losses from piling up (`evo bench realistic`,
+BENCHMARKS.md "realistic"; min_repeats 1 is one agent's loop, and single-chain's).
 
 Surprises. A gain of more than surprise_k sigma (10 by default: far beyond what an edit usually
 buys, and what a forged or broken measurement, or a lucky one picked from hundreds, looks like)

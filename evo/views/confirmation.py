@@ -191,8 +191,7 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
     if not lines and best and best[0] != 0:
         lines.append(
             f"not confirmed: the best (#{best[0]}) is measured by the search that chose it, "
-            "partly for its luck, and reads better than it is (by 0.4-1.4 sigma in simulated "
-            'runs, BENCHMARKS.md "realistic"); python -m evo confirm '
-            f"{lineage.runs[run_id].folder} measures it again on fresh seeds"
+            f"partly for its luck; python -m evo confirm {lineage.runs[run_id].folder} "
+            "measures it again on fresh seeds"
         )
     return lines

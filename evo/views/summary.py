@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from typing import Any, NamedTuple
 
-from evo.search import effects
+from evo.search import effects, luck
 from evo.search.noise import standard_error
 from evo.store.reader import Lineage, RunInfo
 from evo.views import confirmation
@@ -33,9 +33,10 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
     )
     lines.append(f"candidates: {sum(by_status.values())} ({_counts(by_status)})")
     lines.append(f"evaluations: {sum(evals.values())} ({_counts(evals)})")
+    programs = _programs(lineage, run_id)
     if run.sigma is not None:
         lines.append(_noise(lineage, run, where))
-        edits = _edit_effects(lineage, run, where)
+        edits = _edit_effects(programs, run)
         if edits:
             lines.append(edits)
     budget = lineage.search_budget(run_id)
@@ -91,6 +92,7 @@ def summary(lineage: Lineage, run_id: str) -> list[str]:
                 f"{step['hypothesis']}"
             )
             previous = step["fitness"]
+        lines.append(_luck(programs, run, best[0]))
     spend = lineage.query(
         f"SELECT sum(cost_usd), sum(input_tokens), sum(output_tokens), sum(cache_read_tokens) "
         f"FROM candidates WHERE {where}",
@@ -168,22 +170,68 @@ def _noise(lineage: Lineage, run: RunInfo, where: str) -> str:
     return line
 
 
-def _edit_effects(lineage: Lineage, run: RunInfo, where: str) -> str:
-    """What the run's paired gains say of its edits (evo.search.effects); "" with too few."""
+class Program(NamedTuple):
+    """A candidate of the run, as the figures on its edits and its luck need it."""
+
+    parent: int | None
+    metrics: dict[int, float]  # seed -> metric, of the evaluations that gave one
+    status: str
+    evaluated: bool  # whether it was evaluated at all (a crash gives no metric)
+
+
+def _programs(lineage: Lineage, run_id: str) -> dict[int, Program]:
+    """Every candidate of the run by id."""
     rows = lineage.query(
-        f"SELECT candidate_id, parent_id, seeds, metrics, status FROM candidates WHERE {where}",
-        [run.run_id],
+        "SELECT candidate_id, parent_id, seeds, metrics, status FROM candidates WHERE run_id = ?",
+        [run_id],
     )
-    programs = {
-        cid: {s: m for s, m in zip(seeds, metrics, strict=True) if m is not None}
-        for cid, _, seeds, metrics, _ in rows
+    return {
+        cid: Program(
+            parent,
+            {s: m for s, m in zip(seeds, metrics, strict=True) if m is not None},
+            status,
+            bool(metrics),
+        )
+        for cid, parent, seeds, metrics, status in rows
     }
-    children = [(parent, programs[cid]) for cid, parent, _, _, _ in rows if cid]
-    found = effects.estimate(*effects.paired_gains(children, programs, run.sigma, run.minimize))
+
+
+def _edit_effects(programs: dict[int, Program], run: RunInfo) -> str:
+    """What the run's paired gains say of its edits (evo.search.effects); "" with too few."""
+    metrics = {cid: p.metrics for cid, p in programs.items()}
+    children = [(p.parent, p.metrics) for cid, p in programs.items() if cid]
+    found = effects.estimate(*effects.paired_gains(children, metrics, run.sigma, run.minimize))
     if found is None:
         return ""
-    tried = [status for cid, _, _, metrics, status in rows if cid and metrics]
+    tried = [p.status for cid, p in programs.items() if cid and p.evaluated]
     return found.describe(crashed=tried.count("crash"), tried=len(tried))
+
+
+def _luck(programs: dict[int, Program], run: RunInfo, best_id: int) -> str:
+    """What of the best's measured gain over the seed program is likely real (evo.search.luck),
+    or why the run cannot tell."""
+    seed = programs.get(0)
+    if best_id == 0 or seed is None or not seed.metrics:
+        return "the best is the seed program: no gain to estimate"
+    said = f"the best's gain over the seed program ({statistics.fmean(seed.metrics.values()):.4f})"
+    dof = run.noise_dof or 0
+    if not run.sigma or dof < luck.MIN_PAIRED_DOF:
+        return (
+            f"{said} is not estimated: sigma rests on {dof} paired degrees of freedom, "
+            f"{luck.MIN_PAIRED_DOF} needed (--min-repeats 2 measures each new champion on a "
+            "second seed)"
+        )
+    metrics = {cid: p.metrics for cid, p in programs.items()}
+    found = luck.estimate(luck.paired_gains(metrics, 0, run.sigma, run.minimize), best_id)
+    if found is None:
+        return f"{said} is not estimated: fewer than {luck.MIN_PROGRAMS} paired programs"
+    sigma = run.sigma
+    return (
+        f"{said}: measured {found.measured * sigma:.4f} ({found.measured:.1f} sigma) on "
+        f"{found.seeds} shared seed(s), estimated {found.gain * sigma:.4f} ({found.gain:.1f} "
+        f"sigma; {found.low * sigma:.4f} to {found.high * sigma:.4f}); the rest is likely the "
+        f"luck that chose it (empirical Bayes over {found.programs} programs, evo.search.luck)"
+    )
 
 
 def _listing(items: list[tuple[Any, str]], values: list[float]) -> str:
