@@ -135,3 +135,18 @@ def test_evo_lineage_says_what_of_the_best_is_likely_luck(tmp_path, dof, expecte
     write_run(folder, dof)
     lines = summary(Lineage([folder]), "fixture")
     assert [line for line in lines if line.startswith("the best's gain")] == [expected]
+
+
+def test_a_best_that_measured_below_its_estimate_is_not_called_lucky(tmp_path):
+    """Twelve programs measured 2 sigma better than the best (#1, 0.5 sigma; the others were not
+    crowned): its true gain is likely nearer theirs than it measured, and the line says so."""
+    folder = tmp_path / "fixture"
+    writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
+    writer.add(row(0, None, 0, "accepted", [10.0, 10.5, 9.5], "the seed program", 0, sigma=0.5))
+    writer.add(row(1, 0, 0, "accepted", [10.0 - 0.5 * 0.5], "", 1, sigma=0.5))
+    for cid in range(2, 14):
+        writer.add(row(cid, 0, 0, "rejected", [10.0 - 0.5 * 2.0], "", cid, sigma=0.5))
+    writer.flush()
+    checkpoint.save(folder, {"sigma": 0.5, "noise": {"programs": [], "earlier": [0, 0], "dof": 6}})
+    [line] = [s for s in summary(Lineage([folder]), "fixture") if s.startswith("the best's gain")]
+    assert "its measurement was, if anything, unlucky" in line

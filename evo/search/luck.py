@@ -4,8 +4,8 @@ A run's best is the program that measured best among hundreds, and so, partly, t
 noise was luckiest: its measured gain over the seed program overstates its true gain (by 0.5-1.8
 sigma in `evo bench realistic` where a candidate is crowned on one seed, up to 0.55 on two). The
 estimate takes that out as empirical Bayes does (Efron, "Tweedie's formula and selection bias",
-2011). Every program measured on seeds the seed program
-was measured on has a paired gain over it, in the run's sigma (positive: better),
+2011). Every program measured on seeds the seed program was measured on has a paired gain over
+it, in the run's sigma (positive: better),
 
     x_p = theta_p + c + e_p,        e_p ~ N(0, 1 / (2 n_p))
 

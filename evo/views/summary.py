@@ -12,6 +12,7 @@ from evo.views import confirmation
 
 LISTED = 8  # groups listed one by one; more are summarised by their range
 CHAIN_SHOWN = 20  # steps of the best's improvement chain shown in the summary
+SAME = 0.1  # sigma: an estimate this close to the measured gain says its luck was small
 
 
 def summary(lineage: Lineage, run_id: str) -> list[str]:
@@ -226,11 +227,19 @@ def _luck(programs: dict[int, Program], run: RunInfo, best_id: int) -> str:
     if found is None:
         return f"{said} is not estimated: fewer than {luck.MIN_PROGRAMS} paired programs"
     sigma = run.sigma
+    lucky = found.measured - found.gain
+    luck_said = (
+        "the rest is likely the luck that chose it"
+        if lucky >= SAME
+        else "its measurement was, if anything, unlucky"
+        if lucky <= -SAME
+        else "little of it is luck"
+    )
     return (
         f"{said}: measured {found.measured * sigma:.4f} ({found.measured:.1f} sigma) on "
         f"{found.seeds} shared seed(s), estimated {found.gain * sigma:.4f} ({found.gain:.1f} "
-        f"sigma; {found.low * sigma:.4f} to {found.high * sigma:.4f}); the rest is likely the "
-        f"luck that chose it (empirical Bayes over {found.programs} programs, evo.search.luck)"
+        f"sigma; {found.low * sigma:.4f} to {found.high * sigma:.4f}); {luck_said} "
+        f"(empirical Bayes over {found.programs} programs, evo.search.luck)"
     )
 
 
