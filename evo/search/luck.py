@@ -15,12 +15,13 @@ x). The distribution of theta + c over the run's programs is fitted to the x's (
 evo.search.effects.fit, on a grid that spans them), and a program's estimate is its posterior
 mean under it. The posterior is the same whichever program was picked and why, so picking the
 largest x does not bias it: the winner's curse is in x, not in the posterior. The range is the
-posterior's 10th to 90th percentiles, widened by c's spread (normal, from the two variances).
+10th to 90th percentiles of a normal with the posterior's variance plus c's.
 
 What it rests on: the run's sigma measured on pairs. A run whose candidates are evaluated once
 each (min_repeats 1) has only the seed program's spread between seeds, which counts what the
-seed does to every program as well and may be twice the paired sigma or half of it; it gets no
-estimate (`paired_dof` below MIN_PAIRED_DOF). What it does not see: that programs share
+seed does to every program as well and may be twice the paired sigma or half of it; such a run
+gets no estimate (its callers ask for MIN_PAIRED_DOF paired degrees of freedom; `evo bench
+realistic` measured the estimate against the truth). What it does not see: that programs share
 ancestors (an edit's luck lives on in its descendants' x, which makes the fitted distribution a
 little narrower than the truth, the estimate a little cautious), and a program's gain at another
 budget (`evo confirm --budget`).
