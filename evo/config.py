@@ -57,6 +57,7 @@ class SearchConfig:
     noise_k: float = setting(0.0, "a new champion's paired gain must exceed k sigma/sqrt(n)")
     max_repeats: int = setting(3, "evaluations a candidate may get before its fate is decided")
     min_repeats: int = setting(2, "evaluations a new champion needs (its gain held on a 2nd seed)")
+    sure_k: float = setting(3.0, "crown a gain past k sigma/sqrt(n) before min_repeats; 0: never")
     surprise_k: float = setting(10.0, "crown a gain past k sigma once 2 fresh seeds hold it")
 
 
@@ -184,29 +185,25 @@ class RunConfig:
 
     def check(self) -> None:
         s, e, lim = self.search, self.evaluation, self.limits
-        for name in ("islands", "population", "tournament", "noise_repeats", "max_repeats"):
+        for name in ("islands", "population", "tournament", "noise_repeats", "min_repeats"):
             _at_least(name, getattr(s, name), 1)
-        _at_least("min_repeats", s.min_repeats, 1)
-        _at_least("surprise_k", s.surprise_k, 0)
         if s.min_repeats > s.max_repeats:
             raise UsageError(
                 f"min_repeats ({s.min_repeats}) must not exceed max_repeats ({s.max_repeats})"
             )
         _at_least("checkpoint_every", self.checkpoint_every, 1)
-        for name in ("migration_interval", "stagnation", "migration_count", "patience"):
-            _at_least(name, getattr(s, name), 0)
         if not 0 <= s.start_islands <= s.islands or (s.start_islands and not s.patience):
             raise UsageError(
                 f"start_islands ({s.start_islands}) must be 0 (all) or up to islands "
                 f"({s.islands}), with patience set: e.g. --start-islands 1 --patience 10"
             )
-        for name, value in {**asdict(e), **asdict(lim)}.items():
-            if not isinstance(value, str | None):
-                _at_least(name, value, 0)
         for name, value, high in (("explore", s.explore, 1), ("crossover", s.crossover, 1),
                                   ("screen", e.screen or 0, 0.99)):  # fmt: skip
             if not 0 <= value <= high:
                 raise UsageError(f"{name} must be a fraction from 0 to {high}, not {value}")
+        for name, value in {**asdict(s), **asdict(e), **asdict(lim)}.items():
+            if not isinstance(value, str | None):
+                _at_least(name, value, 0)
         _one_of("prewarm", e.prewarm, ("auto", "on", "off"))
         _one_of("isolation", e.isolation, ISOLATION_LEVELS)
         if not e.gpus_per_eval > 0:

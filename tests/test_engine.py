@@ -41,6 +41,7 @@ from evo.run.screen import Screen
 from evo.run.state import RunState
 from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
 from evo.search.island import Member
+from evo.search.luck import MIN_PAIRED_DOF
 from evo.search.merge import merge
 from evo.search.noise import Noise
 from evo.shipped import default_target, preset_path
@@ -226,15 +227,26 @@ def test_pure_noise_never_counts_as_an_improvement(ray_session, tmp_path):
 
 
 def test_with_min_repeats_every_champion_won_on_two_seeds(ray_session, tmp_path):
-    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, min_repeats=2)
+    engine, rows = run_engine(tmp_path, QUAD, islands=2, max_evals=30, min_repeats=2, sure_k=0.0)
     champions = [r for r in candidates(rows) if r["accepted"] and r["candidate_id"]]
     assert champions and all(len(r["metrics"]) >= 2 for r in champions)
     assert_noise_pooled(engine, rows)
     assert engine.state.noise.dof > 0  # each confirmation pairs with the seed's evaluations
 
 
+def test_a_sure_gain_is_crowned_on_one_seed_once_sigma_rests_on_pairs(ray_session, tmp_path):
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=30, surprise_k=0.0)
+    accepted = sorted(
+        (r for r in candidates(rows) if r["accepted"] and r["candidate_id"]),
+        key=lambda r: r["finished_at"],
+    )
+    assert len(accepted[0]["metrics"]) == 2  # no pairs yet: the seed's 3 evaluations give none
+    assert [r for r in accepted if len(r["metrics"]) == 1]  # QUAD's steps are many sigma
+    assert engine.state.noise.dof >= MIN_PAIRED_DOF
+
+
 def test_a_surprising_gain_is_crowned_only_once_more_seeds_confirm_it(ray_session, tmp_path):
-    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=30, surprise_k=10.0)
+    engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=30, surprise_k=10.0, sure_k=0.0)
     accepted = [r for r in candidates(rows) if r["accepted"] and r["candidate_id"]]
     surprises = [r for r in accepted if r["reason"]]
     assert len(surprises) >= 3  # QUAD's first steps are tens of sigma, its last ones are not

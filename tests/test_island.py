@@ -7,11 +7,12 @@ import dataclasses
 import pytest
 
 from evo.search.island import Island, Member, Selection
+from evo.search.luck import MIN_PAIRED_DOF
 from evo.status import Status
 
 SELECTION = Selection(
     population=3, tournament=2, explore=0.0, patience=0, crossover=0.0, noise_k=2.0,
-    max_repeats=3, min_repeats=1, surprise_k=10.0, minimize=True,
+    max_repeats=3, min_repeats=1, sure_k=0.0, surprise_k=10.0, minimize=True,
 )  # fmt: skip
 
 
@@ -43,21 +44,40 @@ def test_judge(metrics, verdict):
 
 
 @pytest.mark.parametrize(
-    "metrics, min_repeats, verdict",
+    "metrics, min_repeats, sure_k, verdict",
     [  # the default rule, k = 0: any paired gain crowns (sigma 0.1: a surprise past 1.0)
-        ({0: 0.999}, 1, Status.ACCEPTED),  # 0.01 sigma better on the same seed
-        ({0: 1.0}, 1, Status.KEPT),  # the same on the same seed: no gain, and no repeat
-        ({0: 1.001}, 1, Status.KEPT),  # a hair worse: no repeat either
-        ({1: 1.1}, 1, Status.ACCEPTED),  # its seed 1 against the champion's 1.2
-        ({0: 0.999}, 2, Status.REPEAT),  # with min_repeats 2: a second seed first
-        ({0: 0.999, 1: 1.3}, 2, Status.KEPT),  # which took the gain back
-        ({0: 0.999, 1: 1.19}, 2, Status.ACCEPTED),
-        ({0: -0.5}, 1, Status.REPEAT),  # 15 sigma: a surprise, two fresh seeds first
+        ({0: 0.999}, 1, 0, Status.ACCEPTED),  # 0.01 sigma better on the same seed
+        ({0: 1.0}, 1, 0, Status.KEPT),  # the same on the same seed: no gain, and no repeat
+        ({0: 1.001}, 1, 0, Status.KEPT),  # a hair worse: no repeat either
+        ({1: 1.1}, 1, 0, Status.ACCEPTED),  # its seed 1 against the champion's 1.2
+        ({0: 0.999}, 2, 0, Status.REPEAT),  # with min_repeats 2: a second seed first
+        ({0: 0.999, 1: 1.3}, 2, 0, Status.KEPT),  # which took the gain back
+        ({0: 0.999, 1: 1.19}, 2, 0, Status.ACCEPTED),
+        ({0: 0.7}, 2, 0, Status.REPEAT),  # 3 sigma, and no gain is sure: a second seed
+        ({0: 0.7}, 2, 3, Status.REPEAT),  # 3 sigma is not past 3
+        ({0: 0.69}, 2, 3, Status.ACCEPTED),  # 3.1 sigma is: crowned on one seed
+        ({0: 0.85, 1: 1.05}, 3, 3, Status.REPEAT),  # 1.5 sigma on 2, below 3 / sqrt(2) = 2.12
+        ({0: 0.7, 1: 0.9}, 3, 3, Status.ACCEPTED),  # 3 sigma on 2 seeds: past 2.12
+        ({0: -0.5}, 1, 0, Status.REPEAT),  # 15 sigma: a surprise, two fresh seeds first
+        ({0: -0.5}, 2, 3, Status.REPEAT),  # sure, and still a surprise
     ],
 )
-def test_judge_with_any_gain_crowning(metrics, min_repeats, verdict):
-    rule = dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=min_repeats)
-    assert island(selection=rule).judge(Member(1, {}, metrics)) == verdict
+def test_judge_with_any_gain_crowning(metrics, min_repeats, sure_k, verdict):
+    rule = dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=min_repeats, sure_k=sure_k)
+    judging = island(selection=rule)
+    judging.dof = MIN_PAIRED_DOF  # sigma measured on pairs
+    assert judging.judge(Member(1, {}, metrics)) == verdict
+
+
+@pytest.mark.parametrize(
+    "dof, verdict", [(0, Status.REPEAT), (3, Status.REPEAT), (4, Status.ACCEPTED)]
+)
+def test_no_gain_is_sure_before_sigma_is_measured_on_pairs(dof, verdict):
+    """A sigma from the seed program's spread alone can be a tenth of the truth (BENCHMARKS.md
+    "noise"), and then every lucky gain would look sure."""
+    judging = island(selection=dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=2, sure_k=3))
+    judging.dof = dof
+    assert judging.judge(Member(1, {}, {0: 0.5})) == verdict  # 5 sigma on one seed
 
 
 @pytest.mark.parametrize(

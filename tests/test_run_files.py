@@ -55,6 +55,9 @@ def test_presets_load_and_differ():
         ({"max_evals": 0}, "set a stop condition"),
         ({"gpus_per_eval": 0.0}, "gpus_per_eval must be > 0"),
         ({"budget": -1.0}, "budget must be >= 0"),
+        ({"noise_k": -1.0}, "noise_k must be >= 0, not -1.0"),
+        ({"sure_k": -0.5}, "sure_k must be >= 0, not -0.5"),
+        ({"patience": -1}, "patience must be >= 0, not -1"),
     ],
 )
 def test_bad_settings_are_refused(overrides, message):

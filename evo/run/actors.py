@@ -131,9 +131,9 @@ class IslandActor:
             exhausted=proposal.exhausted,
         )
 
-    def judge(self, candidate: Member, sigma: float) -> Status:
+    def judge(self, candidate: Member, sigma: float, dof: int) -> Status:
         with self.lock:
-            self.island.sigma = sigma  # the run's noise, refined as it goes
+            self.island.sigma, self.island.dof = sigma, dof  # the run's noise, refined as it goes
             return self.island.judge(candidate)
 
     def settle(self, candidate: Member, fate: Status, attempt: Attempt) -> None:

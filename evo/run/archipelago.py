@@ -81,9 +81,10 @@ class Archipelago:
         ref = self._call(index, lambda actor: actor.propose.remote(inspirations, model), wait=False)
         return ref, self.generation[index]
 
-    def judge(self, index: int, candidate: Member, sigma: float) -> Status:
-        """Island `index`'s verdict on `candidate`, by the run's current noise `sigma`."""
-        return self._call(index, lambda actor: actor.judge.remote(candidate, sigma))
+    def judge(self, index: int, candidate: Member, sigma: float, dof: int) -> Status:
+        """Island `index`'s verdict on `candidate`, by the run's current noise `sigma` (on `dof`
+        paired degrees of freedom)."""
+        return self._call(index, lambda actor: actor.judge.remote(candidate, sigma, dof))
 
     def settle(self, index: int, candidate: Member, fate: Status, attempt: Attempt) -> None:
         self._call(index, lambda actor: actor.settle.remote(candidate, fate, attempt))

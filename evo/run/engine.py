@@ -255,7 +255,10 @@ class Engine:
                 self.state.screens[candidate.id] = result.metric
                 self.state.pending.appendleft((candidate, 0))
         else:
-            verdict = self.islands.judge(candidate.island, candidate.as_member(), self.state.sigma)
+            noise = self.state.noise
+            verdict = self.islands.judge(
+                candidate.island, candidate.as_member(), noise.sigma, noise.dof
+            )
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, index + 1))
             else:

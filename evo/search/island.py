@@ -17,30 +17,34 @@ at least min_repeats times. A smaller positive gain earns another evaluation, up
 after that the candidate may still join the population, but does not become the champion. By
 default k is 0 and min_repeats 2: a candidate that measures better than the champion on one seed
 is evaluated on a second, and replaces the champion if its mean on the two still is. At realistic
-signal-to-noise (gains as small as the noise and rare) a threshold turns away most real gains (2
-sigma: most of them), while the second seed costs an evaluation for the few candidates that pass
-the first (3-13% more evaluations) and buys what the run needs to be honest: pairs for the noise
-estimate, a crowned gain that is less luck, and with them the estimate of how much of the best's
-gain is real (evo.search.luck). The champion's evaluations, lucky since they won, are a higher bar
-than its true metric, which keeps small losses from piling up (`evo bench realistic`,
-BENCHMARKS.md "realistic"; min_repeats 1 is one agent's loop, and single-chain's).
+signal-to-noise (gains rare and about the noise's size) a threshold turns most real gains away,
+while the second seed costs 3-13% more evaluations and buys pairs for the noise estimate, a
+crowned gain with less luck, and the estimate of how much of the best's gain is real
+(evo.search.luck); the champion's lucky evaluations are a higher bar than its true metric, which
+keeps small losses from piling up (BENCHMARKS.md "realistic"; min_repeats 1: one agent's loop).
+
+Sure gains. A gain past sure_k sigma / sqrt(n) (3; a candidate no better than the champion
+measures that once in 700 evaluations) is crowned before min_repeats: a second seed would check
+what is not in doubt (BENCHMARKS.md "efficiency"). Only once sigma rests on MIN_PAIRED_DOF paired
+degrees of freedom: from the seed's spread alone it can be a tenth of the truth, every lucky gain
+would look sure, and no pair would come to correct it (BENCHMARKS.md "noise").
 
 Surprises. A gain of more than surprise_k sigma (10 by default: far beyond what an edit usually
 buys, and what a forged or broken measurement, or a lucky one picked from hundreds, looks like)
 is not crowned on the evaluations it was selected on: the candidate is evaluated on FRESH_SEEDS
-more seeds, and crowned only if its gain on those (paired with the champion where the champion
-was measured on the seed, else against the champion's mean) is at least half the surprise. The
-lineage row says which way it went (Selection.surprise). A migrant was judged on its own island
-already: it is not asked again.
+more seeds, and crowned only if its gain on those (paired with the champion where it has the
+seed, else against its mean) is at least half the surprise, as its lineage row says
+(Selection.surprise). A migrant was judged on its own island already: it is not asked again.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from evo.config import SearchConfig
+from evo.search.luck import MIN_PAIRED_DOF
 from evo.status import Status
 
 FRESH_SEEDS = 2
@@ -67,26 +71,11 @@ class Member:
 
     def to_state(self) -> dict:
         """JSON-ready: the metrics' seed indices as numbers, not the strings JSON keys become."""
-        return {
-            "id": self.id,
-            "sources": self.sources,
-            "metrics": [[k, v] for k, v in self.metrics.items()],
-            "generation": self.generation,
-            "details": self.details,
-            "hypothesis": self.hypothesis,
-        }
+        return asdict(self) | {"metrics": [[k, v] for k, v in self.metrics.items()]}
 
     @classmethod
-    def from_state(cls, state: dict) -> Member:
-        metrics = {int(k): v for k, v in state["metrics"]}
-        return cls(
-            state["id"],
-            state["sources"],
-            metrics,
-            state["generation"],
-            state["details"],
-            state.get("hypothesis", ""),  # none before recombination
-        )
+    def from_state(cls, state: dict) -> Member:  # a state from before recombination: no hypothesis
+        return cls(**state | {"metrics": {int(k): v for k, v in state["metrics"]}})
 
 
 @dataclass(frozen=True)
@@ -101,6 +90,7 @@ class Selection:
     noise_k: float
     max_repeats: int
     min_repeats: int
+    sure_k: float
     surprise_k: float
     minimize: bool
 
@@ -125,6 +115,11 @@ class Selection:
     def clear(self, gain: float, shared: int, sigma: float) -> bool:
         """Whether a gain on `shared` paired seeds is beyond the noise: k sigma / sqrt(n)."""
         return gain > self.noise_k * sigma / math.sqrt(shared)
+
+    def sure(self, gain: float, shared: int, sigma: float) -> bool:
+        """Whether a gain is so far beyond the noise that more seeds would not change the
+        verdict: past sure_k sigma / sqrt(n)."""
+        return bool(self.sure_k) and gain > self.sure_k * sigma / math.sqrt(shared)
 
     def surprising(self, gain: float, sigma: float) -> bool:
         """Whether a gain is too large to crown on the seeds it was selected on."""
@@ -162,6 +157,7 @@ class Island:
         self.index = index
         self.selection = selection
         self.sigma = sigma
+        self.dof = 0  # the paired degrees of freedom sigma rests on, as of the latest verdict
         self.rng = random.Random(f"{seed}-{index}")
         self.population: list[Member] = []
         self.champion: Member | None = None
@@ -211,7 +207,9 @@ class Island:
         `migrant` was judged on its own island already: no surprise is asked to reproduce."""
         gain, shared = self.selection.gain(candidate, self.champion)
         if self.selection.clear(gain, shared, self.sigma):
-            if len(candidate.metrics) < self.selection.min_repeats:
+            early = len(candidate.metrics) < self.selection.min_repeats
+            measured = self.dof >= MIN_PAIRED_DOF  # a sigma from the seed's spread may be tiny
+            if early and not (measured and self.selection.sure(gain, shared, self.sigma)):
                 return Status.REPEAT
             if migrant or not self.selection.surprising(gain, self.sigma):
                 return Status.ACCEPTED

@@ -20,7 +20,7 @@ largest x does not bias it: the winner's curse is in x, not in the posterior. Th
 What it rests on: the run's sigma measured on pairs. A run whose candidates are evaluated once
 each (min_repeats 1) has only the seed program's spread between seeds, which counts what the
 seed does to every program as well and may be twice the paired sigma or half of it; such a run
-gets no estimate (its callers ask for MIN_PAIRED_DOF paired degrees of freedom; `evo bench
+gets no estimate (`of_run` asks for MIN_PAIRED_DOF paired degrees of freedom; `evo bench
 realistic` measured the estimate against the truth). What it does not see: that programs share
 ancestors (an edit's luck lives on in its descendants' x, which makes the fitted distribution a
 little narrower than the truth, the estimate a little cautious), and a program's gain at another
@@ -70,6 +70,25 @@ def paired_gains(
         if program != seed_id
     }
     return {program: pair for program, pair in pairs.items() if pair}
+
+
+def of_run(
+    programs: dict[int, dict[int, float]],
+    program: int,
+    seed_id: int,
+    sigma: float,
+    dof: int,
+    minimize: bool,
+) -> Estimate | str:
+    """`program`'s estimate in a run whose sigma rests on `dof` paired degrees of freedom
+    (`programs`: every program's metrics, id -> seed -> metric), or why there is none."""
+    if not sigma or dof < MIN_PAIRED_DOF:
+        return (
+            f"sigma rests on {dof} paired degrees of freedom, {MIN_PAIRED_DOF} needed "
+            "(--min-repeats 2 measures each new champion on a second seed)"
+        )
+    found = estimate(paired_gains(programs, seed_id, sigma, minimize), program)
+    return found or f"fewer than {MIN_PROGRAMS} paired programs"
 
 
 def estimate(gains: dict[int, tuple[float, int]], program: int) -> Estimate | None:

@@ -215,17 +215,10 @@ def _luck(programs: dict[int, Program], run: RunInfo, best_id: int) -> str:
     if best_id == 0 or seed is None or not seed.metrics:
         return "the best is the seed program: no gain to estimate"
     said = f"the best's gain over the seed program ({statistics.fmean(seed.metrics.values()):.4f})"
-    dof = run.noise_dof or 0
-    if not run.sigma or dof < luck.MIN_PAIRED_DOF:
-        return (
-            f"{said} is not estimated: sigma rests on {dof} paired degrees of freedom, "
-            f"{luck.MIN_PAIRED_DOF} needed (--min-repeats 2 measures each new champion on a "
-            "second seed)"
-        )
     metrics = {cid: p.metrics for cid, p in programs.items()}
-    found = luck.estimate(luck.paired_gains(metrics, 0, run.sigma, run.minimize), best_id)
-    if found is None:
-        return f"{said} is not estimated: fewer than {luck.MIN_PROGRAMS} paired programs"
+    found = luck.of_run(metrics, best_id, 0, run.sigma, run.noise_dof or 0, run.minimize)
+    if isinstance(found, str):
+        return f"{said} is not estimated: {found}"
     sigma = run.sigma
     lucky = found.measured - found.gain
     luck_said = (
