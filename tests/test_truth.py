@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import row
 
-from evo.bench.realistic import estimated_gain, trajectory
+from evo.bench.realistic import estimated_gain, median_error, trajectory
 from evo.bench.truth import (
     BASE,
     MUTABLE,
@@ -210,3 +210,14 @@ def test_the_bench_reads_the_estimate_where_the_run_has_pairs_for_one():
     del programs[4][1], programs[5][1]
     assert round(estimated_gain(programs, 12, 0), 4) == 1.6
     assert estimated_gain(programs, 0, 0) == 0.0
+
+
+def test_the_median_error_is_nil_for_a_constant_and_scales_with_the_values():
+    """The bench's standard error of a median (a seeded bootstrap): the same resamples whatever
+    the values, so twice the values give exactly twice the error; about the normal theory's
+    1.25 sd / sqrt(n) for 400 normal values."""
+    values = [float(v) for v in range(20)]
+    assert median_error([1.5] * 20) == 0.0
+    assert median_error([2 * v for v in values]) == 2 * median_error(values)
+    normal = np.random.default_rng(1).normal(size=400).tolist()
+    assert median_error(normal) == pytest.approx(1.2533 / 20, rel=0.25)

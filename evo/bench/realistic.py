@@ -18,7 +18,8 @@ over the seeds, in sigma (positive: better than the seed program):
   CONFIRM_SEEDS fresh seeds, as `evo confirm` does: their mean paired difference) less its true
   gain.
 
-Medians, with the quartiles of the true gain.
+Medians; the true gain's with its standard error (bootstrap: a policy behind another by less
+than about twice that is not measurably behind at this many seeds) and its quartiles.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from evo.bench.efficiency import preset_run
 from evo.bench.throughput import local_ray
@@ -55,10 +58,14 @@ POLICIES = {
     # evo's default until this benchmark: islands, 2 sigma / sqrt(n), up to 3 evaluations
     "threshold": ("adaptive", {"noise_k": 2.0, "patience": 10, "min_repeats": 1}),
     # evo's default: islands, a new champion's gain over its island's champion held on the same
-    # two seeds (evo.search.island): pairs for the noise, and the estimate of evo.search.luck
+    # two seeds (evo.search.island): pairs for the noise, and the estimate of evo.search.luck;
+    # a gain past 3 sigma is sure on one, once sigma rests on pairs
     "default": ("adaptive", {}),
     # tried, not kept (BENCHMARKS.md "realistic")
     "repeats-1": ("adaptive", {"min_repeats": 1}),  # the default before: crowned on one seed
+    "repeats-2": ("adaptive", {"sure_k": 0.0}),  # then: every new champion on two seeds
+    "sure-2": ("adaptive", {"sure_k": 2.0}),  # sure past 2 sigma
+    "no-carry": ("adaptive", {"carry_gains": False}),  # no gains carried to newer champions
     "patience-10": ("adaptive", {"patience": 10, "min_repeats": 1}),
     "threshold-1": ("adaptive", {"noise_k": 1.0, "patience": 10, "min_repeats": 1}),
     "chain-0.5": ("single-chain", {"noise_k": 0.5, "max_repeats": 1, "surprise_k": 0.0}),
@@ -67,6 +74,7 @@ DEFAULT_POLICIES = ("chain", "threshold", "repeats-1", "default")
 
 COLUMNS = ("true", "reported", "optimism", "estimated_error", "confirmed_error")
 CONFIRM_SEEDS = 3  # evo confirm's default
+BOOTSTRAP = 2000  # resamples for the standard error of a median
 
 
 def bench_realistic(
@@ -153,10 +161,9 @@ def estimated_gain(programs: dict[int, dict[int, float]], best: int, seed: int) 
     if best == seed:
         return 0.0
     noise = Noise({p: m for p, m in programs.items() if len(m) > 1})
-    if noise.dof >= luck.MIN_PAIRED_DOF:
-        found = luck.estimate(luck.paired_gains(programs, seed, noise.sigma, True), best)
-        if found:
-            return found.gain * noise.sigma / SIGMA
+    found = luck.of_run(programs, best, seed, noise.sigma, noise.dof, minimize=True)
+    if isinstance(found, luck.Estimate):
+        return found.gain * noise.sigma / SIGMA
     gain, _ = paired_gain(programs[best], programs[seed], SIGMA, minimize=True)
     return gain
 
@@ -187,14 +194,22 @@ def _point(
     }
 
 
+def median_error(values: list[float]) -> float:
+    """The standard error of the median of `values` (a seeded bootstrap: the same values read
+    the same), what a difference between two policies' medians is to be read against."""
+    resampled = np.random.default_rng(0).choice(values, size=(BOOTSTRAP, len(values)))
+    return float(np.median(resampled, axis=1).std())
+
+
 def _row(regime: str, policy: str, points: list[dict], lengths: list[int]) -> dict:
     row: dict = {"regime": regime, "policy": policy, "seeds": len(points)}
     for n in lengths:
         at = [p[n] for p in points]
         true = sorted(p["true"] for p in at)
         sample = true if len(true) > 1 else true * 2  # quantiles need two points
-        quartiles = statistics.quantiles(sample, n=4, method="inclusive")
-        row[f"true_{n}"] = f"{quartiles[1]:.2f} ({quartiles[0]:.2f} - {quartiles[2]:.2f})"
+        low, median, high = statistics.quantiles(sample, n=4, method="inclusive")
+        error = median_error(true)
+        row[f"true_{n}"] = f"{median:.2f} ± {error:.2f} ({low:.2f} - {high:.2f})"
         for column in COLUMNS[1:]:
             row[f"{column}_{n}"] = round(statistics.median(p[column] for p in at), 2)
         row[f"worse_{n}"] = f"{sum(t < 0 for t in true)}/{len(true)}"
