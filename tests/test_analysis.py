@@ -35,8 +35,8 @@ def test_the_summary_figures(fixture_run):
         "  #1      9.0000    -1.0000 (5.0 sigma)  X down",
         "  #4      8.1000    -0.9000 (4.5 sigma)  X further down",
         "the best's gain over the seed program (10.0000) is not estimated: sigma rests on 0 "
-        "paired degrees of freedom, 4 needed (--min-repeats 2 measures each new champion on a "
-        "second seed)",
+        "paired degrees of freedom, 4 needed (each would-be champion measured on a second seed "
+        "adds one: a longer run brings them, and --min-repeats 2 where it was 1)",
         "spend: $0.65 (2500 input, 0 cache-read, 200 output tokens)",
         "spend by model: claude-haiku-4-5: 1 accepted of 2 for $0.40 (2.5 per $), "
         "claude-sonnet-4-5: 0 accepted of 1 for $0.25 (0 per $)",

@@ -125,8 +125,8 @@ def write_run(folder, dof: int) -> None:
         (
             3,
             "the best's gain over the seed program (10.0000) is not estimated: sigma rests on 3 "
-            "paired degrees of freedom, 4 needed (--min-repeats 2 measures each new champion on "
-            "a second seed)",
+            "paired degrees of freedom, 4 needed (each would-be champion measured on a second "
+            "seed adds one: a longer run brings them, and --min-repeats 2 where it was 1)",
         ),
     ],
 )

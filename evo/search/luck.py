@@ -84,8 +84,9 @@ def of_run(
     (`programs`: every program's metrics, id -> seed -> metric), or why there is none."""
     if not sigma or dof < MIN_PAIRED_DOF:
         return (
-            f"sigma rests on {dof} paired degrees of freedom, {MIN_PAIRED_DOF} needed "
-            "(--min-repeats 2 measures each new champion on a second seed)"
+            f"sigma rests on {dof} paired degrees of freedom, {MIN_PAIRED_DOF} needed (each "
+            "would-be champion measured on a second seed adds one: a longer run brings them, "
+            "and --min-repeats 2 where it was 1)"
         )
     found = estimate(paired_gains(programs, seed_id, sigma, minimize), program)
     return found or f"fewer than {MIN_PROGRAMS} paired programs"
