@@ -41,9 +41,8 @@ from evo.run.screen import Screen
 from evo.run.state import RunState
 from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
 from evo.search.island import Member
-from evo.search.luck import MIN_PAIRED_DOF
 from evo.search.merge import merge
-from evo.search.noise import Noise
+from evo.search.noise import MIN_PAIRED_DOF, Noise
 from evo.shipped import default_target, preset_path
 from evo.status import Status
 from evo.store.lineage import read_lineage

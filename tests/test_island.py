@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from evo.search.island import Island, Member, Selection
-from evo.search.luck import MIN_PAIRED_DOF
+from evo.search.noise import MIN_PAIRED_DOF, Level
 from evo.status import Status
 
 SELECTION = Selection(
@@ -16,8 +16,8 @@ SELECTION = Selection(
 )  # fmt: skip
 
 
-def island(sigma=0.1, champion=None, others=(), selection=SELECTION) -> Island:
-    result = Island(0, selection, sigma, seed=0)
+def island(sigma=0.1, champion=None, others=(), selection=SELECTION, dof=0) -> Island:
+    result = Island(0, selection, Level(sigma, dof), seed=0)
     result.champion = champion or Member(0, {}, {0: 1.0, 1: 1.2, 2: 0.8})
     result.population = [result.champion, *others]
     return result
@@ -64,8 +64,7 @@ def test_judge(metrics, verdict):
 )
 def test_judge_with_any_gain_crowning(metrics, min_repeats, sure_k, verdict):
     rule = dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=min_repeats, sure_k=sure_k)
-    judging = island(selection=rule)
-    judging.dof = MIN_PAIRED_DOF  # sigma measured on pairs
+    judging = island(selection=rule, dof=MIN_PAIRED_DOF)  # sigma measured on pairs
     assert judging.judge(Member(1, {}, metrics)) == verdict
 
 
@@ -75,8 +74,8 @@ def test_judge_with_any_gain_crowning(metrics, min_repeats, sure_k, verdict):
 def test_no_gain_is_sure_before_sigma_is_measured_on_pairs(dof, verdict):
     """A sigma from the seed program's spread alone can be a tenth of the truth (BENCHMARKS.md
     "noise"), and then every lucky gain would look sure."""
-    judging = island(selection=dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=2, sure_k=3))
-    judging.dof = dof
+    rule = dataclasses.replace(SELECTION, noise_k=0.0, min_repeats=2, sure_k=3)
+    judging = island(selection=rule, dof=dof)
     assert judging.judge(Member(1, {}, {0: 0.5})) == verdict  # 5 sigma on one seed
 
 
@@ -166,7 +165,7 @@ def test_tournament_and_explore_are_seeded():
     members = [Member(i, {}, {0: float(i)}) for i in range(1, 3)]
     greedy = island(others=members)
     assert {greedy.select_parent().id for _ in range(50)} == {0, 1}  # 2 of 3: never the worst
-    curious = Island(0, dataclasses.replace(SELECTION, explore=1.0), 0.1, seed=4)
+    curious = Island(0, dataclasses.replace(SELECTION, explore=1.0), Level(0.1), seed=4)
     curious.population = [greedy.champion, *members]
     first = [curious.select_parent().id for _ in range(20)]
     curious.rng.seed("4-0")
@@ -218,9 +217,9 @@ def test_migrants_join_or_win_and_duplicates_are_turned_away():
 
 
 def test_state_round_trip():
-    home = island(others=[Member(1, {"m.py": "x = 1\n"}, {0: 1.1}, generation=2)])
+    home = island(others=[Member(1, {"m.py": "x = 1\n"}, {0: 1.1}, generation=2)], dof=5)
     home.select_parent()
     home.missed()
     again = Island.from_state(home.state(), SELECTION)
-    assert again.state() == home.state()
+    assert again.state() == home.state() and again.noise == Level(0.1, 5)
     assert again.select_parent().id == home.select_parent().id

@@ -161,7 +161,7 @@ def estimated_gain(programs: dict[int, dict[int, float]], best: int, seed: int) 
     if best == seed:
         return 0.0
     noise = Noise({p: m for p, m in programs.items() if len(m) > 1})
-    found = luck.of_run(programs, best, seed, noise.sigma, noise.dof, minimize=True)
+    found = luck.of_run(programs, best, seed, noise.level, minimize=True)
     if isinstance(found, luck.Estimate):
         return found.gain * noise.sigma / SIGMA
     gain, _ = paired_gain(programs[best], programs[seed], SIGMA, minimize=True)

@@ -29,6 +29,7 @@ from evo.mutate.prompt import Attempt, Inspiration, Mate, Measured
 from evo.mutate.proposal import Proposal, Validator
 from evo.search.candidate import Child, EvalRequest, Evaluation
 from evo.search.island import Island, Member, Selection
+from evo.search.noise import Level
 from evo.status import Status
 from evo.target import load_target
 
@@ -86,7 +87,7 @@ class IslandActor:
         mate = second and Mate(  # what the operator needs of the two parents
             second.id, second.sources, second.fitness, second.hypothesis, parent.hypothesis
         )
-        noise = self.island.sigma
+        noise = self.island.noise.sigma
         measured = (  # the seed program's children are proposed while it is measured
             Measured(parent.details, noise, self.island.selection.noise_k * noise)
             if parent.metrics
@@ -131,9 +132,9 @@ class IslandActor:
             exhausted=proposal.exhausted,
         )
 
-    def judge(self, candidate: Member, sigma: float, dof: int) -> Status:
+    def judge(self, candidate: Member, noise: Level) -> Status:
         with self.lock:
-            self.island.sigma, self.island.dof = sigma, dof  # the run's noise, refined as it goes
+            self.island.noise = noise  # the run's, refined as it goes
             return self.island.judge(candidate)
 
     def settle(self, candidate: Member, fate: Status, attempt: Attempt) -> None:
@@ -149,14 +150,14 @@ class IslandActor:
         with self.lock:
             return self.island.runner_up()
 
-    def receive(self, migrant: Member, sigma: float) -> Status:
+    def receive(self, migrant: Member, noise: Level) -> Status:
         with self.lock:
-            self.island.sigma = sigma
+            self.island.noise = noise
             return self.island.receive(migrant)
 
-    def reset(self, founder: Member, sigma: float) -> None:
+    def reset(self, founder: Member, noise: Level) -> None:
         with self.lock:
-            self.island.sigma = sigma
+            self.island.noise = noise
             self.island.reset(founder)
 
     def state(self) -> dict:

@@ -21,6 +21,7 @@ from evo.run.actors import IslandActor
 from evo.run.scheduler import PROPOSALS_PER_ISLAND
 from evo.run.state import RunState
 from evo.search.island import Member, Selection
+from evo.search.noise import Level
 from evo.status import Status
 from evo.target import Target
 
@@ -81,17 +82,16 @@ class Archipelago:
         ref = self._call(index, lambda actor: actor.propose.remote(inspirations, model), wait=False)
         return ref, self.generation[index]
 
-    def judge(self, index: int, candidate: Member, sigma: float, dof: int) -> Status:
-        """Island `index`'s verdict on `candidate`, by the run's current noise `sigma` (on `dof`
-        paired degrees of freedom)."""
-        return self._call(index, lambda actor: actor.judge.remote(candidate, sigma, dof))
+    def judge(self, index: int, candidate: Member, noise: Level) -> Status:
+        """Island `index`'s verdict on `candidate`, by the run's current `noise`."""
+        return self._call(index, lambda actor: actor.judge.remote(candidate, noise))
 
     def settle(self, index: int, candidate: Member, fate: Status, attempt: Attempt) -> None:
         self._call(index, lambda actor: actor.settle.remote(candidate, fate, attempt))
 
-    def reset(self, index: int, founder: Member, sigma: float) -> None:
-        """Island `index` starts again from `founder` alone; `sigma`: the run's noise."""
-        self._call(index, lambda actor: actor.reset.remote(founder, sigma))
+    def reset(self, index: int, founder: Member, noise: Level) -> None:
+        """Island `index` starts again from `founder` alone; `noise`: the run's."""
+        self._call(index, lambda actor: actor.reset.remote(founder, noise))
 
     def since_improvement(self, islands: int) -> list[int]:
         """Evaluations since the champion of each of the first `islands` last improved."""
@@ -103,10 +103,10 @@ class Archipelago:
         return self._call(index, lambda actor: actor.runner_up.remote())
 
     def migrate(
-        self, count: int, sigma: float, islands: int
+        self, count: int, noise: Level, islands: int
     ) -> list[tuple[int, int, Member, Status]]:
         """Each of the first `islands` sends its best `count` programs to the next one round
-        their ring, judged there by the noise `sigma`; returns (source, destination, migrant,
+        their ring, judged there by the run's `noise`; returns (source, destination, migrant,
         the destination's verdict) for each."""
         sent = self._call_each(
             [(i, lambda actor: actor.best.remote(count)) for i in range(islands)]
@@ -118,7 +118,7 @@ class Archipelago:
         ]
         verdicts = self._call_each(
             [
-                (dest, lambda actor, m=migrant: actor.receive.remote(m, sigma))
+                (dest, lambda actor, m=migrant: actor.receive.remote(m, noise))
                 for _, dest, migrant in moves
             ]
         )

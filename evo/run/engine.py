@@ -255,10 +255,8 @@ class Engine:
                 self.state.screens[candidate.id] = result.metric
                 self.state.pending.appendleft((candidate, 0))
         else:
-            noise = self.state.noise
-            verdict = self.islands.judge(
-                candidate.island, candidate.as_member(), noise.sigma, noise.dof
-            )
+            member, noise = candidate.as_member(), self.state.noise.level
+            verdict = self.islands.judge(candidate.island, member, noise)
             if verdict == Status.REPEAT:  # first in line; a run that stops here keeps it waiting
                 self.state.pending.appendleft((candidate, index + 1))
             else:

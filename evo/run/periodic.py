@@ -89,7 +89,7 @@ class Tasks:
 
     def migrate(self) -> None:
         for source, dest, migrant, verdict in self.islands.migrate(
-            self.config.search.migration_count, self.state.sigma, self.state.open_islands
+            self.config.search.migration_count, self.state.noise.level, self.state.open_islands
         ):
             if verdict == Status.ACCEPTED:
                 self.state.set_champion(dest, migrant, self.minimize)
@@ -122,7 +122,7 @@ class Tasks:
 
     def _found(self, index: int, founder: Member, source: int, kind: Event) -> None:
         """Island `index` starts again from `founder`, a program of island `source`."""
-        self.islands.reset(index, founder, self.state.sigma)
+        self.islands.reset(index, founder, self.state.noise.level)
         self.state.set_champion(index, founder, self.minimize)
         self.lineage.event(kind, founder.id, source, index, Status.RESET)
 

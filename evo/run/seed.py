@@ -137,13 +137,13 @@ def measure_noise(engine: Engine) -> None:
     for index in engine.islands:
         state.set_champion(index, founder, engine.selection.minimize)
         if engine.islands.restored[index]:  # it proposed children of the seed unmeasured
-            engine.islands.reset(index, founder, state.sigma)
+            engine.islands.reset(index, founder, state.noise.level)
 
 
 def _found(engine: Engine, founder: Member) -> None:
     """Every island's saved state: `founder` alone, the run's noise as it is now."""
-    selection, sigma, seed = engine.selection, engine.state.sigma, engine.config.seed
+    selection, noise, seed = engine.selection, engine.state.noise.level, engine.config.seed
     engine.state.islands = [
-        island_state(Island.founded(index, selection, sigma, seed, founder))
+        island_state(Island.founded(index, selection, noise, seed, founder))
         for index in range(engine.config.search.islands)
     ]

@@ -44,7 +44,7 @@ import random
 from dataclasses import asdict, dataclass, field, fields
 
 from evo.config import SearchConfig
-from evo.search.luck import MIN_PAIRED_DOF
+from evo.search.noise import Level
 from evo.status import Status
 
 FRESH_SEEDS = 2
@@ -153,11 +153,10 @@ class Selection:
 
 
 class Island:
-    def __init__(self, index: int, selection: Selection, sigma: float, seed: int):
+    def __init__(self, index: int, selection: Selection, noise: Level, seed: int):
         self.index = index
         self.selection = selection
-        self.sigma = sigma
-        self.dof = 0  # the paired degrees of freedom sigma rests on, as of the latest verdict
+        self.noise = noise  # the run's, as of the latest verdict, migration or reset
         self.rng = random.Random(f"{seed}-{index}")
         self.population: list[Member] = []
         self.champion: Member | None = None
@@ -166,9 +165,9 @@ class Island:
         self.misses = 0  # proposals the operator could not make since then
 
     @classmethod
-    def founded(cls, index: int, selection: Selection, sigma: float, seed: int, founder: Member):
+    def founded(cls, index: int, selection: Selection, noise: Level, seed: int, founder: Member):
         """A new island whose population is the founder alone."""
-        island = cls(index, selection, sigma, seed)
+        island = cls(index, selection, noise, seed)
         island.reset(founder)
         return island
 
@@ -206,12 +205,12 @@ class Island:
         """accepted (new champion), repeat (evaluate again), kept (joins), or rejected. A
         `migrant` was judged on its own island already: no surprise is asked to reproduce."""
         gain, shared = self.selection.gain(candidate, self.champion)
-        if self.selection.clear(gain, shared, self.sigma):
+        sigma = self.noise.sigma
+        if self.selection.clear(gain, shared, sigma):
             early = len(candidate.metrics) < self.selection.min_repeats
-            measured = self.dof >= MIN_PAIRED_DOF  # a sigma from the seed's spread may be tiny
-            if early and not (measured and self.selection.sure(gain, shared, self.sigma)):
+            if early and not (self.noise.paired and self.selection.sure(gain, shared, sigma)):
                 return Status.REPEAT
-            if migrant or not self.selection.surprising(gain, self.sigma):
+            if migrant or not self.selection.surprising(gain, sigma):
                 return Status.ACCEPTED
             held, count = self.selection.confirmation(candidate, self.champion)
             if count < FRESH_SEEDS:
@@ -285,7 +284,8 @@ class Island:
         version, internal, gauss = self.rng.getstate()
         return {
             "index": self.index,
-            "sigma": self.sigma,
+            "sigma": self.noise.sigma,
+            "dof": self.noise.dof,
             "rng": [version, list(internal), gauss],
             "population": [m.to_state() for m in self.population],
             "champion": self.champion.id if self.champion else None,
@@ -296,7 +296,8 @@ class Island:
 
     @classmethod
     def from_state(cls, state: dict, selection: Selection) -> Island:
-        island = cls(state["index"], selection, state["sigma"], seed=0)
+        noise = Level(state["sigma"], state.get("dof", 0))  # none before sure gains
+        island = cls(state["index"], selection, noise, seed=0)
         version, internal, gauss = state["rng"]
         island.rng.setstate((version, tuple(internal), gauss))
         island.population = [Member.from_state(m) for m in state["population"]]

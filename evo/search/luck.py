@@ -20,11 +20,11 @@ largest x does not bias it: the winner's curse is in x, not in the posterior. Th
 What it rests on: the run's sigma measured on pairs. A run whose candidates are evaluated once
 each (min_repeats 1) has only the seed program's spread between seeds, which counts what the
 seed does to every program as well and may be twice the paired sigma or half of it; such a run
-gets no estimate (`of_run` asks for MIN_PAIRED_DOF paired degrees of freedom; `evo bench
-realistic` measured the estimate against the truth). What it does not see: that programs share
-ancestors (an edit's luck lives on in its descendants' x, which makes the fitted distribution a
-little narrower than the truth, the estimate a little cautious), and a program's gain at another
-budget (`evo confirm --budget`).
+gets no estimate (`of_run` asks for MIN_PAIRED_DOF paired degrees of freedom, evo.search.noise;
+`evo bench realistic` measured the estimate against the truth). What it does not see: that
+programs share ancestors (an edit's luck lives on in its descendants' x, which makes the fitted
+distribution a little narrower than the truth, the estimate a little cautious), and a program's
+gain at another budget (`evo confirm --budget`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from evo.search import effects
+from evo.search.noise import MIN_PAIRED_DOF, Level
 
 MIN_PROGRAMS = 10  # fewer paired programs say nothing of the luck of the best among them
-MIN_PAIRED_DOF = 4  # the run's sigma must rest on at least this many paired degrees of freedom
 STEP = 0.25  # the grid's spacing, in sigma, up to POINTS points
 POINTS = 400  # past that, a wider spacing: a gain far off (a broken metric) costs no memory
 MARGIN = 4.0  # how far past the smallest and largest x the grid reaches, in sigma
@@ -76,19 +76,18 @@ def of_run(
     programs: dict[int, dict[int, float]],
     program: int,
     seed_id: int,
-    sigma: float,
-    dof: int,
+    noise: Level,
     minimize: bool,
 ) -> Estimate | str:
-    """`program`'s estimate in a run whose sigma rests on `dof` paired degrees of freedom
-    (`programs`: every program's metrics, id -> seed -> metric), or why there is none."""
-    if not sigma or dof < MIN_PAIRED_DOF:
+    """`program`'s estimate in a run of that `noise` (`programs`: every program's metrics, id
+    -> seed -> metric), or why there is none."""
+    if not (noise.sigma and noise.paired):
         return (
-            f"sigma rests on {dof} paired degrees of freedom, {MIN_PAIRED_DOF} needed (each "
-            "would-be champion measured on a second seed adds one: a longer run brings them, "
-            "and --min-repeats 2 where it was 1)"
+            f"sigma rests on {noise.dof} paired degrees of freedom, {MIN_PAIRED_DOF} needed "
+            "(each would-be champion measured on a second seed adds one: a longer run brings "
+            "them, and --min-repeats 2 where it was 1)"
         )
-    found = estimate(paired_gains(programs, seed_id, sigma, minimize), program)
+    found = estimate(paired_gains(programs, seed_id, noise.sigma, minimize), program)
     return found or f"fewer than {MIN_PROGRAMS} paired programs"
 
 

@@ -43,12 +43,28 @@ from dataclasses import dataclass, field
 import numpy as np
 
 PRIOR_DOF = 2  # the weight of the seed's spread: as much as a noise round of 3 evaluations
+MIN_PAIRED_DOF = 4  # pairs enough for sigma to be trusted with a verdict on one seed, an estimate
 
 
 def standard_error(sigma: float, dof: int) -> float:
     """The standard error, about, of an estimate `sigma` on `dof` paired degrees of freedom
     (the prior's counted too)."""
     return sigma / math.sqrt(2 * (dof + PRIOR_DOF))
+
+
+@dataclass(frozen=True)
+class Level:
+    """The run's noise as a verdict or an estimate takes it: sigma, and the paired degrees of
+    freedom it rests on."""
+
+    sigma: float
+    dof: int = 0
+
+    @property
+    def paired(self) -> bool:
+        """Whether sigma rests on MIN_PAIRED_DOF paired degrees of freedom: from the seed
+        program's spread alone it can be a tenth of the truth (BENCHMARKS.md "noise")."""
+        return self.dof >= MIN_PAIRED_DOF
 
 
 @dataclass
@@ -111,6 +127,10 @@ class Noise:
         weight = self.dof + PRIOR_DOF if within_dof else 0
         prior = PRIOR_DOF * self.spread**2
         self.sigma = math.sqrt((2 * self.residual + prior) / weight) if weight else 0.0
+
+    @property
+    def level(self) -> Level:
+        return Level(self.sigma, self.dof)
 
     @property
     def stderr(self) -> float:

@@ -6,7 +6,7 @@ import statistics
 from typing import Any, NamedTuple
 
 from evo.search import effects, luck
-from evo.search.noise import standard_error
+from evo.search.noise import Level, standard_error
 from evo.store.reader import Lineage, RunInfo
 from evo.views import confirmation
 
@@ -216,7 +216,7 @@ def _luck(programs: dict[int, Program], run: RunInfo, best_id: int) -> str:
         return "the best is the seed program: no gain to estimate"
     said = f"the best's gain over the seed program ({statistics.fmean(seed.metrics.values()):.4f})"
     metrics = {cid: p.metrics for cid, p in programs.items()}
-    found = luck.of_run(metrics, best_id, 0, run.sigma, run.noise_dof or 0, run.minimize)
+    found = luck.of_run(metrics, best_id, 0, Level(run.sigma, run.noise_dof or 0), run.minimize)
     if isinstance(found, str):
         return f"{said} is not estimated: {found}"
     sigma = run.sigma
