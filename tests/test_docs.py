@@ -56,10 +56,10 @@ PLACEHOLDERS = {
     "../winning": "a new folder in the test's temporary folder, not beside the checkout",
     "sk-ant-...": "a made-up key: every model request goes to conftest's loopback model_server",
 }
-# Appended to an `evo run` that starts a search, which as shown runs for hours: the seed
-# program's noise round takes 3 evaluations, the 4th is a child the operator proposed, at 1 s
-# budgets of the gpt target. Its run folder goes to the test's temporary folder, not to runs/.
-CAPS = ["--max-evals", "4", "--budget", "1"]
+# Appended to an `evo run` that starts a search, which as shown runs for hours: one evaluation
+# of the seed program, then one of a child the operator proposed, at 1 s budgets of the gpt
+# target. Its run folder goes to the test's temporary folder, not to runs/.
+CAPS = ["--max-evals", "2", "--noise-repeats", "1", "--budget", "1"]
 
 
 def readme_commands() -> list[list[str]]:
