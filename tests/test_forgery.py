@@ -260,9 +260,9 @@ GPT_FORGERIES = {  # one that measures as the seed, one that is refused
     n: variant(ATTACKS[n])
     for n in ("patch the loss after training", "doctor the export: a call to a Python function")
 }
-# target -> (budget, max evaluations, the forgeries a model proposes first); sort's 14 leave
-# room for the seed's 2 and up to 3 of each forgery, whichever order they are judged in
-RUNS = {"sort": (1, 14, SORT_FORGERIES), "gpt": (BUDGET, 5, GPT_FORGERIES)}
+# target -> (budget, max evaluations, the forgeries a model proposes first); sort's 15 leave
+# room for the seed's 3 and up to 3 of each forgery, whichever order they are judged in
+RUNS = {"sort": (1, 15, SORT_FORGERIES), "gpt": (BUDGET, 6, GPT_FORGERIES)}
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -279,8 +279,7 @@ def test_forgeries_a_model_proposes_in_a_run_never_measure_better(
     done = evo(
         "run", "--target", f"targets/{name}", "--operator", "anthropic", "--base-url",
         model_server.url, "--islands", "1", "--evaluators", "1", "--budget", str(budget),
-        "--max-evals", str(evaluations), "--noise-repeats", "2", "--isolation", "namespace",
-        "--out", str(tmp_path),
+        "--max-evals", str(evaluations), "--isolation", "namespace", "--out", str(tmp_path),
         env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
