@@ -86,23 +86,6 @@ def evo_started(*args: str, **popen: object) -> subprocess.Popen:
     )
 
 
-@pytest.fixture(scope="session")
-def gpt_run(tmp_path_factory) -> Path:
-    """A short real offline run of the gpt target on CPU, for the tests that read one (copy it
-    to write in it): the seed program's 3 evaluations and a candidate's, at 2 s budgets, on one
-    island and one pre-warmed evaluator."""
-    out = tmp_path_factory.mktemp("gpt-run")
-    done = evo(
-        "run", "--target", "targets/gpt", "--budget", "2", "--max-evals", "4", "--islands", "1",
-        "--min-repeats", "1", "--evaluators", "1", "--prewarm", "on", "--operator", "offline",
-        "--out", str(out), timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert " training " in done.stdout
-    [run] = out.iterdir()
-    return run
-
-
 def train_variant(target: Target, head: str = "", tail: str = "") -> dict[str, str]:
     """gpt's train.py with code put at the start of train() and just before it returns."""
     source = target.read_mutable()["train.py"]

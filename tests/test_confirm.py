@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -126,13 +125,16 @@ def evo_git(folder: Path) -> str:
     ).stdout
 
 
-def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repeat(
-    gpt_run, tmp_path
-):
+def test_a_confirmation_of_a_gpt_run_killed_midway_resumes_without_loss_or_repeat(tmp_path):
     """A short real run on the gpt target (CPU), then `evo confirm --top 1 --seeds 2`, killed
     with its Ray processes once its first row is on disk, then started again."""
-    run = tmp_path / gpt_run.name
-    shutil.copytree(gpt_run, run)
+    out = tmp_path / "runs"
+    done = evo(
+        "run", "--target", "targets/gpt", "--budget", "2", "--max-evals", "4", "--islands", "1",
+        "--min-repeats", "1", "--operator", "offline", "--out", str(out), timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = out.iterdir()
     args = ("confirm", str(run), "--top", "1", "--seeds", "2")
     started = evo_started(*args, start_new_session=True)
     deadline = time.monotonic() + 300

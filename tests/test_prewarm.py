@@ -7,9 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from pathlib import Path
 
-from conftest import evo
+from conftest import ROOT, evo
 
 from evo.bench.synthetic import write_knob_target
 from evo.evaluate.sandbox import evaluate
@@ -48,20 +47,16 @@ def test_without_a_turn_a_prewarm_target_runs_at_once(tmp_path):
     assert result.waited_seconds == 0.0
 
 
-def run(tmp_path, target, *flags: str) -> Path:
-    """The folder of an `evo run` of `target` with pre-warm on one evaluator."""
+def run(tmp_path, target, *flags: str) -> tuple[list[dict], int]:
+    """The details of every evaluation of an `evo run` with pre-warm, and how many of the
+    candidates' evaluations were sent while the one before was still out (on the one evaluator:
+    pre-warmed)."""
     out = tmp_path / "runs"
     done = evo("run", "--target", str(target), "--operator", "offline", "--islands", "1",
                "--evaluators", "1", "--prewarm", "on", "--out", str(out), *flags)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert " training " in done.stdout
     [run_dir] = out.iterdir()
-    return run_dir
-
-
-def prewarmed(run_dir: Path) -> tuple[list[dict], int]:
-    """The details of every evaluation of a run on one evaluator, and how many of the
-    candidates' evaluations were sent while the one before was still out (pre-warmed)."""
     rows = [r for r in read_lineage(run_dir / "lineage").to_pylist() if r["event"] == "candidate"]
     details = [json.loads(d) for r in rows for d in r["eval_details"]]
     times = sorted(
@@ -76,17 +71,17 @@ def prewarmed(run_dir: Path) -> tuple[list[dict], int]:
 
 def test_evo_run_prewarms_the_synthetic_target(tmp_path):
     target = write_knob_target(tmp_path / "knobs", 4, seconds=0.5, setup=0.5)
-    details, overlapping = prewarmed(run(tmp_path, target, "--max-evals", "10"))
+    details, overlapping = run(tmp_path, target, "--max-evals", "10")
     assert len(details) >= 8 and overlapping >= 2  # (a repeat may wait in the checkpoint)
     assert any("waited_seconds" in d for d in details)
     assert all(d["train_seconds"] == 0.5 and d["setup_seconds"] >= 0.5 for d in details)
 
 
-def test_evo_run_prewarms_the_gpt_target(gpt_run):
+def test_evo_run_prewarms_the_gpt_target(tmp_path):
     # The seed's 3 evaluations go to the one evaluator at once: the second sets up while the
     # first trains. (Candidates judged again when the run stops wait in the checkpoint, so only
     # the seed's are sure to be in the lineage.)
-    details, _ = prewarmed(gpt_run)  # conftest's: pre-warm on one evaluator
+    details, _ = run(tmp_path, ROOT / "targets" / "gpt", "--budget", "2", "--max-evals", "4")
     assert len(details) >= 3 and any("waited_seconds" in d for d in details)
     assert all(d["setup_seconds"] > 0 and d["first_step_seconds"] > 0 for d in details)
     assert all(d["train_seconds"] < 2.5 for d in details)  # the neighbour's set-up did not stall it
