@@ -65,6 +65,8 @@ POLICIES = {
     "repeats-1": ("adaptive", {"min_repeats": 1}),  # the default before: crowned on one seed
     "repeats-2": ("adaptive", {"sure_k": 0.0}),  # then: every new champion on two seeds
     "sure-2": ("adaptive", {"sure_k": 2.0}),  # sure past 2 sigma
+    "warm-up": ("adaptive", {"sure_k": 1e-9}),  # a second seed only until sigma rests on pairs
+    "chain-2": ("single-chain", {"min_repeats": 2}),  # the single chain with the default's rule
     "no-carry": ("adaptive", {"carry_gains": False}),  # no gains carried to newer champions
     "patience-10": ("adaptive", {"patience": 10, "min_repeats": 1}),
     "threshold-1": ("adaptive", {"noise_k": 1.0, "patience": 10, "min_repeats": 1}),
