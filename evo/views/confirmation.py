@@ -9,6 +9,15 @@ between programs of one target, evo.search.noise). The search's reported gain is
 program's search fitness less p's; the optimism is reported less confirmed: how much of what the
 run showed was luck. At a budget other than the search's, the rank correlation (Spearman) of the
 programs' search fitness and confirmed means says whether the search's order holds there.
+
+A budget is wall-clock time: on a machine that other jobs slow down, every program trains less
+and measures worse, and a confirmation's values no longer compare with the search's. The seed
+program does the same work after its training in every evaluation (its hand-off and its
+measurement, which evo times: its wall less its training and set-up seconds; set-up is left out,
+as a cold torch.compile cache makes it long on a machine of the same speed); where its
+confirmation spends SPEED_CHANGE times as long or as short at it as its search did, a caution
+says so (`speeds`). A program's own figures for its training (steps, tokens/s) are not used: its
+run phase reports them, and evo shows them without trusting them.
 """
 
 from __future__ import annotations
@@ -19,6 +28,13 @@ import statistics
 from dataclasses import dataclass
 
 from evo.store.reader import Lineage
+
+# Where the seed program's confirmation spends this many times as long or as short after its
+# training as its search did, and more than SPEED_SECONDS apart, the machine ran at another speed
+# (other jobs on it), and a wall-clock budget trained another amount: on 2 CPU cores beside two
+# busy processes, 31 s against 11 s, and 4 training steps in 15 s against 89.
+SPEED_CHANGE = 1.5
+SPEED_SECONDS = 2.0
 
 # one-sided 95% quantiles of Student's t for 1 to 30 degrees of freedom; past 30, the normal's
 T95 = (6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812, 1.796, 1.782)
@@ -163,6 +179,7 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
     """The confirmation's lines for `evo confirm` and `evo lineage` (none where there is none)."""
     metric = lineage.runs[run_id].metric
     search_budget = lineage.search_budget(run_id)
+    measured_speeds = speeds(lineage, run_id)
     lines = []
     for budget, confirmed in confirmations(lineage, run_id).items():
         lines.append(
@@ -187,6 +204,7 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
             lines.append(
                 f"  rank correlation with the search at {search_budget:g} s: {correlation:+.2f}"
             )
+        lines.extend(_speed_caution(*measured_speeds.get(budget, (math.nan, math.nan))))
     best = lineage.best(run_id)
     if not lines and best and best[0] != 0:
         lines.append(
@@ -195,3 +213,53 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
             "measures it again on fresh seeds"
         )
     return lines
+
+
+def speeds(lineage: Lineage, run_id: str) -> dict[float, tuple[float, float]]:
+    """Budget -> the seed program's median seconds after training (the module's docstring) in
+    its confirmation at that budget and in the search, where both are known."""
+    search = _after_training(
+        lineage.query(
+            "SELECT unnest(metrics), unnest(eval_details) FROM candidates "
+            "WHERE run_id = ? AND candidate_id = 0",
+            [run_id],
+        )
+    )
+    confirmed = _after_training(
+        lineage.query(
+            "SELECT metrics[1], eval_details[1] FROM lineage "
+            "WHERE run_id = ? AND event = 'confirmation' AND candidate_id = 0",
+            [run_id],
+        )
+    )
+    then = [seconds for found in search.values() for seconds in found]
+    if not then:
+        return {}
+    return {b: (statistics.median(now), statistics.median(then)) for b, now in confirmed.items()}
+
+
+def _after_training(rows: list[tuple]) -> dict[float, list[float]]:
+    """Budget -> the wall less training and set-up seconds of each evaluation (metric, details)
+    that gave a metric."""
+    found: dict[float, list[float]] = {}
+    for metric, details in rows:
+        measured = json.loads(details or "{}")
+        if metric is not None and {"wall_seconds", "train_seconds"} <= measured.keys():
+            seconds = measured["wall_seconds"] - measured["train_seconds"]
+            seconds -= measured.get("setup_seconds", 0.0)
+            found.setdefault(measured.get("budget_seconds", 0.0), []).append(seconds)
+    return found
+
+
+def _speed_caution(now: float, then: float) -> list[str]:
+    """The line that says the confirmation's machine ran at another speed than the search's."""
+    if not (now > 0 and then > 0) or abs(now - then) <= SPEED_SECONDS:
+        return []
+    if 1 / SPEED_CHANGE <= now / then <= SPEED_CHANGE:
+        return []
+    return [
+        f"  caution: the seed program's evaluations spent {now:.1f} s after training here and "
+        f"{then:.1f} s in the search: the machine ran at another speed (other jobs on it?), and "
+        "under a wall-clock budget a slower machine trains less; these values do not compare "
+        "with the search's"
+    ]
