@@ -125,11 +125,7 @@ SEARCH_SECONDS = [13.0, 14.1, 12.8]  # the seed program's seconds after training
     [
         ([13.4, 13.1], None, None),  # as in the search
         ([41.5, 42.9], None, "42.2 s after training here and 13.0 s in the search"),  # busier
-        (
-            [8.0, 8.4],
-            None,
-            "8.2 s after training here and 13.0 s in the search",
-        ),  # a busier search
+        ([8.0, 8.4], None, "8.2 s after training here and 13.0 s in the search"),  # search busier
         ([15.0, 14.9], None, None),  # slower by less than 2 s
         ([None, 13.2], None, None),  # a failed evaluation does not count (None: no metric)
         ([None, 40.0], None, "40.0 s after training here"),
@@ -142,13 +138,13 @@ def test_a_confirmation_on_a_machine_of_another_speed_says_so(tmp_path, confirme
     folder = tmp_path / "fixture"
     writer = LineageWriter(folder / "lineage", Metric("loss", minimize=True))
 
-    def details(beside: list[float], setup: float | None = None) -> list[str]:
+    def details(after: list[float], setup: float | None = None) -> list[str]:
         return [
             json.dumps(
-                {"budget_seconds": 15.0, "train_seconds": 15.0, "wall_seconds": 15 + b}
-                | ({"setup_seconds": setup, "wall_seconds": 15 + b + setup} if setup else {})
+                {"budget_seconds": 15.0, "train_seconds": 15.0, "wall_seconds": 15 + a}
+                | ({"setup_seconds": setup, "wall_seconds": 15 + a + setup} if setup else {})
             )
-            for b in beside
+            for a in after
         ]
 
     seed = row(0, None, 0, "accepted", [3.0, 3.1, 2.9], "the seed program", 0)
@@ -156,12 +152,12 @@ def test_a_confirmation_on_a_machine_of_another_speed_says_so(tmp_path, confirme
     writer.add(row(1, 0, 0, "accepted", [2.5], "better", 1) | {"eval_details": details([12.0])})
     writer.flush()
     confirmations_writer = LineageWriter(folder / CONFIRMATIONS, Metric("loss", minimize=True))
-    for i, beside in enumerate(confirmed):
-        metric = None if beside is None else 3.0
+    for i, after in enumerate(confirmed):
+        metric = None if after is None else 3.0
         for cid in (0, 1):
             confirmations_writer.add(
                 row(cid, None, 0, "ok", [metric], "", 5, event="confirmation")
-                | {"seeds": [500 + i], "eval_details": details([beside or 90.0], setup)}
+                | {"seeds": [500 + i], "eval_details": details([after or 90.0], setup)}
             )
     confirmations_writer.flush()
     lines = describe(Lineage([folder]), "fixture")
