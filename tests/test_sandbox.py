@@ -31,7 +31,9 @@ def test_baseline_is_ok_with_a_finite_metric(gpt, cache_dir):
     assert result.details["params"] == 851_968
     assert result.details["steps"] >= 2
     assert result.details["tokens"] == result.details["steps"] * 8 * 256
-    assert BUDGET <= result.train_seconds <= BUDGET + 2.0
+    # evo sees the clock's marks by polling (every 10 ms at most): its reading of a training that
+    # stopped at the budget can be that much short of it (1.9965 s once in CI)
+    assert BUDGET - 0.05 <= result.train_seconds <= BUDGET + 2.0
     assert result.wall_seconds > result.train_seconds
     assert result.peak_rss_mb > 50
     assert result.stderr_tail == ""
