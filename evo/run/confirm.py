@@ -31,7 +31,7 @@ from evo.evaluate.allowance import Allowance
 from evo.evaluate.result import EvalResult
 from evo.evaluate.sandbox import evaluate
 from evo.run.evaluators import EvaluatorPool, connect_ray
-from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation
+from evo.search.candidate import Candidate, Child, EvalRequest, Evaluation, budget_of
 from evo.status import Event, Status
 from evo.store import checkpoint
 from evo.store.lineage import (
@@ -172,11 +172,5 @@ def recorded(run_dir: Path, budget: float) -> set[tuple[int, int]]:
     return {
         (r["candidate_id"], r["seeds"][0])
         for r in read_lineage(run_dir / CONFIRMATIONS, columns).to_pylist()
-        if _budget(r) == round(budget, 3)
+        if round(budget_of(json.loads(r["eval_details"][0])), 3) == round(budget, 3)
     }
-
-
-def _budget(row: dict) -> float | None:
-    """The budget of a confirmation row's evaluation, in seconds."""
-    seconds = json.loads(row["eval_details"][0]).get("budget_seconds")
-    return None if seconds is None else round(seconds, 3)

@@ -99,6 +99,12 @@ class Evaluation:
         return cls(**{**state, "result": EvalResult(**state["result"])})
 
 
+def budget_of(measured: dict) -> float:
+    """The budget (seconds) an evaluation trained under, from what it measured as the lineage
+    records it (`Evaluation.measured`); 0.0 where none is recorded."""
+    return measured.get("budget_seconds", 0.0)
+
+
 @dataclass
 class Candidate:
     id: int

@@ -16,7 +16,7 @@ program does the same work after its training in every evaluation (its hand-off 
 measurement, which evo times: its wall less its training and set-up seconds; set-up is left out,
 as a cold torch.compile cache makes it long on a machine of the same speed); where its
 confirmation spends SPEED_CHANGE times as long or as short at it as its search did, a caution
-says so (`speeds`). A program's own figures for its training (steps, tokens/s) are not used: its
+says so. A program's own figures for its training (steps, tokens/s) are not used: its
 run phase reports them, and evo shows them without trusting them.
 """
 
@@ -27,6 +27,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from evo.search.candidate import budget_of
 from evo.store.reader import Lineage
 
 # Where the seed program's confirmation spends this many times as long or as short after its
@@ -56,6 +57,7 @@ class Confirmed:
     gain: float | None  # over the seed program, paired
     half_width: float | None  # of the 90% interval of the gain
     reported_gain: float
+    after_training: float | None  # the median seconds of its evaluations after their training
 
     @property
     def optimism(self) -> float | None:
@@ -100,11 +102,15 @@ def confirmations(lineage: Lineage, run_id: str) -> dict[float, list[Confirmed]]
         )
     )
     by_budget: dict[float, dict[int, dict[int, float]]] = {}
+    after: dict[tuple[float, int], list[float | None]] = {}  # (budget, program) -> seconds
     for cid, seed, metric, details in rows:
-        budget = json.loads(details).get("budget_seconds", 0.0)
-        measured = by_budget.setdefault(budget, {}).setdefault(cid, {})
+        measured = json.loads(details)
+        budget = budget_of(measured)
+        metrics = by_budget.setdefault(budget, {}).setdefault(cid, {})
+        seconds = after.setdefault((budget, cid), [])
         if metric is not None:
-            measured[seed] = metric
+            metrics[seed] = metric
+            seconds.append(_after_training(measured))
     sign = -1.0 if run.minimize else 1.0
     found = {}
     for budget, programs in sorted(by_budget.items()):
@@ -127,6 +133,7 @@ def confirmations(lineage: Lineage, run_id: str) -> dict[float, list[Confirmed]]
                     statistics.fmean(metrics.values()) if metrics else None, len(metrics),
                     0.0 if cid == 0 else gain, width,
                     sign * (fitness - search[0][0]) if 0 in search else math.nan,
+                    _median(after[budget, cid]),
                 )
             )  # fmt: skip
         confirmed.sort(key=lambda c: (c.candidate_id != 0, sign * -c.search_fitness))
@@ -179,7 +186,17 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
     """The confirmation's lines for `evo confirm` and `evo lineage` (none where there is none)."""
     metric = lineage.runs[run_id].metric
     search_budget = lineage.search_budget(run_id)
-    measured_speeds = speeds(lineage, run_id)
+    searched = _median(  # the seed program's seconds after training in the search
+        [
+            _after_training(json.loads(details or "{}"))
+            for value, details in lineage.query(
+                "SELECT unnest(metrics), unnest(eval_details) FROM candidates "
+                "WHERE run_id = ? AND candidate_id = 0",
+                [run_id],
+            )
+            if value is not None
+        ]
+    )
     lines = []
     for budget, confirmed in confirmations(lineage, run_id).items():
         lines.append(
@@ -204,7 +221,10 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
             lines.append(
                 f"  rank correlation with the search at {search_budget:g} s: {correlation:+.2f}"
             )
-        lines.extend(_speed_caution(*measured_speeds.get(budget, (math.nan, math.nan))))
+        seed = confirmed[0]
+        caution = _speed_caution(seed.after_training, searched) if seed.candidate_id == 0 else None
+        if caution:
+            lines.append(caution)
     best = lineage.best(run_id)
     if not lines and best and best[0] != 0:
         lines.append(
@@ -215,51 +235,30 @@ def describe(lineage: Lineage, run_id: str) -> list[str]:
     return lines
 
 
-def speeds(lineage: Lineage, run_id: str) -> dict[float, tuple[float, float]]:
-    """Budget -> the seed program's median seconds after training (the module's docstring) in
-    its confirmation at that budget and in the search, where both are known."""
-    search = _after_training(
-        lineage.query(
-            "SELECT unnest(metrics), unnest(eval_details) FROM candidates "
-            "WHERE run_id = ? AND candidate_id = 0",
-            [run_id],
-        )
-    )
-    confirmed = _after_training(
-        lineage.query(
-            "SELECT metrics[1], eval_details[1] FROM lineage "
-            "WHERE run_id = ? AND event = 'confirmation' AND candidate_id = 0",
-            [run_id],
-        )
-    )
-    then = [seconds for found in search.values() for seconds in found]
-    if not then:
-        return {}
-    return {b: (statistics.median(now), statistics.median(then)) for b, now in confirmed.items()}
+def _after_training(measured: dict) -> float | None:
+    """An evaluation's wall less its training and set-up seconds (the module's docstring), from
+    what it measured; None where it did not record them."""
+    if not {"wall_seconds", "train_seconds"} <= measured.keys():
+        return None
+    setup = measured.get("setup_seconds", 0.0)
+    return measured["wall_seconds"] - measured["train_seconds"] - setup
 
 
-def _after_training(rows: list[tuple]) -> dict[float, list[float]]:
-    """Budget -> the wall less training and set-up seconds of each evaluation (metric, details)
-    that gave a metric."""
-    found: dict[float, list[float]] = {}
-    for metric, details in rows:
-        measured = json.loads(details or "{}")
-        if metric is not None and {"wall_seconds", "train_seconds"} <= measured.keys():
-            seconds = measured["wall_seconds"] - measured["train_seconds"]
-            seconds -= measured.get("setup_seconds", 0.0)
-            found.setdefault(measured.get("budget_seconds", 0.0), []).append(seconds)
-    return found
+def _median(values: list[float | None]) -> float | None:
+    """The median of the known values."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
-def _speed_caution(now: float, then: float) -> list[str]:
+def _speed_caution(now: float | None, then: float | None) -> str | None:
     """The line that says the confirmation's machine ran at another speed than the search's."""
-    if not (now > 0 and then > 0) or abs(now - then) <= SPEED_SECONDS:
-        return []
+    if not (now and then) or min(now, then) <= 0 or abs(now - then) <= SPEED_SECONDS:
+        return None
     if 1 / SPEED_CHANGE <= now / then <= SPEED_CHANGE:
-        return []
-    return [
+        return None
+    return (
         f"  caution: the seed program's evaluations spent {now:.1f} s after training here and "
         f"{then:.1f} s in the search: the machine ran at another speed (other jobs on it?), and "
         "under a wall-clock budget a slower machine trains less; these values do not compare "
         "with the search's"
-    ]
+    )
