@@ -123,6 +123,8 @@ class Engine:
         except BaseException:
             signal.signal(signal.SIGINT, self.previous_handler)
             credentials.give_back(self.held)
+            if "evaluators" in vars(self):  # made before the error: freed now, as in run()
+                self.evaluators.close()
             raise
 
     def run(self) -> RunState:
@@ -139,6 +141,9 @@ class Engine:
                     continue
                 self.wait()
                 progress.maybe_print()
+        except BaseException:  # the error's traceback may hold this engine, and the CPUs or
+            self.evaluators.close()  # GPUs its evaluators reserve, until a garbage collection
+            raise
         finally:  # a Ctrl-C during the last checkpoint stops at once
             signal.signal(signal.SIGINT, self.previous_handler)
             credentials.give_back(self.held)

@@ -103,6 +103,11 @@ class EvaluatorPool:
     def __len__(self) -> int:
         return len(self.actors)
 
+    def close(self) -> None:
+        """Kill the evaluators now: Ray frees the CPUs or GPUs they reserve."""
+        for actor in self.actors:
+            self.ray.kill(actor)
+
     def submit(self, request: EvalRequest) -> tuple[Any, int]:
         """Start an evaluation on the first idle evaluator; returns its reference and slot."""
         slot = self.idle.pop(0)
