@@ -815,6 +815,7 @@ def test_cheating_proposals_are_refused_and_the_lineage_says_why(
 
     model_server.reset()
     monkeypatch.setattr(model_server, "default", reply)
+    monkeypatch.setattr(proposals, "BACKOFF_S", 0.05)  # each refused cheat is a paid refusal
     # the seed's 3 evaluations and the honest child's 2 (a gain is held on a second seed)
     engine, rows = run_engine(tmp_path, QUAD, islands=1, max_evals=5, operator="anthropic")
     refused = [r for r in candidates(rows) if r["hypothesis"] == "cheat"]
