@@ -104,9 +104,11 @@ class EvaluatorPool:
         return len(self.actors)
 
     def close(self) -> None:
-        """Kill the evaluators now: Ray frees the CPUs or GPUs they reserve."""
-        for actor in self.actors:
-            self.ray.kill(actor)
+        """Kill the evaluators now: Ray frees the CPUs or GPUs they reserve (where Ray is down,
+        they went with it, and their handles would raise instead)."""
+        if self.ray.is_initialized():
+            for actor in self.actors:
+                self.ray.kill(actor)
 
     def submit(self, request: EvalRequest) -> tuple[Any, int]:
         """Start an evaluation on the first idle evaluator; returns its reference and slot."""
