@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -18,6 +19,7 @@ import threading
 import time
 import weakref
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -585,13 +587,8 @@ def test_an_unwritable_run_folder_stops_the_run_cleanly(ray_session, tmp_path):
         (tmp_path / "run" / "lineage").rename(tmp_path / "saved")
         (tmp_path / "run" / "lineage").write_text("not a folder any more")
 
-    gc.disable()  # `caught` holds the engine through its traceback: no collection frees it
-    try:
-        with pytest.raises(UsageError) as caught:
-            run_engine(tmp_path, QUAD, islands=2, max_evals=400, on_progress=break_folder)
-        assert_cpus_freed(ray_session)
-    finally:
-        gc.enable()
+    with raised_and_kept(ray_session) as caught:
+        run_engine(tmp_path, QUAD, islands=2, max_evals=400, on_progress=break_folder)
     message = str(caught.value)
     assert message.startswith(f"cannot write to the run folder {tmp_path / 'run'} (")
     assert message.endswith(f"then go on: python -m evo run --resume {tmp_path / 'run'}")
@@ -599,27 +596,31 @@ def test_an_unwritable_run_folder_stops_the_run_cleanly(ray_session, tmp_path):
     assert rows and len({r["candidate_id"] for r in candidates(rows)}) == len(candidates(rows))
 
 
-def assert_cpus_freed(ray) -> None:
-    """The evaluators of a run that raised have given their CPUs back (Ray's kill takes a
-    moment): a next run in this process does not wait for them."""
-    deadline = time.monotonic() + 30
-    while ray.available_resources().get("CPU", 0) < 2:
-        assert time.monotonic() < deadline, ray.available_resources()
-        time.sleep(0.05)
+@contextlib.contextmanager
+def raised_and_kept(ray) -> Iterator[pytest.ExceptionInfo[UsageError]]:
+    """`pytest.raises(UsageError)` around a run, its error kept as a notebook keeps its last
+    traceback, which holds the engine: with no garbage collection to free that, the evaluators of
+    the run must still give their CPUs back (Ray's kill takes a moment), so that a next run in
+    this process does not wait for them."""
+    gc.disable()
+    try:
+        with pytest.raises(UsageError) as caught:
+            yield caught
+        deadline = time.monotonic() + 30
+        while ray.available_resources().get("CPU", 0) < 2:
+            assert time.monotonic() < deadline, ray.available_resources()
+            time.sleep(0.05)
+    finally:
+        gc.enable()
 
 
 def test_a_seed_program_that_fails_in_a_run_frees_its_evaluators(ray_session, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(QUAD, broken)
     (broken / "params.py").write_text("X = 1.0\nY = undefined_name\n")
-    gc.disable()
-    try:
-        with pytest.raises(UsageError) as caught:  # holds the engine, as in the test above
-            run_engine(tmp_path, broken)
-        assert_cpus_freed(ray_session)
-        assert "the seed program fails its own evaluation" in str(caught.value)
-    finally:
-        gc.enable()
+    with raised_and_kept(ray_session) as caught:
+        run_engine(tmp_path, broken)
+    assert "the seed program fails its own evaluation" in str(caught.value)
 
 
 def run_cli(*args: str, **popen: object) -> subprocess.Popen:
