@@ -247,8 +247,9 @@ def sort_seed_metric(tmp_path_factory) -> float:
 def test_a_forgery_of_sort_gains_nothing(tmp_path, sort_seed_metric, name):
     source = SORT.read_mutable()["sort.py"] + SORT_ATTACKS[name]
     result = evaluated(tmp_path, "sort", source)
-    # timing noise between runs is a few percent; each attack, had it worked, gave 0 or near it
-    assert result["status"] == "ok" and result["metric"] > 0.8 * sort_seed_metric, result
+    # each attack, had it worked, gave 0 or near it; timing on 2 cores shared with Ray moves by up
+    # to a fifth between evaluations (81 ms against 104 once): half the seed's is far from both
+    assert result["status"] == "ok" and result["metric"] > 0.5 * sort_seed_metric, result
 
 
 def rewrite(name: str, file: str, source: str) -> Reply:
@@ -291,7 +292,7 @@ def test_forgeries_a_model_proposes_in_a_run_never_measure_better(
     baseline = statistics.mean(seed["metrics"])
     for hypothesis, row in tried.items():
         if name == "sort":  # each would have measured 0 or near it
-            assert row["metrics"] and min(row["metrics"]) > 0.8 * baseline, row
+            assert row["metrics"] and min(row["metrics"]) > 0.5 * baseline, row
         elif hypothesis.startswith("doctor"):
             assert (row["status"], row["metrics"]) == ("invalid", [None]), row
             assert "not an ATen operator" in row["reason"]
