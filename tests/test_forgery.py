@@ -22,10 +22,11 @@ pytestmark = pytest.mark.skipif(
 )
 GPT = load_target(ROOT / "targets" / "gpt")
 BUDGET = 3
-# The seed trains for 3 s; an attack that worked would score far below it (0.0 for a patched
-# loss, about 0.8 lower for training on the validation split at 15 s). Seed noise at 3 s is
-# about 0.05.
-MARGIN = 0.2
+# The seed trains for 3 s and scores about 4.2; each attack expected to be "no better", had it
+# worked, would score 0.0 (a patched loss, a forged result). On 2 cores one program at 3 s reads
+# up to about 0.25 apart between evaluations, as the steps trained in those seconds vary
+# (BENCHMARKS.md "The search, on the gpt target"; 4.01 against the seed's 4.24 in CI once).
+MARGIN = 1.0
 
 # Walks up from the variant's code to the fixed part's frames (no sys, no inspect).
 FRAMES = """
